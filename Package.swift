@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+// qdist: compress and fine-tune Llama-family models, on a laptop or across an Open MPI cluster.
+import PackageDescription
+
+let package = Package(
+    name: "qdist",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "qdist", targets: ["qdist"]),
+        .executable(name: "qdist-bench", targets: ["QDistBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims: Open MPI's handles are macros Swift cannot import; the shims return them.
+        .systemLibrary(name: "CMPI", path: "CMPI", pkgConfig: "ompi-c"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+
+        .target(name: "QDistTensor", dependencies: ["CBLAS"]),
+        .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
+        .target(name: "QDistIO", dependencies: ["QDistTensor"]),
+        .target(name: "QDistQuant", dependencies: ["QDistTensor", "QDistIO"]),
+        .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
+        .executableTarget(
+            name: "qdist",
+            dependencies: [
+                "QDistTensor", "QDistComm", "QDistIO", "QDistQuant", "QDistTrain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "QDistBench",
+            dependencies: ["QDistTensor", "CBLAS"],
+            path: "Benchmarks/QDistBench"),
+
+        .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
+        .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "qdist"]),
+        .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "qdist"]),
+        .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant"]),
+        .testTarget(name: "qdistTests", dependencies: ["qdist", "QDistTrain"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// target QDistComm: see issue notes

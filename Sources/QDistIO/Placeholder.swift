@@ -1,0 +1,1 @@
+// target QDistIO: see issue notes

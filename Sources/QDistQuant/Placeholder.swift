@@ -1,0 +1,1 @@
+// target QDistQuant: see issue notes

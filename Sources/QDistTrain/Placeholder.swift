@@ -1,0 +1,1 @@
+// target QDistTrain: see issue notes

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The qdist command line: one subcommand per file, each a thin shell over a library call.
+@main
+struct Qdist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qdist",
+        abstract: "Compress and fine-tune Llama-family models, on a laptop or across an Open MPI cluster.",
+        version: QdistVersion.string,
+        subcommands: [])
+}
+
+/// The qdist release this binary was built from.
+enum QdistVersion {
+    static let string = "0.1.0"
+}
