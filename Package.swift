@@ -33,10 +33,13 @@ let package = Package(
             dependencies: ["QDistTensor", "CBLAS"],
             path: "Benchmarks/QDistBench"),
 
+        // Runs the built binary (and mpirun, and Python references) for end-to-end tests.
+        .target(name: "QDistTestSupport", path: "Tests/QDistTestSupport"),
+
         .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
-        .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "qdist"]),
-        .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "qdist"]),
+        .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
+        .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant"]),
-        .testTarget(name: "qdistTests", dependencies: ["qdist", "QDistTrain"]),
+        .testTarget(name: "qdistTests", dependencies: ["QDistTrain", "QDistTestSupport", "qdist"]),
     ]
 )

@@ -7,7 +7,7 @@ struct Qdist: ParsableCommand {
         commandName: "qdist",
         abstract: "Compress and fine-tune Llama-family models, on a laptop or across an Open MPI cluster.",
         version: QdistVersion.string,
-        subcommands: [])
+        subcommands: [EnvCommand.self, InspectCommand.self, FormatsCommand.self, MemoryCommand.self])
 }
 
 /// The qdist release this binary was built from.
