@@ -1,1 +1,0 @@
-// target QDistQuant: see issue notes

@@ -1,1 +1,0 @@
-// target QDistTrain: see issue notes
