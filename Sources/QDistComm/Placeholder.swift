@@ -1,1 +1,0 @@
-// target QDistComm: see issue notes
