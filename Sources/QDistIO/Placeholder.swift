@@ -1,1 +1,0 @@
-// target QDistIO: see issue notes
