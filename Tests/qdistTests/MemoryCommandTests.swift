@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import QDistTestSupport
 
@@ -27,6 +28,24 @@ final class MemoryCommandTests: XCTestCase {
         let byStage = try XCTUnwrap(training["per_rank_total_by_stage"] as? [Double])
         XCTAssertEqual(byStage.count, 4)
         XCTAssertEqual(byStage, byStage.sorted(by: >), "each stage needs less memory per rank")
+    }
+
+    func testModelFolderIsCountedFromConfigShapes() throws {
+        let dir = try QdistProcess.temporaryDirectory(self)
+        let config = #"{"model_type":"llama","hidden_size":576,"intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,"vocab_size":49152,"rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,"tie_word_embeddings":true}"#
+        try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
+        let r = try QdistProcess.run(["memory", "--model", dir.path, "--dtype", "int4", "--train", "--lora-rank", "16", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try QdistProcess.jsonObject(r)
+        XCTAssertEqual(json["parameters"] as? Double, 134_515_008, "SmolLM2-135M's parameter count")
+        // 30 layers × r·(in+out) over q(576→576), k(576→192), v(576→192), o(576→576), gate/up(576→1536), down(1536→576).
+        let perLayer = 16 * ((576 + 576) + (576 + 192) * 2 + (576 + 576) + (576 + 1536) * 3)
+        let training = try XCTUnwrap(json["training"] as? [String: Any])
+        XCTAssertEqual(training["lora_parameters"] as? Double, Double(30 * perLayer))
+        let missing = try QdistProcess.run(["memory", "--model", dir.appendingPathComponent("nope").path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("nope"), missing.stderr)
     }
 
     func testBadArgumentsFailWithAMessageAndNoOutput() throws {
