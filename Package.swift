@@ -20,6 +20,7 @@ let package = Package(
         .target(name: "QDistTensor", dependencies: ["CBLAS"]),
         .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
         .target(name: "QDistIO", dependencies: ["QDistTensor"]),
+        .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistQuant", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
         .executableTarget(

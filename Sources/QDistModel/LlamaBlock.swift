@@ -1,0 +1,106 @@
+import QDistIO
+import QDistTensor
+
+/// The weights of one decoder block, named as in a Hugging Face checkpoint under
+/// `model.layers.N.`.
+public struct LlamaBlockWeights: Sendable {
+    public var inputNorm: Tensor  // (hidden)
+    public var q: LinearLayer, k: LinearLayer, v: LinearLayer, o: LinearLayer
+    public var postAttentionNorm: Tensor  // (hidden)
+    public var gate: LinearLayer, up: LinearLayer, down: LinearLayer
+
+    /// The block's linear layers by HF suffix ("self_attn.q_proj", …), for quantizers.
+    public var linears: [String: LinearLayer] {
+        get {
+            ["self_attn.q_proj": q, "self_attn.k_proj": k, "self_attn.v_proj": v, "self_attn.o_proj": o,
+             "mlp.gate_proj": gate, "mlp.up_proj": up, "mlp.down_proj": down]
+        }
+        set {
+            for (name, layer) in newValue {
+                switch name {
+                case "self_attn.q_proj": q = layer
+                case "self_attn.k_proj": k = layer
+                case "self_attn.v_proj": v = layer
+                case "self_attn.o_proj": o = layer
+                case "mlp.gate_proj": gate = layer
+                case "mlp.up_proj": up = layer
+                case "mlp.down_proj": down = layer
+                default: preconditionFailure("no linear \(name) in a Llama block")
+                }
+            }
+        }
+    }
+
+    /// Reads block `index` from `source`, verifying every shape against `config`.
+    public static func load(block index: Int, from source: any WeightSource, config: ModelConfiguration) throws -> LlamaBlockWeights {
+        let p = "model.layers.\(index)."
+        let h = config.hiddenSize, d = config.headDim
+        func linear(_ name: String, out: Int, inFeatures: Int, bias: Bool) throws -> LinearLayer {
+            let w = try source.tensor(p + name + ".weight", expectedShape: [out, inFeatures])
+            let b = bias ? try source.tensor(p + name + ".bias", expectedShape: [out]) : nil
+            return LinearLayer(weight: w, bias: b)
+        }
+        let qkvBias = config.hasQKVBias, oBias = config.hasOutputProjectionBias, mlpBias = config.mlpBias
+        return LlamaBlockWeights(
+            inputNorm: try source.tensor(p + "input_layernorm.weight", expectedShape: [h]),
+            q: try linear("self_attn.q_proj", out: config.numAttentionHeads * d, inFeatures: h, bias: qkvBias),
+            k: try linear("self_attn.k_proj", out: config.numKeyValueHeads * d, inFeatures: h, bias: qkvBias),
+            v: try linear("self_attn.v_proj", out: config.numKeyValueHeads * d, inFeatures: h, bias: qkvBias),
+            o: try linear("self_attn.o_proj", out: h, inFeatures: config.numAttentionHeads * d, bias: oBias),
+            postAttentionNorm: try source.tensor(p + "post_attention_layernorm.weight", expectedShape: [h]),
+            gate: try linear("mlp.gate_proj", out: config.intermediateSize, inFeatures: h, bias: mlpBias),
+            up: try linear("mlp.up_proj", out: config.intermediateSize, inFeatures: h, bias: mlpBias),
+            down: try linear("mlp.down_proj", out: h, inFeatures: config.intermediateSize, bias: mlpBias))
+    }
+}
+
+/// One decoder block: x + attn(norm(x)), then + mlp(norm(x)) with SwiGLU.
+public struct LlamaBlock: Sendable {
+    public let index: Int
+    public var weights: LlamaBlockWeights
+    public let attention: LlamaAttention
+    public let rotary: RotaryEmbedding
+    public let epsilon: Float
+
+    public init(index: Int, weights: LlamaBlockWeights, config: ModelConfiguration, rotary: RotaryEmbedding) {
+        self.index = index
+        self.weights = weights
+        self.attention = LlamaAttention(heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads, headDim: config.headDim)
+        self.rotary = rotary
+        self.epsilon = Float(config.rmsNormEps)
+    }
+
+    /// x (tokens, hidden) at positions `cache.length…` (or 0… without a cache) → (tokens, hidden).
+    public func forward(_ x: Tensor, cache: inout KVCache?, observer: inout (any BlockInputObserver)?) -> Tensor {
+        let w = weights
+        let offset = cache?.length ?? 0
+        let h = x.rmsNormalized(weight: w.inputNorm, epsilon: epsilon)
+        observer?.observe(block: index, group: .qkv, input: h)
+        var q = w.q(h), k = w.k(h)
+        let v = w.v(h)
+        rotary.apply(to: &q, heads: attention.heads, positionOffset: offset)
+        rotary.apply(to: &k, heads: attention.kvHeads, positionOffset: offset)
+        let attended: Tensor
+        if cache != nil {
+            cache!.append(block: index, keys: k, values: v)
+            attended = cache!.keys[index].withUnsafeBufferPointer { pk in
+                cache!.values[index].withUnsafeBufferPointer { pv in
+                    attention(queries: q, keys: pk, values: pv, positionOffset: offset)
+                }
+            }
+        } else {
+            attended = k.withUnsafeBufferPointer { pk in
+                v.withUnsafeBufferPointer { pv in attention(queries: q, keys: pk, values: pv, positionOffset: 0) }
+            }
+        }
+        observer?.observe(block: index, group: .o, input: attended)
+        var out = x
+        out.addScaled(w.o(attended))
+        let h2 = out.rmsNormalized(weight: w.postAttentionNorm, epsilon: epsilon)
+        observer?.observe(block: index, group: .gateUp, input: h2)
+        let activated = Tensor.swiGLU(gate: w.gate(h2), up: w.up(h2))
+        observer?.observe(block: index, group: .down, input: activated)
+        out.addScaled(w.down(activated))
+        return out
+    }
+}

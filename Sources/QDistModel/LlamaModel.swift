@@ -1,0 +1,115 @@
+// port of https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py
+// (also Mistral and Qwen2, which differ only in config: sliding window, q/k/v biases).
+import Foundation
+import QDistIO
+import QDistTensor
+
+/// A Llama-family decoder with all weights in memory, in Float32: token embedding, N blocks,
+/// final RMSNorm and the (tied or separate) output head. Forward passes do no I/O.
+///
+/// Streaming jobs (quantization) instead load `LlamaBlockWeights` one block at a time from a
+/// `WeightSource` and call `LlamaBlock.forward` themselves; this type is for eval and generate.
+public struct LlamaModel: Sendable {
+    public let config: ModelConfiguration
+    public var embedding: Tensor  // (vocab, hidden)
+    public var blocks: [LlamaBlock]
+    public var finalNorm: Tensor  // (hidden)
+    /// (vocab, hidden); the embedding itself when `tie_word_embeddings`.
+    public var outputHead: Tensor
+
+    public init(config: ModelConfiguration, embedding: Tensor, blocks: [LlamaBlock], finalNorm: Tensor, outputHead: Tensor) {
+        self.config = config
+        self.embedding = embedding
+        self.blocks = blocks
+        self.finalNorm = finalNorm
+        self.outputHead = outputHead
+    }
+
+    /// The rotary embedding `config` describes.
+    public static func rotary(for config: ModelConfiguration) -> RotaryEmbedding {
+        RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
+    }
+
+    /// Loads every tensor `config` implies from `source`, checking names and shapes.
+    public static func load(config: ModelConfiguration, from source: any WeightSource) throws -> LlamaModel {
+        let rotary = rotary(for: config)
+        let embedding = try source.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
+        let blocks = try (0..<config.numHiddenLayers).map { i in
+            LlamaBlock(index: i, weights: try LlamaBlockWeights.load(block: i, from: source, config: config), config: config, rotary: rotary)
+        }
+        let head: Tensor
+        if config.tieWordEmbeddings || !source.contains("lm_head.weight") {
+            head = embedding
+        } else {
+            head = try source.tensor("lm_head.weight", expectedShape: [config.vocabSize, config.hiddenSize])
+        }
+        let norm = try source.tensor("model.norm.weight", expectedShape: [config.hiddenSize])
+        return LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
+    }
+
+    /// Rows of the embedding for `tokens` → (tokens, hidden).
+    public func embed(_ tokens: [Int]) -> Tensor {
+        let h = config.hiddenSize
+        var out = [Float](repeating: 0, count: tokens.count * h)
+        embedding.withUnsafeBufferPointer { e in
+            out.withUnsafeMutableBufferPointer { o in
+                for (t, id) in tokens.enumerated() {
+                    precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside vocabulary of \(config.vocabSize)")
+                    (o.baseAddress! + t * h).update(from: e.baseAddress! + id * h, count: h)
+                }
+            }
+        }
+        return Tensor(shape: [tokens.count, h], scalars: out)
+    }
+
+    /// Final hidden states (tokens, hidden) after the last norm. With a cache, `tokens` continue
+    /// the cached sequence.
+    public func hiddenStates(_ tokens: [Int], cache: inout KVCache?) -> Tensor {
+        var x = embed(tokens)
+        var observer: (any BlockInputObserver)? = nil
+        for block in blocks { x = block.forward(x, cache: &cache, observer: &observer) }
+        return x.rmsNormalized(weight: finalNorm, epsilon: Float(config.rmsNormEps))
+    }
+
+    /// Logits (tokens, vocab) for every position.
+    public func logits(_ tokens: [Int], cache: inout KVCache?) -> Tensor {
+        Tensor.matmul(hiddenStates(tokens, cache: &cache), outputHead, transposeB: true)
+    }
+
+    /// Logits without a cache.
+    public func logits(_ tokens: [Int]) -> Tensor {
+        var cache: KVCache? = nil
+        return logits(tokens, cache: &cache)
+    }
+
+    /// An empty cache for this model.
+    public func makeCache() -> KVCache {
+        KVCache(blocks: config.numHiddenLayers, kvWidth: config.numKeyValueHeads * config.headDim)
+    }
+
+    /// Sum of −log p(token[t+1] | tokens[...t]) over the window, and how many tokens it
+    /// predicted (count − 1): the perplexity protocol's per-window term.
+    public func negativeLogLikelihood(_ tokens: [Int]) -> (sum: Double, predicted: Int) {
+        guard tokens.count > 1 else { return (0, 0) }
+        let z = logits(Array(tokens.dropLast()))
+        return (Self.crossEntropySum(logits: z, targets: Array(tokens.dropFirst())), tokens.count - 1)
+    }
+
+    /// Σ_t (logsumexp(z_t) − z_t[target_t]), accumulated in Double.
+    public static func crossEntropySum(logits z: Tensor, targets: [Int]) -> Double {
+        let v = z.columns
+        precondition(z.rows == targets.count, "\(z.rows) logit rows for \(targets.count) targets")
+        return z.withUnsafeBufferPointer { p in
+            var total = 0.0
+            for (t, target) in targets.enumerated() {
+                let row = p.baseAddress! + t * v
+                var m = -Float.infinity
+                for j in 0..<v { m = max(m, row[j]) }
+                var s = 0.0
+                for j in 0..<v { s += Double(exp(row[j] - m)) }
+                total += Double(m) + log(s) - Double(row[target])
+            }
+            return total
+        }
+    }
+}
