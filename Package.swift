@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"]),
+        .testTarget(name: "QDistModelTests", dependencies: ["QDistModel", "QDistIO", "QDistTestSupport"]),
         .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant", "QDistIO", "QDistTensor"]),
         .testTarget(name: "QDistTrainTests", dependencies: ["QDistTrain", "QDistQuant"]),
         .testTarget(name: "qdistTests", dependencies: ["QDistTrain", "QDistTestSupport", "qdist"]),

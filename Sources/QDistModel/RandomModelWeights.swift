@@ -1,0 +1,71 @@
+import Foundation
+import QDistIO
+import QDistTensor
+
+/// Seeded random weights for any `ModelConfiguration`: the tiny models that tests, the README's
+/// first command and `qdist tiny-model` run, so every path works without downloading anything.
+///
+/// Scales keep activations O(1) through the blocks (linear weights ~ N(0, 1/in)), so logits are
+/// neither flat nor saturated and numerical comparisons mean something.
+public enum RandomModelWeights {
+    /// A small Llama-family configuration with the given sizes.
+    public static func configuration(arch: String = "llama", layers: Int = 2, hidden: Int = 64, heads: Int = 4,
+                                     kvHeads: Int = 2, intermediate: Int? = nil, vocab: Int = 512,
+                                     tied: Bool = false) -> ModelConfiguration {
+        ModelConfiguration(modelType: arch, hiddenSize: hidden, intermediateSize: intermediate ?? hidden * 8 / 3 / 8 * 8,
+                           numHiddenLayers: layers, numAttentionHeads: heads, numKeyValueHeads: kvHeads,
+                           vocabSize: vocab, rmsNormEps: 1e-5, ropeTheta: 10000, maxPositionEmbeddings: 2048,
+                           tieWordEmbeddings: tied,
+                           architectures: [arch == "qwen2" ? "Qwen2ForCausalLM" : arch == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"])
+    }
+
+    /// Every tensor `config` implies, drawn from a generator seeded with `seed`.
+    public static func make(for config: ModelConfiguration, seed: UInt64) -> [String: Tensor] {
+        var rng = SeededGenerator(seed: seed)
+        var out: [String: Tensor] = [:]
+        for (name, shape) in config.tensorShapes {
+            let n = shape.reduce(1, *)
+            let values: [Float]
+            if name.hasSuffix("norm.weight") {
+                values = (0..<n).map { _ in 1 + 0.1 * rng.normal() }
+            } else if name.hasSuffix(".bias") {
+                values = (0..<n).map { _ in 0.1 * rng.normal() }
+            } else if name == "model.embed_tokens.weight" {
+                values = (0..<n).map { _ in rng.normal() }
+            } else {
+                let sigma = 1 / Float(shape[1]).squareRoot()
+                values = (0..<n).map { _ in sigma * rng.normal() }
+            }
+            out[name] = Tensor(shape: shape, scalars: values)
+        }
+        return out
+    }
+}
+
+/// SplitMix64 with Box–Muller normals: fast, seedable, identical on every platform.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    private var spare: Float?
+
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// Standard normal.
+    public mutating func normal() -> Float {
+        if let s = spare { spare = nil; return s }
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        let r = (-2 * log(u1)).squareRoot()
+        spare = Float(r * sin(2 * .pi * u2))
+        return Float(r * cos(2 * .pi * u2))
+    }
+}
