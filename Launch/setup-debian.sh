@@ -15,6 +15,6 @@ fi
 if [ ! -x .venv/bin/python3 ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python3 -c 'import safetensors, numpy' 2>/dev/null || \
-  .venv/bin/pip install -q --disable-pip-version-check safetensors numpy
+.venv/bin/python3 -c 'import safetensors, numpy, gguf, tokenizers' 2>/dev/null || \
+  .venv/bin/pip install -q --disable-pip-version-check safetensors numpy gguf tokenizers
 echo "setup: Open MPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'), OpenBLAS $(dpkg -s libopenblas0-pthread 2>/dev/null | awk '/^Version/{print $2}'), venv .venv ready" >&2

@@ -1,10 +1,5 @@
 import Foundation
 import QDistTensor
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A validated, memory-mapped safetensors file from which tensors are read by name.
 ///
@@ -27,39 +22,22 @@ public final class SafetensorsReader: @unchecked Sendable {
     public let header: SafetensorsHeader
     /// `__metadata__` as a dictionary (empty when the file has none).
     public let metadata: [String: String]
-    private let mapping: UnsafeRawBufferPointer
+    private let file: MappedFile
+    private var mapping: UnsafeRawBufferPointer { file.bytes }
     private let positions: [String: Int]
 
     /// Maps and validates the file at `url`.
     public init(url: URL) throws(QDistIOError) {
         self.url = url
         let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw QDistIOError.posix("cannot open", path: path) }
-        defer { _ = close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw QDistIOError.posix("cannot stat", path: path) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw QDistIOError(.io, path: path, "not a regular file")
-        }
-        fileSize = Int(status.st_size)
+        file = try MappedFile(url: url)
+        fileSize = file.count
         if fileSize < 8 {
             throw QDistIOError(.safetensors, path: path,
                                "file is \(fileSize) bytes, too short for the 8-byte header length that starts a safetensors file",
                                byteOffset: 0)
         }
-        guard let base = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0),
-              base != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw QDistIOError.posix("cannot map \(fileSize) bytes", path: path)
-        }
-        let mapping = UnsafeRawBufferPointer(start: base, count: fileSize)
-        do {
-            header = try SafetensorsHeader.parse(prefix: mapping, fileSize: fileSize, path: path)
-        } catch {
-            munmap(base, fileSize)
-            throw error
-        }
-        self.mapping = mapping
+        header = try SafetensorsHeader.parse(prefix: file.bytes, fileSize: fileSize, path: path)
         var metadata: [String: String] = [:]
         for (k, v) in header.metadata ?? [] { metadata[k] = v }
         self.metadata = metadata
@@ -71,10 +49,6 @@ public final class SafetensorsReader: @unchecked Sendable {
     /// Opens the file at `path`.
     public convenience init(path: String) throws(QDistIOError) {
         try self.init(url: URL(fileURLWithPath: path))
-    }
-
-    deinit {
-        munmap(UnsafeMutableRawPointer(mutating: mapping.baseAddress!), mapping.count)
     }
 
     /// Tensor names in the order their data appears in the file.

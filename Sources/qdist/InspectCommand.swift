@@ -4,11 +4,12 @@ import QDistIO
 import QDistTensor
 
 /// `qdist inspect`: lists the tensors of a safetensors checkpoint (file, folder or sharded
-/// folder) with their totals, reading headers only. A thin shell over `CheckpointSummary`.
+/// folder) or of a GGUF file with their totals, reading headers only. A thin shell over
+/// `CheckpointSummary` and `GGUFFile`.
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "List the tensors in a safetensors checkpoint, with dtype, shape and size totals.",
+        abstract: "List the tensors in a safetensors checkpoint or GGUF file, with dtype, shape and size totals.",
         discussion: """
             PATH is a .safetensors file, or a model folder holding model.safetensors, or \
             model.safetensors.index.json and its shards. Only headers are read, so inspecting a \
@@ -28,15 +29,23 @@ struct InspectCommand: ParsableCommand {
             With --json, one JSON object is printed: {"path", "files", "tensors": [{"name", \
             "dtype", "shape", "bytes", "file"}], "tensor_count", "parameter_count", \
             "total_bytes", "dtype_bytes", "metadata", "quantization_config"}.
+
+            A GGUF file (a .gguf name, or a file that starts with "GGUF") is listed the same \
+            way, with ggml type names (Q4_K, F16, ...), row-major shapes and block bytes, then \
+            its metadata (long strings and arrays abbreviated). Its --json object is {"path", \
+            "format": "gguf", "version", "alignment", "tensors": [{"name", "type", "shape", \
+            "bytes"}], "tensor_count", "parameter_count", "total_bytes", "type_bytes", \
+            "metadata"}, where arrays of more than 64 elements appear as {"type", "count"}.
             """)
 
-    @Argument(help: "A .safetensors file, or a folder with model.safetensors or model.safetensors.index.json.")
+    @Argument(help: "A .safetensors or .gguf file, or a folder with model.safetensors or model.safetensors.index.json.")
     var path: String
 
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
     func run() throws {
+        if Self.isGGUF(path) { return try inspectGGUF() }
         let summary: CheckpointSummary
         do {
             summary = try CheckpointSummary(url: URL(fileURLWithPath: path))
@@ -62,19 +71,7 @@ struct InspectCommand: ParsableCommand {
             if showFile { row.append(t.file) }
             rows.append(row)
         }
-        var widths = [Int](repeating: 0, count: header.count)
-        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        var out = ""
-        for row in rows {
-            var line = ""
-            for (i, cell) in row.enumerated() {
-                let padding = String(repeating: " ", count: widths[i] - cell.count)
-                if i == 3 { line += padding + cell } else { line += cell + (i == row.count - 1 ? "" : padding) }
-                if i < row.count - 1 { line += "  " }
-            }
-            out += line + "\n"
-        }
-        out += "\n"
+        var out = table(rows) + "\n"
         out += "files:       \(s.files.joined(separator: ", "))\n"
         out += "tensors:     \(grouped(s.tensorCount))\n"
         out += "parameters:  \(grouped(s.parameterCount))\n"
@@ -90,6 +87,23 @@ struct InspectCommand: ParsableCommand {
         if let q = s.quantizationConfig {
             out += "quantization_config:\n"
             out += String(decoding: q.serialized(.pretty(sortKeys: false)), as: UTF8.self) + "\n"
+        }
+        return out
+    }
+
+    /// Rows as aligned columns, two spaces apart; column 3 (BYTES) is right-aligned.
+    static func table(_ rows: [[String]]) -> String {
+        var widths = [Int](repeating: 0, count: rows.map(\.count).max() ?? 0)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        var out = ""
+        for row in rows {
+            var line = ""
+            for (i, cell) in row.enumerated() {
+                let padding = String(repeating: " ", count: widths[i] - cell.count)
+                if i == 3 { line += padding + cell } else { line += cell + (i == row.count - 1 ? "" : padding) }
+                if i < row.count - 1 { line += "  " }
+            }
+            out += line + "\n"
         }
         return out
     }
@@ -111,5 +125,79 @@ struct InspectCommand: ParsableCommand {
         var value = Double(n), unit = 0
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
         return unit == 0 ? "\(n) B" : String(format: "%.1f", value) + " " + units[unit]
+    }
+}
+
+// MARK: - GGUF
+
+extension InspectCommand {
+    /// True for a `.gguf` name or a regular file whose first bytes are "GGUF".
+    static func isGGUF(_ path: String) -> Bool {
+        if path.lowercased().hasSuffix(".gguf") { return true }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
+    }
+
+    func inspectGGUF() throws {
+        let file: GGUFFile
+        do {
+            file = try GGUFFile(path: path)
+        } catch {
+            FileHandle.standardError.write(Data("qdist inspect: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print(json ? Self.ggufJSON(file).compactText : Self.ggufReport(file), terminator: json ? "\n" : "")
+    }
+
+    /// Bytes per ggml type, largest first.
+    static func typeBytes(_ file: GGUFFile) -> [(name: String, bytes: Int)] {
+        var perType: [String: Int] = [:]
+        for t in file.tensorInfos { perType[t.type.traits.name, default: 0] += t.byteCount }
+        return perType.map { (name: $0.key, bytes: $0.value) }.sorted { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.name < $1.name }
+    }
+
+    /// The table, the totals and every metadata entry (abbreviated).
+    static func ggufReport(_ file: GGUFFile) -> String {
+        var rows = [["NAME", "TYPE", "SHAPE", "BYTES"]]
+        for t in file.tensorInfos {
+            rows.append([t.name, t.type.traits.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.byteCount)])
+        }
+        let total = file.tensorInfos.reduce(0) { $0 + $1.byteCount }
+        var out = table(rows) + "\n"
+        out += "format:      GGUF v\(file.version), alignment \(file.alignment), data at byte \(grouped(file.dataOffset))\n"
+        out += "tensors:     \(grouped(file.tensorInfos.count))\n"
+        out += "parameters:  \(grouped(file.tensorInfos.reduce(0) { $0 + $1.elementCount }))\n"
+        out += "total bytes: \(grouped(total)) (\(humanBytes(total)))\n"
+        for (i, entry) in typeBytes(file).enumerated() {
+            let percent = total > 0 ? Double(entry.bytes) * 100 / Double(total) : 0
+            out += (i == 0 ? "by type:     " : "             ") + "\(entry.name) \(grouped(entry.bytes)) (\(String(format: "%.1f", percent))%)\n"
+        }
+        out += "metadata:\n"
+        for (key, value) in file.metadata.entries { out += "  \(key) = \(value)\n" }
+        return out
+    }
+
+    /// The `--json` object for a GGUF file.
+    static func ggufJSON(_ file: GGUFFile) -> JSONValue {
+        func abbreviated(_ v: GGUFValue) -> JSONValue {
+            guard let a = v.array, a.count > 64 else { return v.jsonValue }
+            return ["type": .string(a.elementType.name), "count": .integer(a.count)]
+        }
+        return .object([
+            (key: "path", value: .string(file.url.path)),
+            (key: "format", value: "gguf"),
+            (key: "version", value: .integer(file.version)),
+            (key: "alignment", value: .integer(file.alignment)),
+            (key: "tensors", value: .array(file.tensorInfos.map { t in
+                ["name": .string(t.name), "type": .string(t.type.traits.name),
+                 "shape": .array(t.shape.map { .integer($0) }), "bytes": .integer(t.byteCount)]
+            })),
+            (key: "tensor_count", value: .integer(file.tensorInfos.count)),
+            (key: "parameter_count", value: .integer(file.tensorInfos.reduce(0) { $0 + $1.elementCount })),
+            (key: "total_bytes", value: .integer(file.tensorInfos.reduce(0) { $0 + $1.byteCount })),
+            (key: "type_bytes", value: .object(typeBytes(file).map { (key: $0.name, value: .integer($0.bytes)) })),
+            (key: "metadata", value: .object(file.metadata.entries.map { (key: $0.key, value: abbreviated($0.value)) })),
+        ])
     }
 }
