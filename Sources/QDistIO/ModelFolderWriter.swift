@@ -1,0 +1,63 @@
+import Foundation
+import QDistTensor
+
+/// Writes a complete Hugging Face model folder — config.json, model.safetensors (or shards
+/// with an index), tokenizer.json, tokenizer_config.json, generation_config.json — so that
+/// transformers (and qdist) load it.
+///
+/// The folder appears whole or not at all: everything is written into a hidden staging folder
+/// beside the destination and renamed into place at the end; a failure removes the staging
+/// folder. An existing destination is replaced only when `overwrite` is set.
+public struct ModelFolderWriter {
+    public var destination: URL
+    public var overwrite: Bool
+    public var maxShardSize: Int
+
+    public init(destination: URL, overwrite: Bool = false, maxShardSize: Int = ShardedCheckpointWriter.defaultMaxShardSize) {
+        self.destination = destination
+        self.overwrite = overwrite
+        self.maxShardSize = maxShardSize
+    }
+
+    /// Writes the folder. `tensors` lists names and shapes in checkpoint order; `load` returns
+    /// each one, already in its stored dtype (called once per tensor; all are held until the
+    /// shards are written, so peak memory is the stored size of the model).
+    public func write(config: ModelConfiguration, tensors: [(name: String, shape: [Int])],
+                      load: (String) throws -> StoredTensor, tokenizerJSON: JSONValue?, tokenizerConfig: JSONValue?,
+                      generationConfig: JSONValue?, metadata: [String: String] = ["format": "pt"]) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: destination.path) && !overwrite {
+            throw QDistIOError(.io, path: destination.path, "already exists (pass --overwrite to replace it)")
+        }
+        let parent = destination.deletingLastPathComponent()
+        do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
+            throw QDistIOError(.io, path: parent.path, "cannot create folder: \(error.localizedDescription)")
+        }
+        let staging = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())")
+        try? fm.removeItem(at: staging)
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+            try config.write(to: staging.appendingPathComponent("config.json"))
+            let plan = ShardedCheckpointWriter(maxShardSize: maxShardSize, metadata: metadata)
+            let stored = try tensors.map { entry -> (name: String, tensor: StoredTensor) in
+                let t = try load(entry.name)
+                guard t.shape == entry.shape else {
+                    throw QDistIOError(.invalidArgument, path: destination.path, "tensor \(entry.name) has shape \(t.shape), expected \(entry.shape)")
+                }
+                return (entry.name, t)
+            }
+            _ = try plan.write(stored, to: staging)
+            for (name, json) in [("tokenizer.json", tokenizerJSON), ("tokenizer_config.json", tokenizerConfig),
+                                 ("generation_config.json", generationConfig)] {
+                guard let json else { continue }
+                try AtomicFileWriter.write(json.serialized(.pretty(sortKeys: false)) + [0x0A],
+                                           to: staging.appendingPathComponent(name))
+            }
+            if fm.fileExists(atPath: destination.path) { try fm.removeItem(at: destination) }
+            try fm.moveItem(at: staging, to: destination)
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw error
+        }
+    }
+}

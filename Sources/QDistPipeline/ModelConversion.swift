@@ -1,0 +1,58 @@
+import Foundation
+import QDistIO
+import QDistModel
+import QDistTensor
+
+/// `qdist convert`: a GGUF file (or a model folder) rewritten as a Hugging Face folder with
+/// weights in one float dtype — tensors dequantized, Q/K rows un-permuted, names mapped — plus
+/// the tokenizer files transformers needs.
+public enum ModelConversion {
+    /// What a conversion wrote.
+    public struct Summary: Sendable {
+        public var destination: URL
+        public var tensors: Int
+        public var parameters: Int
+        public var bytes: Int
+        public var seconds: Double
+    }
+
+    public static func convert(_ bundle: ModelBundle, to destination: URL, dtype: DType, overwrite: Bool) throws -> Summary {
+        guard [.f32, .f16, .bf16].contains(dtype) else {
+            throw QDistIOError(.invalidArgument, path: destination.path, "--dtype must be f32, f16 or bf16")
+        }
+        let start = Date()
+        let shapes = bundle.config.tensorShapes
+        var config = bundle.config
+        config.torchDtype = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue.lowercased()]
+        let tokenizerFiles: (JSONValue?, JSONValue?)
+        if let files = bundle.tokenizerFiles {
+            tokenizerFiles = (files.tokenizerJSON, files.tokenizerConfig)
+        } else {
+            let folder = URL(fileURLWithPath: bundle.path)
+            tokenizerFiles = (try JSONParser.parseFile(at: folder.appendingPathComponent("tokenizer.json")),
+                              try? JSONParser.parseFile(at: folder.appendingPathComponent("tokenizer_config.json")))
+        }
+        var bytes = 0
+        try ModelFolderWriter(destination: destination, overwrite: overwrite).write(
+            config: config, tensors: shapes,
+            load: { name in
+                let stored = StoredTensor(try bundle.weights.tensor(name), as: dtype)
+                bytes += stored.bytes.count
+                return stored
+            },
+            tokenizerJSON: tokenizerFiles.0, tokenizerConfig: tokenizerFiles.1,
+            generationConfig: generationConfig(bundle.tokenizer))
+        return Summary(destination: destination, tensors: shapes.count,
+                       parameters: shapes.reduce(0) { $0 + $1.shape.reduce(1, *) }, bytes: bytes,
+                       seconds: Date().timeIntervalSince(start))
+    }
+
+    /// generation_config.json: the ids generation starts and stops with.
+    static func generationConfig(_ tokenizer: BPETokenizer) -> JSONValue {
+        var pairs: [(key: String, value: JSONValue)] = []
+        if let bos = tokenizer.bosTokenID { pairs.append((key: "bos_token_id", value: .integer(bos))) }
+        if let eos = tokenizer.eosTokenID { pairs.append((key: "eos_token_id", value: .integer(eos))) }
+        if let pad = tokenizer.padTokenID { pairs.append((key: "pad_token_id", value: .integer(pad))) }
+        return .object(pairs)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import QDistComm
+import QDistModel
+
+/// Perplexity by qdist's protocol: the text tokenized once without BOS, cut into
+/// non-overlapping windows of `seqLen` tokens, the first `windows` of them (default all);
+/// ppl = exp(mean NLL over the seqLen − 1 predicted tokens of every window).
+///
+/// Under MPI window i belongs to rank i mod P; NLL sums and counts are combined with one
+/// Allreduce(SUM), so the result equals the single-process one up to summation order.
+public enum PerplexityEvaluation {
+    /// What an evaluation measured; identical on every rank after the reduction.
+    public struct Result: Sendable {
+        public var perplexity: Double
+        public var meanNegativeLogLikelihood: Double
+        public var predictedTokens: Int
+        public var windows: Int
+        public var seqLen: Int
+        /// Tokens forwarded (windows × seqLen) per second of wall time, all ranks together.
+        public var tokensPerSecond: Double
+        public var seconds: Double
+        /// Peak resident memory of each rank, in rank order.
+        public var peakResidentBytesPerRank: [Int]
+    }
+
+    /// Token ranges of the non-overlapping windows, at most `limit` of them.
+    public static func windows(tokenCount: Int, seqLen: Int, limit: Int?) -> [Range<Int>] {
+        precondition(seqLen >= 2, "a window needs at least 2 tokens")
+        let available = tokenCount / seqLen
+        let n = min(available, limit ?? available)
+        return (0..<n).map { $0 * seqLen..<($0 + 1) * seqLen }
+    }
+
+    /// Evaluates `model` on `tokens`; every rank must call it with the same arguments.
+    public static func run(model: LlamaModel, tokens: [Int], seqLen: Int, windowLimit: Int?,
+                           communicator comm: any Communicator) throws -> Result {
+        let all = windows(tokenCount: tokens.count, seqLen: seqLen, limit: windowLimit)
+        let mine = all.indices.filter { $0 % comm.size == comm.rank }
+        let progress = ProgressReporter(label: "eval: window", total: mine.count, enabled: comm.isMain)
+        let start = Date()
+        var sums: [Double] = [0, 0]  // NLL sum, predicted tokens
+        for (done, i) in mine.enumerated() {
+            let window = Array(tokens[all[i]])
+            let nll = model.negativeLogLikelihood(window)
+            sums[0] += nll.sum
+            sums[1] += Double(nll.predicted)
+            progress.update(done: done + 1, work: (done + 1) * seqLen * comm.size)
+        }
+        try comm.allreduce(&sums, op: .sum)
+        var elapsed = [Date().timeIntervalSince(start)]
+        try comm.allreduce(&elapsed, op: .max)
+        let peaks = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
+        let mean = sums[1] > 0 ? sums[0] / sums[1] : .nan
+        return Result(perplexity: exp(mean), meanNegativeLogLikelihood: mean, predictedTokens: Int(sums[1]),
+                      windows: all.count, seqLen: seqLen,
+                      tokensPerSecond: elapsed[0] > 0 ? Double(all.count * seqLen) / elapsed[0] : 0,
+                      seconds: elapsed[0], peakResidentBytesPerRank: peaks)
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import QDistPipeline
+import QDistTensor
+
+/// `qdist convert`: a GGUF file (or a model folder) into a Hugging Face folder that
+/// transformers and qdist load.
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a GGUF file (or a model folder) into a Hugging Face model folder.",
+        discussion: """
+            Dequantizes every tensor (F32, F16, BF16, Q4_0…Q8_0, Q2_K…Q6_K, TQ1_0, TQ2_0), undoes \
+            llama.cpp's Q/K row permutation, maps names to transformers' and writes config.json, \
+            model.safetensors, tokenizer.json, tokenizer_config.json and generation_config.json. \
+            The folder appears only when complete.
+
+            Examples:
+              qdist convert SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2
+              qdist convert model.gguf out --dtype bf16 --overwrite
+            """)
+
+    @Argument(help: ArgumentHelp("A .gguf file or a model folder.", valueName: "input"))
+    var input: String
+
+    @Argument(help: ArgumentHelp("The model folder to write.", valueName: "output"))
+    var output: String
+
+    @Option(name: .long, help: "Element type of the written weights: f32, f16 or bf16.")
+    var dtype = "f32"
+
+    @Flag(name: .long, help: "Replace the output folder if it exists.")
+    var overwrite = false
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard ["f32", "f16", "bf16"].contains(dtype.lowercased()) else {
+            throw ValidationError("--dtype must be f32, f16 or bf16")
+        }
+    }
+
+    func run() throws {
+        let summary: ModelConversion.Summary
+        do {
+            let target: DType = ["f32": .f32, "f16": .f16, "bf16": .bf16][dtype.lowercased()]!
+            summary = try ModelConversion.convert(ModelBundle.open(input), to: URL(fileURLWithPath: output),
+                                                  dtype: target, overwrite: overwrite)
+        } catch {
+            throw ConsoleOutput.fail("convert", "\(error)")
+        }
+        if json {
+            try ConsoleOutput.printJSON(["output": summary.destination.path, "tensors": summary.tensors,
+                                         "parameters": summary.parameters, "bytes": summary.bytes, "seconds": summary.seconds])
+        } else {
+            print(String(format: "wrote %@: %d tensors, %@ parameters, %@ (%.1f s)", summary.destination.path, summary.tensors,
+                         ConsoleOutput.count(Double(summary.parameters)), ConsoleOutput.bytes(Double(summary.bytes)), summary.seconds))
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import QDistComm
+import QDistPipeline
+
+/// `qdist eval`: perplexity of a model on a text file, by qdist's fixed protocol, so numbers
+/// before and after quantization (and against transformers) are comparable.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Measure perplexity (and speed, memory) of a model on a text file.",
+        discussion: """
+            Protocol: the whole file is read as UTF-8 and tokenized once without BOS; it is cut \
+            into non-overlapping windows of --seq-len tokens; the first --windows of them are \
+            scored (default: all); ppl = exp(mean NLL over the seq-len − 1 predicted tokens of \
+            every window). Under mpirun the windows are split across ranks and the result is the \
+            same for every world size.
+
+            MODEL is a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a .gguf.
+
+            Examples:
+              qdist eval --model models/smollm2 --data ../shared/data/wikitext-2/test.txt --windows 40
+              mpirun -n 4 qdist eval --model models/smollm2 --data test.txt --json
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Model folder or .gguf file.", valueName: "path"))
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("UTF-8 text file to score.", valueName: "file"))
+    var data: String
+
+    @Option(name: .long, help: "Tokens per window.")
+    var seqLen = 512
+
+    @Option(name: .long, help: "Score only the first N windows (default: all).")
+    var windows: Int?
+
+    @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...).")
+    var json = false
+
+    @Option(name: .customLong("dump-logits"), help: ArgumentHelp(visibility: .hidden))
+    var dumpLogits: String?
+
+    func validate() throws {
+        if seqLen < 2 { throw ValidationError("--seq-len must be at least 2") }
+        if let w = windows, w < 1 { throw ValidationError("--windows must be at least 1") }
+    }
+
+    func run() throws {
+        try DistributedJob.run("eval") { comm in
+            let bundle = try ModelBundle.open(model)
+            let loadStart = Date()
+            let llama = try bundle.loadModel()
+            let loadSeconds = Date().timeIntervalSince(loadStart)
+            let tokens = try TextTokens.load(data, tokenizer: bundle.tokenizer, communicator: comm)
+            if let dumpLogits, comm.isMain, tokens.count >= seqLen {
+                // The first window's logits for the predicted positions, float32 little-endian,
+                // for Benchmarks/transformers_reference.py --compare-logits.
+                let logits = llama.logits(Array(tokens[0..<seqLen - 1]))
+                try logits.scalars.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpLogits)) }
+            }
+            let result = try PerplexityEvaluation.run(model: llama, tokens: tokens, seqLen: seqLen,
+                                                      windowLimit: windows, communicator: comm)
+            guard comm.isMain else { return }
+            if result.windows == 0 {
+                throw ValidationError("\(data): \(tokens.count) tokens make no window of \(seqLen)")
+            }
+            let peak = result.peakResidentBytesPerRank.max() ?? 0
+            if json {
+                try ConsoleOutput.printJSON([
+                    "ppl": result.perplexity, "mean_nll": result.meanNegativeLogLikelihood,
+                    "tokens": result.windows * seqLen, "predicted_tokens": result.predictedTokens,
+                    "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
+                    "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
+                    "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
+                    "world_size": comm.size, "model": model, "data": data,
+                ])
+            } else {
+                print(String(format: "ppl %.4f  (mean NLL %.5f over %d predicted tokens, %d windows × %d)",
+                             result.perplexity, result.meanNegativeLogLikelihood, result.predictedTokens, result.windows, seqLen))
+                print(String(format: "speed %.1f tokens/s on %d rank%@ (%.1f s; model load %.1f s); peak RSS %@ per rank",
+                             result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
+                             ConsoleOutput.binaryBytes(Double(peak))))
+            }
+        }
+    }
+}
