@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C shims: Open MPI's handles are macros Swift cannot import; the shims return them.
@@ -23,7 +24,7 @@ let package = Package(
         .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistQuant", dependencies: ["QDistTensor", "QDistIO"]),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
-        .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain"]),
+        .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain", "Yams"]),
         .executableTarget(
             name: "qdist",
             dependencies: [

@@ -1,0 +1,92 @@
+import Foundation
+
+/// A `qdist quantize` job as its YAML file states it: which model, where to write, in what
+/// format, which calibration text, and the recipe (llm-compressor's modifiers).
+///
+/// ```yaml
+/// model: /path/to/smollm2
+/// output: out/smollm2-w4a16-gptq
+/// format: compressed-tensors        # or gptq
+/// calibration: {data: ../shared/data/wikitext-2/valid.txt, samples: 128, seq_len: 512, seed: 0}
+/// sequential: block                 # block | linear | none
+/// recipe:
+///   GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16, block_size: 128, dampening_frac: 0.01}
+/// ```
+/// Every key is checked: an unknown one is an error naming the file, line and key.
+public struct QuantizeJobConfig: Decodable, Sendable, Equatable {
+    public var model: String?
+    public var output: String?
+    public var format: OutputFormat
+    public var calibration: CalibrationConfig
+    public var sequential: SequentialMode
+    public var recipe: RecipeConfig
+
+    /// The checkpoint layout the quantized model is written in.
+    public enum OutputFormat: String, Decodable, Sendable, CaseIterable {
+        /// compressed-tensors `pack-quantized` (vLLM, transformers with compressed-tensors).
+        case compressedTensors = "compressed-tensors"
+        /// AutoGPTQ / GPTQModel `qweight, qzeros, scales, g_idx` (transformers, vLLM).
+        case gptq
+    }
+
+    /// How calibration activations flow between layers.
+    public enum SequentialMode: String, Decodable, Sendable, CaseIterable {
+        /// Block b+1 is calibrated on the outputs of the already-quantized block b.
+        case block
+        /// Also inside a block: q/k/v, then o, then gate/up, then down, each seeing the
+        /// quantized outputs of the ones before.
+        case linear
+        /// Every block sees the full-precision model's activations.
+        case none
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, output, format, calibration, sequential, recipe
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        output = try c.decodeIfPresent(String.self, forKey: .output)
+        format = try c.decodeIfPresent(OutputFormat.self, forKey: .format) ?? .compressedTensors
+        calibration = try c.decodeIfPresent(CalibrationConfig.self, forKey: .calibration) ?? CalibrationConfig()
+        sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
+        recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
+    }
+
+    /// Reads and strictly decodes a job file.
+    public static func load(_ url: URL) throws -> QuantizeJobConfig {
+        try StrictYAML.decode(QuantizeJobConfig.self, contentsOf: url)
+    }
+}
+
+/// Calibration text and how much of it: `samples` windows of `seq_len` tokens from seeded
+/// random offsets of a .txt file (or `text` fields of a .jsonl file).
+public struct CalibrationConfig: Decodable, Sendable, Equatable {
+    public var data: String?
+    public var samples: Int = 128
+    public var seqLen: Int = 512
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case data, samples, seqLen = "seq_len", seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        data = try c.decodeIfPresent(String.self, forKey: .data)
+        samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? 128
+        seqLen = try c.decodeIfPresent(Int.self, forKey: .seqLen) ?? 512
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+        if samples < 1 {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.samples], debugDescription: "must be at least 1"))
+        }
+        if seqLen < 2 {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.seqLen], debugDescription: "must be at least 2"))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+/// The `recipe:` section: exactly one modifier, named as llm-compressor names it.
+public struct RecipeConfig: Decodable, Sendable, Equatable {
+    /// Which algorithm the modifier asks for.
+    public enum Algorithm: String, Sendable {
+        /// GPTQ (error-compensating, needs calibration Hessians).
+        case gptq = "GPTQModifier"
+        /// Round-to-nearest with the configured observers.
+        case roundToNearest = "QuantizationModifier"
+    }
+
+    public var algorithm: Algorithm
+    public var modifier: ModifierConfig
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case gptq = "GPTQModifier", quantization = "QuantizationModifier"
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let gptq = try c.decodeIfPresent(ModifierConfig.self, forKey: .gptq)
+        let rtn = try c.decodeIfPresent(ModifierConfig.self, forKey: .quantization)
+        switch (gptq, rtn) {
+        case (let m?, nil): (algorithm, modifier) = (.gptq, m)
+        case (nil, let m?): (algorithm, modifier) = (.roundToNearest, m)
+        default:
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
+                debugDescription: "give exactly one modifier: GPTQModifier or QuantizationModifier"))
+        }
+        if algorithm == .roundToNearest, modifier.blockSize != nil || modifier.dampeningFrac != nil {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.quantization],
+                debugDescription: "block_size and dampening_frac are GPTQModifier settings"))
+        }
+    }
+}
+
+/// One modifier: which layers (`targets` minus `ignore`), and how to quantize them — a named
+/// `scheme` preset or explicit `config_groups` — plus GPTQ's own settings.
+public struct ModifierConfig: Decodable, Sendable, Equatable {
+    public var targets: [String]
+    public var ignore: [String]
+    public var scheme: String?
+    public var configGroups: [String: ConfigGroup]?
+    public var blockSize: Int?
+    public var dampeningFrac: Double?
+    public var actorder: WeightArgsConfig.ActOrder?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case targets, ignore, scheme, configGroups = "config_groups", blockSize = "block_size"
+        case dampeningFrac = "dampening_frac", actorder
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
+        ignore = try c.decodeIfPresent([String].self, forKey: .ignore) ?? ["lm_head"]
+        scheme = try c.decodeIfPresent(String.self, forKey: .scheme)
+        configGroups = try c.decodeIfPresent([String: ConfigGroup].self, forKey: .configGroups)
+        blockSize = try c.decodeIfPresent(Int.self, forKey: .blockSize)
+        dampeningFrac = try c.decodeIfPresent(Double.self, forKey: .dampeningFrac)
+        actorder = try c.decodeIfPresent(WeightArgsConfig.ActOrder.self, forKey: .actorder)
+        if (scheme == nil) == (configGroups == nil) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "give exactly one of scheme or config_groups"))
+        }
+        if let s = scheme, SchemePresets.weights(named: s) == nil {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.scheme],
+                debugDescription: "unknown scheme '\(s)' (known: \(SchemePresets.names.joined(separator: ", ")))"))
+        }
+        if let b = blockSize, b < 1 {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.blockSize], debugDescription: "must be positive"))
+        }
+        if let d = dampeningFrac, !(d > 0 && d < 1) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.dampeningFrac], debugDescription: "must be in (0, 1)"))
+        }
+    }
+
+    /// The weight arguments of every config group (the scheme's, for a preset), with the
+    /// modifier's `actorder` applied over the groups' own.
+    public var weightGroups: [(name: String, targets: [String], weights: WeightArgsConfig)] {
+        var groups: [(name: String, targets: [String], weights: WeightArgsConfig)]
+        if let s = scheme, let w = SchemePresets.weights(named: s) {
+            groups = [(name: "group_0", targets: targets, weights: w)]
+        } else {
+            groups = (configGroups ?? [:]).sorted { $0.key < $1.key }.map { (name: $0.key, targets: $0.value.targets, weights: $0.value.weights) }
+        }
+        if let a = actorder { for i in groups.indices { groups[i].weights.actorder = a } }
+        return groups
+    }
+}
+
+/// `config_groups.<name>`: layers it targets and the weights' quantization.
+public struct ConfigGroup: Decodable, Sendable, Equatable {
+    public var targets: [String]
+    public var weights: WeightArgsConfig
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case targets, weights }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
+        weights = try c.decode(WeightArgsConfig.self, forKey: .weights)
+    }
+}

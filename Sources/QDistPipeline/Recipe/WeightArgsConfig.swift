@@ -1,0 +1,78 @@
+/// How weights are quantized, spelled as compressed-tensors' `QuantizationArgs` in YAML:
+/// `{num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 64, observer: mse,
+/// actorder: group}`.
+public struct WeightArgsConfig: Decodable, Sendable, Equatable {
+    /// Integer grids (int-N) or fp8.
+    public enum NumberType: String, Decodable, Sendable { case int, float }
+    /// Which weights share one scale.
+    public enum Strategy: String, Decodable, Sendable { case tensor, channel, group }
+    /// How the clipping range is chosen.
+    public enum Observer: String, Decodable, Sendable, CaseIterable { case minmax, mse, percentile, kl }
+    /// GPTQ's column order: by descending Hessian diagonal, with groups kept in original order
+    /// (`static`) or formed along the permuted order (`group`).
+    public enum ActOrder: String, Decodable, Sendable { case `static`, group }
+
+    public var numBits: Int
+    public var type: NumberType
+    public var symmetric: Bool
+    public var strategy: Strategy
+    public var groupSize: Int?
+    public var observer: Observer
+    public var actorder: ActOrder?
+
+    public init(numBits: Int, type: NumberType = .int, symmetric: Bool, strategy: Strategy, groupSize: Int? = nil,
+                observer: Observer = .minmax, actorder: ActOrder? = nil) {
+        (self.numBits, self.type, self.symmetric, self.strategy) = (numBits, type, symmetric, strategy)
+        (self.groupSize, self.observer, self.actorder) = (groupSize, observer, actorder)
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case numBits = "num_bits", type, symmetric, strategy, groupSize = "group_size", observer, actorder, dynamic
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        numBits = try c.decode(Int.self, forKey: .numBits)
+        type = try c.decodeIfPresent(NumberType.self, forKey: .type) ?? .int
+        symmetric = try c.decodeIfPresent(Bool.self, forKey: .symmetric) ?? true
+        strategy = try c.decodeIfPresent(Strategy.self, forKey: .strategy) ?? .channel
+        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
+        observer = try c.decodeIfPresent(Observer.self, forKey: .observer) ?? .minmax
+        actorder = try c.decodeIfPresent(ActOrder.self, forKey: .actorder)
+        if try c.decodeIfPresent(Bool.self, forKey: .dynamic) == true {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.dynamic],
+                debugDescription: "weights cannot be dynamic (that is for activations)"))
+        }
+        func fail(_ key: CodingKeys, _ message: String) -> DecodingError {
+            .dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: message))
+        }
+        if type == .int && !(2...8).contains(numBits) { throw fail(.numBits, "int weights take 2 to 8 bits") }
+        if type == .float && numBits != 8 { throw fail(.numBits, "float weights are fp8 (8 bits)") }
+        if strategy == .group {
+            guard let g = groupSize, g > 0 else { throw fail(.groupSize, "strategy group needs a positive group_size") }
+        } else if groupSize != nil {
+            throw fail(.groupSize, "group_size needs strategy: group")
+        }
+    }
+}
+
+/// compressed-tensors' preset schemes (`preset_name_to_scheme`), weight part.
+public enum SchemePresets {
+    static let table: [(String, WeightArgsConfig)] = [
+        ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel)),
+        ("W4A16", WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128)),
+        ("W4A16_ASYM", WeightArgsConfig(numBits: 4, symmetric: false, strategy: .group, groupSize: 128)),
+        ("W3A16", WeightArgsConfig(numBits: 3, symmetric: true, strategy: .group, groupSize: 128)),
+        ("W3A16_ASYM", WeightArgsConfig(numBits: 3, symmetric: false, strategy: .group, groupSize: 128)),
+        ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64)),
+    ]
+
+    /// Preset names, for `--help` and error messages.
+    public static var names: [String] { table.map(\.0) }
+
+    /// The weight arguments of preset `name` (case-insensitive).
+    public static func weights(named name: String) -> WeightArgsConfig? {
+        table.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import QDistTestSupport
+import XCTest
+@testable import QDistPipeline
+
+/// Recipes decode strictly: every shipped one loads; every mistake is one line with file,
+/// line and key.
+final class QuantizeRecipeTests: XCTestCase {
+    func decode(_ yaml: String) throws -> QuantizeJobConfig {
+        try StrictYAML.decode(QuantizeJobConfig.self, from: yaml, path: "r.yaml")
+    }
+
+    func assertError(_ yaml: String, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try decode(yaml), file: file, line: line) { error in
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n"), "one line: \(text)", file: file, line: line)
+            for p in parts { XCTAssertTrue(text.contains(p), "\(text) should contain \(p)", file: file, line: line) }
+        }
+    }
+
+    func testEveryShippedRecipeDecodes() throws {
+        let folder = QdistProcess.repositoryRoot.appendingPathComponent("Configs/quantize")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 5)
+        for f in files {
+            let job = try QuantizeJobConfig.load(folder.appendingPathComponent(f))
+            XCTAssertNotNil(job.output, f)
+            XCTAssertFalse(job.recipe.modifier.weightGroups.isEmpty, f)
+            if f.contains("gptq") { XCTAssertEqual(job.recipe.algorithm, .gptq, f) }
+            for g in job.recipe.modifier.weightGroups where g.weights.strategy == .group {
+                XCTAssertEqual(576 % (g.weights.groupSize ?? 0), 0, "\(f): SmolLM2's 576 inputs split into whole groups")
+            }
+        }
+    }
+
+    func testDefaultsAndPresetExpansion() throws {
+        let job = try decode("recipe: {GPTQModifier: {scheme: W4A16, actorder: static}}")
+        XCTAssertEqual(job.format, .compressedTensors)
+        XCTAssertEqual(job.sequential, .block)
+        XCTAssertEqual(job.calibration, CalibrationConfig())
+        XCTAssertEqual(job.recipe.modifier.ignore, ["lm_head"])
+        let w = try XCTUnwrap(job.recipe.modifier.weightGroups.first?.weights)
+        XCTAssertEqual(w, WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128, actorder: .static))
+    }
+
+    func testUnknownKeyNamesFileLineAndKey() {
+        assertError("""
+            model: m
+            recipe:
+              GPTQModifier:
+                scheme: W4A16
+                blok_size: 64
+            """, contains: ["r.yaml:5", "recipe.GPTQModifier.blok_size", "unknown key", "block_size"])
+        assertError("modle: x\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["r.yaml:1", "modle", "unknown key"])
+    }
+
+    func testWrongTypesAndValuesAreNamed() {
+        assertError("calibration: {samples: many}\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["calibration.samples", "integer"])
+        assertError("format: onnx\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["format"])
+        assertError("recipe: {GPTQModifier: {scheme: W5A16}}", contains: ["unknown scheme 'W5A16'", "W4A16"])
+        assertError("recipe: {GPTQModifier: {scheme: W4A16, dampening_frac: 2}}", contains: ["dampening_frac"])
+        assertError("""
+            recipe:
+              QuantizationModifier:
+                config_groups:
+                  g: {targets: [Linear], weights: {num_bits: 4, strategy: channel, group_size: 64}}
+            """, contains: ["r.yaml:4", "group_size", "strategy: group"])
+        assertError("recipe: {QuantizationModifier: {scheme: W8A16, block_size: 64}}", contains: ["GPTQModifier"])
+    }
+
+    func testRecipeNeedsExactlyOneModifierAndOneSchemeSource() {
+        assertError("model: m", contains: ["missing required key 'recipe'"])
+        assertError("recipe: {}", contains: ["exactly one modifier"])
+        assertError("recipe: {GPTQModifier: {targets: [Linear]}}", contains: ["exactly one of scheme or config_groups"])
+        assertError("recipe: [1, 2", contains: ["not valid YAML"])
+    }
+}
