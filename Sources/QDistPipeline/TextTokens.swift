@@ -10,7 +10,9 @@ public enum TextTokens {
         var failure: [UInt8] = []
         if comm.isMain {
             do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw QDistIOError(.io, path: path, "cannot read (no such file, or not readable)")
+                }
                 guard let text = String(data: data, encoding: .utf8) else {
                     throw QDistIOError(.invalidArgument, path: path, "not valid UTF-8 text")
                 }
