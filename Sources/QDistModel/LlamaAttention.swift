@@ -27,21 +27,27 @@ public struct LlamaAttention: Sendable {
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
         var out = Tensor.zeros([s, qWidth])
-        var scores = [Float](repeating: 0, count: s * t)
+        // Query rows go in chunks so each chunk only scores the keys it can see: the causal
+        // upper triangle is never computed (≈ 40% less attention work at 512 tokens).
+        let chunk = 128
+        var scores = [Float](repeating: 0, count: min(s, chunk) * t)
         q.withUnsafeBufferPointer { pq in
             out.withUnsafeMutableBufferPointer { po in
                 scores.withUnsafeMutableBufferPointer { ps in
                     for h in 0..<heads {
                         let g = h / group
-                        BLAS.sgemm(transposeA: false, transposeB: true, m: s, n: t, k: headDim, alpha: scale,
-                                   a: pq.baseAddress! + h * headDim, lda: qWidth,
-                                   b: keys.baseAddress! + g * headDim, ldb: kvWidth,
-                                   c: ps.baseAddress!, ldc: t)
-                        Self.maskedSoftmax(ps, rows: s, columns: t, offset: offset)
-                        BLAS.sgemm(transposeA: false, transposeB: false, m: s, n: headDim, k: t,
-                                   a: ps.baseAddress!, lda: t,
-                                   b: values.baseAddress! + g * headDim, ldb: kvWidth,
-                                   c: po.baseAddress! + h * headDim, ldc: qWidth)
+                        for r0 in stride(from: 0, to: s, by: chunk) {
+                            let m = min(chunk, s - r0), visible = min(t, offset + r0 + m)
+                            BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: visible, k: headDim, alpha: scale,
+                                       a: pq.baseAddress! + r0 * qWidth + h * headDim, lda: qWidth,
+                                       b: keys.baseAddress! + g * headDim, ldb: kvWidth,
+                                       c: ps.baseAddress!, ldc: visible)
+                            Self.maskedSoftmax(ps, rows: m, columns: visible, offset: offset + r0)
+                            BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: headDim, k: visible,
+                                       a: ps.baseAddress!, lda: visible,
+                                       b: values.baseAddress! + g * headDim, ldb: kvWidth,
+                                       c: po.baseAddress! + r0 * qWidth + h * headDim, ldc: qWidth)
+                        }
                     }
                 }
             }

@@ -21,6 +21,20 @@ final class KVCacheTests: XCTestCase {
         XCTAssertEqual(cache?.length, 0)
     }
 
+    func testCachedPrefixLongerThanOneAttentionChunkThenStepsEqualsFullForward() throws {
+        let config = RandomModelWeights.configuration(arch: "llama", layers: 1, hidden: 32, heads: 4, kvHeads: 1, vocab: 50)
+        let model = try LlamaModel.load(config: config, from: InMemoryWeights(RandomModelWeights.make(for: config, seed: 4)))
+        var rng = SeededGenerator(seed: 8)
+        let tokens = (0..<270).map { _ in Int(rng.next() % 50) }
+        let full = model.logits(tokens)
+        var cache: KVCache? = model.makeCache()
+        var rows = [model.logits(Array(tokens[0..<140]), cache: &cache)]
+        rows.append(model.logits(Array(tokens[140..<268]), cache: &cache))  // a 128-row chunk at offset 140
+        for t in tokens[268...] { rows.append(model.logits([t], cache: &cache)) }
+        let stepped = Tensor.concatenateRows(rows)
+        for i in 0..<full.count { XCTAssertEqual(stepped.scalars[i], full.scalars[i], accuracy: 1e-4) }
+    }
+
     func testNegativeLogLikelihoodCountsPredictedTokens() throws {
         let config = RandomModelWeights.configuration(layers: 1, hidden: 16, heads: 2, kvHeads: 1, vocab: 32)
         let model = try LlamaModel.load(config: config, from: InMemoryWeights(RandomModelWeights.make(for: config, seed: 5)))

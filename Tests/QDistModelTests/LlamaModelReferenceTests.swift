@@ -29,10 +29,11 @@ final class LlamaModelReferenceTests: XCTestCase {
         return data.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
     }
 
-    func assertMatchesReference(_ config: ModelConfiguration, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertMatchesReference(_ config: ModelConfiguration, seed: UInt64, tokenCount: Int = 37,
+                                file: StaticString = #filePath, line: UInt = #line) throws {
         let (dir, model) = try makeModel(config, seed: seed)
         var rng = SeededGenerator(seed: seed + 1)
-        let tokens = (0..<37).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
+        let tokens = (0..<tokenCount).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
         let ours = model.logits(tokens)
         let reference = try referenceLogits(dir, tokens: tokens)
         XCTAssertEqual(ours.shape, [tokens.count, config.vocabSize], file: file, line: line)
@@ -48,6 +49,12 @@ final class LlamaModelReferenceTests: XCTestCase {
 
     func testLlamaLogitsMatchFloat64Reference() throws {
         try assertMatchesReference(RandomModelWeights.configuration(arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, vocab: 256), seed: 1)
+    }
+
+    func testLongSequenceSpanningSeveralAttentionChunksMatchesReference() throws {
+        // 300 tokens: three 128-row query chunks, each scoring only the keys it can see.
+        try assertMatchesReference(RandomModelWeights.configuration(arch: "llama", layers: 1, hidden: 32, heads: 4, kvHeads: 2, vocab: 64),
+                                   seed: 6, tokenCount: 300)
     }
 
     func testTiedEmbeddingLlamaWithoutGQAMatchesReference() throws {
