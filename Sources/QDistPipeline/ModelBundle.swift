@@ -35,7 +35,10 @@ public struct ModelBundle {
         guard FileManager.default.fileExists(atPath: tokenizerURL.path) else {
             throw QDistIOError(.io, path: tokenizerURL.path, "missing: qdist needs the model's tokenizer.json")
         }
-        return ModelBundle(path: path, config: config, weights: try CheckpointFolder(url: url),
+        // A quantized folder (compressed-tensors or GPTQ) dequantizes its linears on request.
+        let folder = try CheckpointFolder(url: url)
+        let weights = try QuantizedWeightSource.open(folder: folder, config: config) ?? folder
+        return ModelBundle(path: path, config: config, weights: weights,
                            tokenizer: try BPETokenizer(folder: url), tokenizerFiles: nil, gguf: nil)
     }
 

@@ -1,0 +1,84 @@
+import Foundation
+import QDistComm
+import QDistIO
+
+/// The calibration windows of a quantization job: `samples` windows of `seqLen` tokens cut
+/// from seeded random offsets of a text file (a .txt read whole, or a .jsonl whose lines have
+/// a `text` field, joined by blank lines), tokenized without BOS.
+///
+/// Every rank draws the same windows (same seed) and keeps window i when i mod P = rank, so the
+/// union over ranks is exactly the single-process set whatever P is.
+public struct CalibrationSet: Sendable {
+    /// All windows, in draw order (token ids).
+    public let windows: [[Int]]
+    /// Token count of the whole file, for the report.
+    public let fileTokens: Int
+
+    /// The windows rank `rank` of `size` processes.
+    public func share(rank: Int, size: Int) -> [[Int]] {
+        windows.indices.filter { $0 % size == rank }.map { windows[$0] }
+    }
+
+    /// Loads and cuts the windows. Rank 0 tokenizes and broadcasts (see `TextTokens`).
+    public static func load(path: String, samples: Int, seqLen: Int, seed: UInt64, tokenizer: BPETokenizer,
+                            communicator: any Communicator) throws -> CalibrationSet {
+        let tokens: [Int]
+        if path.hasSuffix(".jsonl") {
+            tokens = try jsonlTokens(path, tokenizer: tokenizer, communicator: communicator)
+        } else {
+            tokens = try TextTokens.load(path, tokenizer: tokenizer, communicator: communicator)
+        }
+        guard tokens.count >= seqLen else {
+            throw QDistIOError(.invalidArgument, path: path, "\(tokens.count) tokens cannot fill one \(seqLen)-token calibration window")
+        }
+        return CalibrationSet(windows: cut(tokens, samples: samples, seqLen: seqLen, seed: seed), fileTokens: tokens.count)
+    }
+
+    /// `samples` windows at offsets drawn uniformly from [0, count − seqLen] by a SplitMix64
+    /// seeded with `seed` (windows may overlap, as random-offset sampling does).
+    public static func cut(_ tokens: [Int], samples: Int, seqLen: Int, seed: UInt64) -> [[Int]] {
+        var state = seed
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let span = UInt64(tokens.count - seqLen + 1)
+        return (0..<samples).map { _ in
+            let start = Int(next() % span)
+            return Array(tokens[start..<start + seqLen])
+        }
+    }
+
+    /// .jsonl: each non-empty line an object with a string `text`; texts joined by "\n\n".
+    static func jsonlTokens(_ path: String, tokenizer: BPETokenizer, communicator comm: any Communicator) throws -> [Int] {
+        var ids: [Int32] = []
+        var failure: [UInt8] = []
+        if comm.isMain {
+            do {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw QDistIOError(.io, path: path, "cannot read (no such file, or not readable)")
+                }
+                var texts: [String] = []
+                for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+                    let value = try JSONParser.parse(Array(line))
+                    guard let text = value["text"]?.stringValue else {
+                        throw QDistIOError(.invalidArgument, path: path, "line \(n + 1): no string field \"text\"")
+                    }
+                    texts.append(text)
+                }
+                ids = tokenizer.encode(texts.joined(separator: "\n\n")).map { Int32($0) }
+            } catch let e as QDistIOError {
+                failure = Array(e.description.utf8)
+            } catch {
+                failure = Array("\(path): \(error)".utf8)
+            }
+        }
+        try comm.broadcast(&failure, root: 0)
+        if !failure.isEmpty { throw TextTokensError(description: String(decoding: failure, as: UTF8.self)) }
+        try comm.broadcast(&ids, root: 0)
+        return ids.map(Int.init)
+    }
+}

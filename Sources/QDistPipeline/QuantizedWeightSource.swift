@@ -1,0 +1,40 @@
+import Foundation
+import QDistIO
+import QDistModel
+import QDistQuant
+import QDistTensor
+
+/// A quantized checkpoint folder (GPTQ v1/v2 or compressed-tensors pack-quantized) seen as
+/// ordinary Float32 weights: `tensor("<m>.weight")` of a quantized linear unpacks and
+/// dequantizes it on request; every other name (embeddings, norms, biases, `lm_head`) passes
+/// through to the folder. So `qdist eval` / `generate` load quantized folders through
+/// `LlamaModel.load` unchanged.
+///
+/// Nothing is cached: the decoder asks for each weight once, and a layer's packed tensors are
+/// memory-mapped, so peak memory is the Float32 model plus one layer being unpacked.
+public struct QuantizedWeightSource: WeightSource {
+    public let folder: CheckpointFolder
+    public let reader: QuantizedCheckpointReader
+
+    public init(folder: CheckpointFolder, reader: QuantizedCheckpointReader) {
+        self.folder = folder
+        self.reader = reader
+    }
+
+    /// The dequantizing source for `folder`, or `nil` when `config` has no
+    /// `quantization_config` (use the folder itself). An unsupported configuration is a
+    /// one-line error naming config.json and the key.
+    public static func open(folder: CheckpointFolder, config: ModelConfiguration) throws -> (any WeightSource)? {
+        guard let reader = try QuantizedCheckpointReader.open(folder: folder, config: config) else { return nil }
+        return QuantizedWeightSource(folder: folder, reader: reader)
+    }
+
+    public func contains(_ name: String) -> Bool {
+        reader.quantizedModule(forWeight: name) != nil || folder.contains(name)
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        if let module = reader.quantizedModule(forWeight: name) { return try reader.linear(module).dequantize() }
+        return try folder.tensor(name)
+    }
+}

@@ -1,0 +1,202 @@
+import QDistTensor
+
+/// One quantized `nn.Linear` as the checkpoint formats see it: integer codes on a uniform grid,
+/// a scale (and, for asymmetric grids, a zero point) per output row and input group, an
+/// optional act-order group map, and the bias.
+///
+/// **The one code convention** (every format converts to and from it at its boundary):
+/// codes are *unsigned*, `0 ... 2^b − 1`, and a weight is `scale · (code − zero)`, where `zero`
+/// is `zeroPoints[o][g]` for an asymmetric grid and the implicit midpoint `2^(b−1)` for a
+/// symmetric one (`zeroPoints == nil`). This is GPTQ's own convention (quant.py), and it is
+/// also what both packings store bit for bit: compressed-tensors' signed code `q` packs as
+/// `q + 2^(b−1)`, which is our code. Use `init(signedCodes:…)` for a quantizer that thinks in
+/// compressed-tensors' signed range `−2^(b−1) ... 2^(b−1) − 1` with signed zero points.
+///
+/// Groups run along the input dimension: column `i` belongs to group `gIdx[i]` when an act-order
+/// map is given, else `i / groupSize` (`groupSize == nil` is per channel: one group). The group
+/// count is `ceil(inFeatures / groupSize)`, so a shorter last group is representable; whether a
+/// format can carry it is the writer's business. A `gIdx` equal to the default map is stored as
+/// `nil`, so two values describing the same weights compare equal.
+///
+/// Invalid values (a code out of range, a scale array of the wrong size, a group index past the
+/// last group) are rejected by the initializer with a one-line `QuantizedFormatError` naming the
+/// layer, since a packer would otherwise silently write garbage bits.
+public struct QuantizedLinearWeights: Sendable, Equatable {
+    /// The bit widths both checkpoint formats can pack.
+    public static let supportedBits = [2, 3, 4, 8]
+
+    /// Module path without `.weight`, e.g. `model.layers.0.self_attn.q_proj`.
+    public let name: String
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// Bits per code: 2, 3, 4 or 8.
+    public let numBits: Int
+    /// Input columns per group; `nil` is per channel (one group per output row).
+    public let groupSize: Int?
+    /// Unsigned codes, row-major `(outFeatures, inFeatures)`, each in `0 ... 2^numBits − 1`.
+    public let codes: [Int32]
+    /// Scales, row-major `(outFeatures, groupCount)`.
+    public let scales: [Float]
+    /// Unsigned zero points `(outFeatures, groupCount)`, each in `0 ... 2^numBits`; `nil` for a
+    /// symmetric grid (zero `2^(numBits−1)`). `2^numBits` only arises reading a GPTQ v1 file.
+    public let zeroPoints: [Int32]?
+    /// Group of each input column (`g_idx`), for act-order with dynamic groups; `nil` when it is
+    /// the default `i / groupSize`.
+    public let gIdx: [Int32]?
+    /// The layer's bias `[outFeatures]`, when it has one.
+    public let bias: Tensor?
+
+    /// Validates and stores the parts (see the type's documentation for the convention).
+    public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
+                codes: [Int32], scales: [Float], zeroPoints: [Int32]?, gIdx: [Int32]? = nil,
+                bias: Tensor? = nil) throws(QuantizedFormatError) {
+        func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
+        guard Self.supportedBits.contains(numBits) else {
+            throw fail("num_bits \(numBits) is not supported (2, 3, 4 or 8)")
+        }
+        guard inFeatures > 0, outFeatures > 0 else {
+            throw fail("shape (\(outFeatures), \(inFeatures)) must be positive")
+        }
+        if let groupSize, groupSize <= 0 { throw fail("group_size \(groupSize) must be positive (nil is per channel)") }
+        let groups = Self.groupCount(inFeatures: inFeatures, groupSize: groupSize)
+        let maxCode = Int32(1 << numBits) - 1
+        guard codes.count == outFeatures * inFeatures else {
+            throw fail("\(codes.count) codes for shape (\(outFeatures), \(inFeatures))")
+        }
+        if let bad = codes.firstIndex(where: { $0 < 0 || $0 > maxCode }) {
+            throw fail("code \(codes[bad]) at (\(bad / inFeatures), \(bad % inFeatures)) is outside 0...\(maxCode) (codes are unsigned; see init(signedCodes:))")
+        }
+        guard scales.count == outFeatures * groups else {
+            throw fail("\(scales.count) scales, expected (\(outFeatures), \(groups)) = \(outFeatures * groups)")
+        }
+        if let bad = scales.firstIndex(where: { !$0.isFinite }) {
+            throw fail("scale \(scales[bad]) at (\(bad / groups), \(bad % groups)) is not finite")
+        }
+        if let zeroPoints {
+            guard zeroPoints.count == outFeatures * groups else {
+                throw fail("\(zeroPoints.count) zero points, expected (\(outFeatures), \(groups)) = \(outFeatures * groups)")
+            }
+            if let bad = zeroPoints.firstIndex(where: { $0 < 0 || $0 > maxCode + 1 }) {
+                throw fail("zero point \(zeroPoints[bad]) at (\(bad / groups), \(bad % groups)) is outside 0...\(maxCode + 1)")
+            }
+        }
+        var normalizedGIdx = gIdx
+        if let gIdx {
+            guard gIdx.count == inFeatures else { throw fail("g_idx has \(gIdx.count) entries for \(inFeatures) input features") }
+            if let bad = gIdx.firstIndex(where: { $0 < 0 || Int($0) >= groups }) {
+                throw fail("g_idx[\(bad)] = \(gIdx[bad]) is outside 0..<\(groups)")
+            }
+            if gIdx == Self.defaultGIdx(inFeatures: inFeatures, groupSize: groupSize) { normalizedGIdx = nil }
+        }
+        if let bias, bias.shape != [outFeatures] {
+            throw fail("bias has shape \(bias.shape), expected [\(outFeatures)]")
+        }
+        self.name = name
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.numBits = numBits
+        self.groupSize = groupSize
+        self.codes = codes
+        self.scales = scales
+        self.zeroPoints = zeroPoints
+        self.gIdx = normalizedGIdx
+        self.bias = bias
+    }
+
+    /// From compressed-tensors' signed convention: codes in `−2^(b−1) ... 2^(b−1) − 1` and signed
+    /// zero points (`nil` = symmetric, zero point 0); both are shifted by `+2^(b−1)`.
+    public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
+                signedCodes: [Int32], scales: [Float], signedZeroPoints: [Int32]?, gIdx: [Int32]? = nil,
+                bias: Tensor? = nil) throws(QuantizedFormatError) {
+        let offset: Int32 = (1...16).contains(numBits) ? Int32(1) << Int32(numBits - 1) : 0
+        try self.init(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits, groupSize: groupSize,
+                      codes: signedCodes.map { $0 &+ offset }, scales: scales,
+                      zeroPoints: signedZeroPoints.map { $0.map { $0 &+ offset } }, gIdx: gIdx, bias: bias)
+    }
+
+    /// `ceil(inFeatures / groupSize)`, or 1 per channel.
+    public static func groupCount(inFeatures: Int, groupSize: Int?) -> Int {
+        guard let groupSize, groupSize > 0 else { return 1 }
+        return (inFeatures + groupSize - 1) / groupSize
+    }
+
+    /// The group map without act-order: `i / groupSize` (all zeros per channel).
+    public static func defaultGIdx(inFeatures: Int, groupSize: Int?) -> [Int32] {
+        guard let groupSize, groupSize > 0 else { return [Int32](repeating: 0, count: inFeatures) }
+        return (0..<inFeatures).map { Int32($0 / groupSize) }
+    }
+
+    /// Scale (and zero point) columns per output row.
+    public var groupCount: Int { Self.groupCount(inFeatures: inFeatures, groupSize: groupSize) }
+    /// True when the grid is symmetric (no stored zero points).
+    public var symmetric: Bool { zeroPoints == nil }
+    /// The implicit zero of a symmetric grid, `2^(numBits−1)`.
+    public var symmetricZero: Int32 { Int32(1) << Int32(numBits - 1) }
+    /// The group of every input column (`gIdx`, or the default map).
+    public var effectiveGIdx: [Int32] { gIdx ?? Self.defaultGIdx(inFeatures: inFeatures, groupSize: groupSize) }
+    /// Zero points `(outFeatures, groupCount)` with the symmetric midpoint filled in.
+    public var effectiveZeroPoints: [Int32] {
+        zeroPoints ?? [Int32](repeating: symmetricZero, count: outFeatures * groupCount)
+    }
+    /// Codes in compressed-tensors' signed range (`code − 2^(b−1)`).
+    public var signedCodes: [Int32] { codes.map { $0 - symmetricZero } }
+    /// Zero points in compressed-tensors' signed range; `nil` when symmetric.
+    public var signedZeroPoints: [Int32]? { zeroPoints.map { $0.map { $0 - symmetricZero } } }
+
+    /// What a checkpoint's configuration must say about this layer.
+    public var scheme: QuantizedLinearScheme {
+        QuantizedLinearScheme(numBits: numBits, symmetric: symmetric, groupSize: groupSize, actOrder: gIdx != nil)
+    }
+
+    /// The Float32 weight `(outFeatures, inFeatures)`: `scale · (code − zero)` per element.
+    /// Exact for fp16/bf16 scales (an 11-bit mantissa times a ≤ 9-bit integer fits in Float32).
+    public func dequantize() -> Tensor {
+        let groups = groupCount, columns = inFeatures
+        let groupOf = effectiveGIdx.map(Int.init)
+        let zeros = effectiveZeroPoints
+        var out = [Float](repeating: 0, count: outFeatures * columns)
+        codes.withUnsafeBufferPointer { q in
+            out.withUnsafeMutableBufferPointer { w in
+                for o in 0..<outFeatures {
+                    let row = o * columns, sRow = o * groups
+                    for i in 0..<columns {
+                        let g = sRow + groupOf[i]
+                        w[row + i] = scales[g] * Float(q[row + i] - zeros[g])
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [outFeatures, inFeatures], scalars: out)
+    }
+
+    /// The same layer with scales (and bias) rounded through `dtype`, i.e. exactly what a reader
+    /// gets back from a file that stores them as `dtype`.
+    public func roundingScales(to dtype: DType) throws(QuantizedFormatError) -> QuantizedLinearWeights {
+        let rounded = StoredTensor(Tensor(shape: [scales.count], scalars: scales), as: dtype).toTensor().scalars
+        return try QuantizedLinearWeights(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits,
+                                          groupSize: groupSize, codes: codes, scales: rounded, zeroPoints: zeroPoints,
+                                          gIdx: gIdx, bias: bias.map { StoredTensor($0, as: dtype).toTensor() })
+    }
+}
+
+/// The configuration-level facts of one quantized linear: what `quantization_config` records.
+/// Layers with equal schemes share one compressed-tensors config group; GPTQ needs one for all.
+public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible {
+    public var numBits: Int
+    public var symmetric: Bool
+    /// `nil` is per channel.
+    public var groupSize: Int?
+    /// True when the layer carries a non-default `g_idx` (act-order with dynamic groups).
+    public var actOrder: Bool
+
+    public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool) {
+        self.numBits = numBits
+        self.symmetric = symmetric
+        self.groupSize = groupSize
+        self.actOrder = actOrder
+    }
+
+    public var description: String {
+        "\(numBits)-bit \(symmetric ? "sym" : "asym") \(groupSize.map { "group \($0)" } ?? "per-channel")\(actOrder ? " act-order" : "")"
+    }
+}
