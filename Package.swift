@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
         .target(name: "QDistIO", dependencies: ["QDistTensor"]),
         .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"]),
-        .target(name: "QDistQuant", dependencies: ["QDistTensor", "QDistIO"]),
+        .target(name: "QDistQuant", dependencies: ["CBLAS", "QDistTensor", "QDistIO"]),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
         .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain", "Yams"]),
         .executableTarget(
