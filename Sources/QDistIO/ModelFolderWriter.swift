@@ -24,7 +24,8 @@ public struct ModelFolderWriter {
     /// shards are written, so peak memory is the stored size of the model).
     public func write(config: ModelConfiguration, tensors: [(name: String, shape: [Int])],
                       load: (String) throws -> StoredTensor, tokenizerJSON: JSONValue?, tokenizerConfig: JSONValue?,
-                      generationConfig: JSONValue?, metadata: [String: String] = ["format": "pt"]) throws {
+                      generationConfig: JSONValue?, metadata: [String: String] = ["format": "pt"],
+                      extraFiles: [String: [UInt8]] = [:]) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: destination.path) && !overwrite {
             throw QDistIOError(.io, path: destination.path, "already exists (pass --overwrite to replace it)")
@@ -52,6 +53,9 @@ public struct ModelFolderWriter {
                 guard let json else { continue }
                 try AtomicFileWriter.write(json.serialized(.pretty(sortKeys: false)) + [0x0A],
                                            to: staging.appendingPathComponent(name))
+            }
+            for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                try AtomicFileWriter.write(bytes, to: staging.appendingPathComponent(name))
             }
             if fm.fileExists(atPath: destination.path) { try fm.removeItem(at: destination) }
             try fm.moveItem(at: staging, to: destination)

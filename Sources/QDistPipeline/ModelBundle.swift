@@ -62,6 +62,21 @@ public struct ModelBundle {
                            tokenizerFiles: (tokenizerJSON, tokenizerConfig), gguf: checkpoint)
     }
 
+    /// The tokenizer.json, tokenizer_config.json and generation_config.json contents an output
+    /// folder made from this model should carry.
+    public func tokenizerFileContents() throws -> (tokenizer: JSONValue, tokenizerConfig: JSONValue?, generationConfig: JSONValue) {
+        var pairs: [(key: String, value: JSONValue)] = []
+        if let bos = tokenizer.bosTokenID { pairs.append((key: "bos_token_id", value: .integer(bos))) }
+        if let eos = tokenizer.eosTokenID { pairs.append((key: "eos_token_id", value: .integer(eos))) }
+        if let pad = tokenizer.padTokenID { pairs.append((key: "pad_token_id", value: .integer(pad))) }
+        if let files = tokenizerFiles { return (files.tokenizerJSON, files.tokenizerConfig, .object(pairs)) }
+        let folder = URL(fileURLWithPath: path)
+        let configURL = folder.appendingPathComponent("tokenizer_config.json")
+        return (try JSONParser.parseFile(at: folder.appendingPathComponent("tokenizer.json")),
+                FileManager.default.fileExists(atPath: configURL.path) ? try JSONParser.parseFile(at: configURL) : nil,
+                .object(pairs))
+    }
+
     /// Every weight in memory as Float32, names and shapes verified against the config.
     public func loadModel() throws -> LlamaModel {
         try LlamaModel.load(config: config, from: weights)

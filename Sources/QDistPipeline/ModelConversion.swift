@@ -24,14 +24,7 @@ public enum ModelConversion {
         let shapes = bundle.config.tensorShapes
         var config = bundle.config
         config.torchDtype = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue.lowercased()]
-        let tokenizerFiles: (JSONValue?, JSONValue?)
-        if let files = bundle.tokenizerFiles {
-            tokenizerFiles = (files.tokenizerJSON, files.tokenizerConfig)
-        } else {
-            let folder = URL(fileURLWithPath: bundle.path)
-            tokenizerFiles = (try JSONParser.parseFile(at: folder.appendingPathComponent("tokenizer.json")),
-                              try? JSONParser.parseFile(at: folder.appendingPathComponent("tokenizer_config.json")))
-        }
+        let files = try bundle.tokenizerFileContents()
         var bytes = 0
         try ModelFolderWriter(destination: destination, overwrite: overwrite).write(
             config: config, tensors: shapes,
@@ -40,19 +33,11 @@ public enum ModelConversion {
                 bytes += stored.bytes.count
                 return stored
             },
-            tokenizerJSON: tokenizerFiles.0, tokenizerConfig: tokenizerFiles.1,
-            generationConfig: generationConfig(bundle.tokenizer))
+            tokenizerJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig,
+            generationConfig: files.generationConfig)
         return Summary(destination: destination, tensors: shapes.count,
                        parameters: shapes.reduce(0) { $0 + $1.shape.reduce(1, *) }, bytes: bytes,
                        seconds: Date().timeIntervalSince(start))
     }
 
-    /// generation_config.json: the ids generation starts and stops with.
-    static func generationConfig(_ tokenizer: BPETokenizer) -> JSONValue {
-        var pairs: [(key: String, value: JSONValue)] = []
-        if let bos = tokenizer.bosTokenID { pairs.append((key: "bos_token_id", value: .integer(bos))) }
-        if let eos = tokenizer.eosTokenID { pairs.append((key: "eos_token_id", value: .integer(eos))) }
-        if let pad = tokenizer.padTokenID { pairs.append((key: "pad_token_id", value: .integer(pad))) }
-        return .object(pairs)
-    }
 }

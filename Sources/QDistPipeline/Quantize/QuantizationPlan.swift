@@ -1,0 +1,106 @@
+import Foundation
+import QDistIO
+import QDistQuant
+
+/// Which decoder linears a recipe quantizes and with what arguments, resolved against one
+/// model's shapes — with every shape problem found before any work starts.
+///
+/// A recipe's `targets` are `Linear` (every decoder linear), an exact module name, a name
+/// suffix (`q_proj`) or a regex `re:…`; `ignore` uses the same forms. `lm_head` is never a
+/// target (it stays in full precision, as llm-compressor leaves it).
+public struct QuantizationPlan: Sendable {
+    /// One linear to quantize.
+    public struct Entry: Sendable {
+        public var block: Int
+        /// HF suffix inside the block, e.g. `self_attn.q_proj`.
+        public var suffix: String
+        public var inFeatures: Int
+        public var outFeatures: Int
+        public var args: QuantizationArgs
+        public var name: String { "model.layers.\(block).\(suffix)" }
+    }
+
+    public var entries: [Entry]
+    public var algorithm: RecipeConfig.Algorithm
+    public var blockSize: Int
+    public var dampening: Double
+
+    /// Entries of one block, keyed by suffix.
+    public func entries(inBlock b: Int) -> [String: Entry] {
+        Dictionary(uniqueKeysWithValues: entries.filter { $0.block == b }.map { ($0.suffix, $0) })
+    }
+
+    public init(recipe: RecipeConfig, config: ModelConfiguration, format: QuantizeJobConfig.OutputFormat) throws {
+        let modifier = recipe.modifier
+        algorithm = recipe.algorithm
+        blockSize = modifier.blockSize ?? 128
+        dampening = modifier.dampeningFrac ?? 0.01
+        var entries: [Entry] = []
+        for shape in config.linearLayers {
+            guard !Self.matches(shape.name, modifier.ignore) else { continue }
+            guard let group = modifier.weightGroups.first(where: { Self.matches(shape.name, $0.targets) }) else { continue }
+            let parts = shape.name.split(separator: ".")
+            guard parts.count >= 5, let block = Int(parts[2]) else { continue }
+            entries.append(Entry(block: block, suffix: parts[3...].joined(separator: "."), inFeatures: shape.inFeatures,
+                                 outFeatures: shape.outFeatures, args: try Self.arguments(group.weights)))
+        }
+        guard !entries.isEmpty else {
+            throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
+        }
+        self.entries = entries
+        try validate(format: format)
+    }
+
+    /// Recipe weight arguments → the quantizer's.
+    static func arguments(_ w: WeightArgsConfig) throws -> QuantizationArgs {
+        var a = QuantizationArgs(numBits: w.numBits, type: w.type == .int ? .int : .float, symmetric: w.symmetric,
+                                 strategy: QuantizationArgs.Strategy(rawValue: w.strategy.rawValue) ?? .channel,
+                                 groupSize: w.groupSize)
+        a.observer = QuantizationArgs.ObserverKind(rawValue: w.observer.rawValue) ?? .minmax
+        a.actorder = w.actorder.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
+        do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }
+        return a
+    }
+
+    /// Group sizes must divide every targeted input dimension for formats that cannot carry a
+    /// shorter last group; the message names the layers and the sizes that would work.
+    func validate(format: QuantizeJobConfig.OutputFormat) throws {
+        for (size, layers) in Dictionary(grouping: entries.filter { $0.args.strategy == .group }, by: { $0.args.groupSize ?? 0 }) {
+            let bad = layers.filter { $0.inFeatures % size != 0 }
+            guard !bad.isEmpty else { continue }
+            let dims = Set(bad.map(\.inFeatures)).sorted()
+            let common = Set(entries.map(\.inFeatures))
+            let working = (8...max(size, 512)).filter { g in common.allSatisfy { $0 % g == 0 } && g % 8 == 0 }
+            let kinds = Set(bad.map { $0.suffix.split(separator: ".").last.map(String.init) ?? $0.suffix }).sorted()
+            if format == .compressedTensors {
+                throw QuantizePlanError(description:
+                    "group_size \(size) does not divide the input size \(dims.map(String.init).joined(separator: ", ")) of \(bad.count) layers (\(kinds.joined(separator: ", "))); compressed-tensors and vLLM need whole groups — group sizes that divide every layer: \(working.map(String.init).joined(separator: ", "))")
+            }
+        }
+        if format == .gptq {
+            for e in entries {
+                let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits
+                if e.inFeatures % pack != 0 || e.outFeatures % pack != 0 {
+                    throw QuantizePlanError(description: "\(e.name): GPTQ packing needs in and out features divisible by \(pack) for \(e.args.numBits)-bit codes")
+                }
+            }
+        }
+    }
+
+    /// `Linear`, an exact name, a dotted suffix, or `re:<regex>` (matched against the whole name).
+    static func matches(_ name: String, _ patterns: [String]) -> Bool {
+        patterns.contains { p in
+            if p == "Linear" { return true }
+            if p.hasPrefix("re:") {
+                guard let re = try? NSRegularExpression(pattern: "^(?:" + p.dropFirst(3) + ")$") else { return false }
+                return re.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+            }
+            return name == p || name.hasSuffix("." + p)
+        }
+    }
+}
+
+/// A recipe that does not fit the model (one line, names the layers).
+public struct QuantizePlanError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+}

@@ -1,0 +1,68 @@
+import Foundation
+import QDistIO
+
+/// What a quantization run did, per linear and in total: written as quantization_report.json
+/// next to the model and printed as a table, so quality loss is never hidden.
+public struct QuantizationReport: Sendable {
+    /// One quantized linear.
+    public struct Layer: Sendable {
+        public var name: String
+        public var bits: Int
+        public var groupSize: Int?
+        /// GPTQ's Σ (w − q)² / d² / 2 (nil for round-to-nearest).
+        public var gptqLoss: Double?
+        /// ‖(W − Q)·Xᵀ‖ / ‖W·Xᵀ‖ on the calibration inputs (from the Hessian), or ‖W − Q‖ / ‖W‖
+        /// when no calibration ran.
+        public var relativeError: Double
+        public var errorKind: String
+        public var seconds: Double
+    }
+
+    public var layers: [Layer] = []
+    public var recipe: String = ""
+    public var algorithm: String = ""
+    public var format: String = ""
+    public var calibrationWindows = 0
+    public var calibrationSeqLen = 0
+    public var worldSize = 1
+    public var seconds: [String: Double] = [:]
+    public var peakResidentBytesPerRank: [Int] = []
+
+    public var jsonValue: JSONValue {
+        .object([
+            (key: "recipe", value: .string(recipe)), (key: "algorithm", value: .string(algorithm)),
+            (key: "format", value: .string(format)),
+            (key: "calibration", value: ["windows": .integer(calibrationWindows), "seq_len": .integer(calibrationSeqLen)]),
+            (key: "world_size", value: .integer(worldSize)),
+            (key: "seconds", value: .object(seconds.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })),
+            (key: "peak_rss_bytes_per_rank", value: .array(peakResidentBytesPerRank.map { .integer($0) })),
+            (key: "layers", value: .array(layers.map { l in
+                .object([
+                    (key: "name", value: .string(l.name)), (key: "bits", value: .integer(l.bits)),
+                    (key: "group_size", value: l.groupSize.map { .integer($0) } ?? .null),
+                    (key: "gptq_loss", value: l.gptqLoss.map { .number($0) } ?? .null),
+                    (key: "relative_error", value: .number(l.relativeError)), (key: "error_kind", value: .string(l.errorKind)),
+                    (key: "seconds", value: .number(l.seconds)),
+                ])
+            })),
+        ])
+    }
+
+    /// A short table: the worst layers and the mean error per linear kind.
+    public func table(limit: Int = 8) -> String {
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func left(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        var lines = [pad("layer (worst \(min(limit, layers.count)) of \(layers.count))", 38) + "  bits  group  rel.error  gptq loss    time"]
+        for l in layers.sorted(by: { $0.relativeError > $1.relativeError }).prefix(limit) {
+            lines.append(pad(l.name, 38) + left(String(l.bits), 6) + left(l.groupSize.map(String.init) ?? "ch", 7)
+                         + left(String(format: "%.5f", l.relativeError), 11)
+                         + left(l.gptqLoss.map { String(format: "%.4g", $0) } ?? "-", 11)
+                         + left(String(format: "%.2fs", l.seconds), 8))
+        }
+        let kinds = Dictionary(grouping: layers) { $0.name.split(separator: ".").last.map(String.init) ?? "" }
+        lines.append("mean relative error by kind: " + kinds.keys.sorted().map { k in
+            String(format: "%@ %.4f", k, kinds[k]!.reduce(0) { $0 + $1.relativeError } / Double(kinds[k]!.count))
+        }.joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+}

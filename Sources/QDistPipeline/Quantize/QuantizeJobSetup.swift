@@ -1,0 +1,55 @@
+import Foundation
+import QDistIO
+
+/// Turns a recipe file plus command-line overrides into a checked job: every input problem
+/// (bad recipe, missing model or data, layers the recipe cannot fit) surfaces here, before any
+/// computation and before any output exists.
+public enum QuantizeJobSetup {
+    public static func resolve(recipePath: String, model: String?, output: String?, format: String?, scheme: String?,
+                               data: String?, samples: Int?, seqLen: Int?, overwrite: Bool) throws -> SequentialQuantizer.Job {
+        var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
+        if let format {
+            guard let f = QuantizeJobConfig.OutputFormat(rawValue: format) else {
+                throw QuantizePlanError(description: "--format must be compressed-tensors or gptq")
+            }
+            recipe.format = f
+        }
+        if let scheme {
+            guard SchemePresets.weights(named: scheme) != nil else {
+                throw QuantizePlanError(description: "unknown --scheme '\(scheme)' (known: \(SchemePresets.names.joined(separator: ", ")))")
+            }
+            recipe.recipe.modifier.scheme = scheme
+            recipe.recipe.modifier.configGroups = nil
+        }
+        if let data { recipe.calibration.data = data }
+        if let samples { recipe.calibration.samples = samples }
+        if let seqLen { recipe.calibration.seqLen = seqLen }
+        guard let modelPath = (model ?? recipe.model).map(expand) else {
+            throw QuantizePlanError(description: "\(recipePath): no model (set model: in the recipe or pass --model)")
+        }
+        guard let outputPath = (output ?? recipe.output).map(expand) else {
+            throw QuantizePlanError(description: "\(recipePath): no output (set output: in the recipe or pass --output)")
+        }
+        if recipe.calibration.samples < 1 || recipe.calibration.seqLen < 2 {
+            throw QuantizePlanError(description: "--samples must be ≥ 1 and --seq-len ≥ 2")
+        }
+        let out = URL(fileURLWithPath: outputPath)
+        if FileManager.default.fileExists(atPath: out.path) && !overwrite {
+            throw QuantizePlanError(description: "\(out.path): already exists (pass --overwrite to replace it)")
+        }
+        if recipe.recipe.algorithm == .gptq, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
+            throw QuantizePlanError(description: "\(d): calibration data not found")
+        }
+        recipe.calibration.data = recipe.calibration.data.map(expand)
+        let bundle = try ModelBundle.open(modelPath)
+        let plan = try QuantizationPlan(recipe: recipe.recipe, config: bundle.config, format: recipe.format)
+        return SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
+                                       calibration: recipe.calibration, output: out, overwrite: overwrite,
+                                       recipeName: URL(fileURLWithPath: recipePath).lastPathComponent)
+    }
+
+    /// `~/x` → the home folder's `x`.
+    static func expand(_ path: String) -> String {
+        path.hasPrefix("~/") ? FileManager.default.homeDirectoryForCurrentUser.path + String(path.dropFirst(1)) : path
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import QDistPipeline
+
+/// `qdist quantize`: post-training quantization of a model by a YAML recipe.
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Quantize a model by a recipe (GPTQ or round-to-nearest) into compressed-tensors or GPTQ format.",
+        discussion: """
+            The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
+            format (compressed-tensors | gptq), calibration {data, samples, seq_len, seed}, \
+            sequential (block | linear | none) and recipe: {GPTQModifier | QuantizationModifier: \
+            {targets, ignore, scheme | config_groups, block_size, dampening_frac, actorder}}. \
+            Schemes: \(SchemePresets.names.joined(separator: ", ")). Flags override the file. \
+            Unknown keys, a missing model or a group size that does not divide a layer fail at \
+            once with one line, before any output exists; the output folder appears only when \
+            complete, with quantization_report.json (per-layer error, time) inside.
+
+            Examples:
+              qdist quantize --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --model "$(Launch/get-smollm2.sh | tail -n 1)"
+              qdist quantize --config Configs/quantize/smollm2-rtn-w8a16.yaml --model models/smollm2 --output out/w8
+              mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The recipe YAML file.", valueName: "file"))
+    var config: String
+
+    @Option(name: .long, help: ArgumentHelp("Model folder or .gguf (overrides the recipe's model).", valueName: "path"))
+    var model: String?
+
+    @Option(name: .long, help: ArgumentHelp("Output folder (overrides the recipe's output).", valueName: "dir"))
+    var output: String?
+
+    @Option(name: .long, help: "Output format: compressed-tensors or gptq (overrides the recipe).")
+    var format: String?
+
+    @Option(name: .long, help: "Scheme preset for every config group (overrides the recipe's scheme).")
+    var scheme: String?
+
+    @Option(name: .long, help: ArgumentHelp("Calibration text (.txt or .jsonl with \"text\").", valueName: "file"))
+    var data: String?
+
+    @Option(name: .long, help: "Calibration windows.")
+    var samples: Int?
+
+    @Option(name: .long, help: "Tokens per calibration window.")
+    var seqLen: Int?
+
+    @Flag(name: .long, help: "Replace the output folder if it exists.")
+    var overwrite = false
+
+    @Flag(name: .long, help: "Print the report as one JSON object.")
+    var json = false
+
+    func run() throws {
+        try DistributedJob.run("quantize") { comm in
+            let job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
+                                                   scheme: scheme, data: data, samples: samples, seqLen: seqLen,
+                                                   overwrite: overwrite)
+            if comm.isMain && !json {
+                print("quantize: \(job.recipeName): \(job.plan.entries.count) linears, \(job.plan.algorithm.rawValue), "
+                      + "\(job.format.rawValue) → \(job.output.path)")
+            }
+            let report = try SequentialQuantizer.run(job, communicator: comm) { line in
+                if comm.isMain && !json { print(line) }
+            }
+            guard comm.isMain else { return }
+            if json {
+                print(String(decoding: report.jsonValue.serialized(.pretty(sortKeys: false)), as: UTF8.self))
+            } else {
+                print(report.table())
+                print(String(format: "done in %.1f s (forward %.1f s, solve %.1f s); wrote %@",
+                             report.seconds["total"] ?? 0, report.seconds["forward"] ?? 0, report.seconds["solve"] ?? 0,
+                             job.output.path))
+            }
+        }
+    }
+}
