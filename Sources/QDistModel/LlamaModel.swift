@@ -91,24 +91,44 @@ public struct LlamaModel: Sendable {
     /// predicted (count − 1): the perplexity protocol's per-window term.
     public func negativeLogLikelihood(_ tokens: [Int]) -> (sum: Double, predicted: Int) {
         guard tokens.count > 1 else { return (0, 0) }
-        let z = logits(Array(tokens.dropLast()))
-        return (Self.crossEntropySum(logits: z, targets: Array(tokens.dropFirst())), tokens.count - 1)
+        var cache: KVCache? = nil
+        let hidden = hiddenStates(Array(tokens.dropLast()), cache: &cache)
+        // The output head runs 64 rows at a time into one reused buffer: the full
+        // (tokens, vocab) logits would be a 100 MB allocation per 512-token window.
+        let chunk = 64
+        var logits = Tensor.zeros([min(chunk, hidden.rows), config.vocabSize])
+        var sum = 0.0
+        for r0 in stride(from: 0, to: hidden.rows, by: chunk) {
+            let r1 = min(r0 + chunk, hidden.rows)
+            if r1 - r0 != logits.rows { logits = Tensor.zeros([r1 - r0, config.vocabSize]) }
+            Tensor.gemm(hidden.rows(r0..<r1), outputHead, into: &logits, transposeB: true)
+            sum += Self.crossEntropySum(logits: logits, targets: Array(tokens[(r0 + 1)..<(r1 + 1)]))
+        }
+        return (sum, tokens.count - 1)
     }
 
-    /// Σ_t (logsumexp(z_t) − z_t[target_t]): each row's exponentials summed in Float (a
-    /// vectorizable loop; terms are ≤ 1 after subtracting the max), rows accumulated in Double.
+    /// Σ_t (logsumexp(z_t) − z_t[target_t]). Exponentials are summed in Float over runs of 64
+    /// (a vectorizable loop) and the runs in Double: a plain Float sum over 49k terms loses the
+    /// small terms and biases the perplexity low by ~1e-4.
     public static func crossEntropySum(logits z: Tensor, targets: [Int]) -> Double {
         let v = z.columns
         precondition(z.rows == targets.count, "\(z.rows) logit rows for \(targets.count) targets")
         return z.withUnsafeBufferPointer { p in
             var total = 0.0
             for (t, target) in targets.enumerated() {
-                let row = UnsafeBufferPointer(rebasing: p[t * v..<(t + 1) * v])
+                let row = p.baseAddress! + t * v
                 var m = -Float.infinity
-                for x in row { m = max(m, x) }
-                var s: Float = 0
-                for x in row { s += expf(x - m) }
-                total += Double(m) + log(Double(s)) - Double(row[target])
+                for j in 0..<v { m = max(m, row[j]) }
+                var s = 0.0
+                var j = 0
+                while j < v {
+                    let end = min(j + 64, v)
+                    var run: Float = 0
+                    for k in j..<end { run += expf(row[k] - m) }
+                    s += Double(run)
+                    j = end
+                }
+                total += Double(m) + log(s) - Double(row[target])
             }
             return total
         }
