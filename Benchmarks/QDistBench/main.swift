@@ -1,8 +1,26 @@
 // qdist-bench: sgemm GFLOP/s through the Tensor API next to raw cblas_sgemm, at 1 and 2 BLAS
 // threads, printed as one JSON object. Benchmarks/run.sh adds allreduce GB/s under mpirun.
+// `qdist-bench gptq` times GPTQSolver on SmolLM2's linear shapes instead (compare with
+// Benchmarks/gptq_reference_torch.py on the same machine and threads).
 import CBLAS
 import Foundation
+import QDistQuant
 import QDistTensor
+
+if CommandLine.arguments.dropFirst().first == "gptq" {
+    var rows: [[String: Any]] = []
+    for (out, inFeatures) in [(576, 1536), (1536, 576)] {
+        for actOrder in [false, true] {
+            let seconds = GPTQBenchmark.run(rows: out, columns: inFeatures, groupSize: 64, actOrder: actOrder)
+            rows.append(["out": out, "in": inFeatures, "group_size": 64, "act_order": actOrder, "seconds": seconds,
+                         "gflops": GPTQBenchmark.flops(rows: out, columns: inFeatures) / seconds / 1e9])
+        }
+    }
+    let data = try JSONSerialization.data(withJSONObject: ["benchmark": "gptq", "blas_threads": BLASThreads.current,
+                                                           "results": rows], options: [.sortedKeys, .prettyPrinted])
+    print(String(decoding: data, as: UTF8.self))
+    exit(0)
+}
 
 /// Best-of-`repeats` seconds for `body` (best, not mean: the machine is shared and noisy).
 func bestSeconds(repeats: Int, _ body: () -> Void) -> Double {
