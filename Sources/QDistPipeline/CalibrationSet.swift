@@ -54,31 +54,19 @@ public struct CalibrationSet: Sendable {
 
     /// .jsonl: each non-empty line an object with a string `text`; texts joined by "\n\n".
     static func jsonlTokens(_ path: String, tokenizer: BPETokenizer, communicator comm: any Communicator) throws -> [Int] {
-        var ids: [Int32] = []
-        var failure: [UInt8] = []
-        if comm.isMain {
-            do {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw QDistIOError(.io, path: path, "cannot read (no such file, or not readable)")
-                }
-                var texts: [String] = []
-                for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
-                    let value = try JSONParser.parse(Array(line))
-                    guard let text = value["text"]?.stringValue else {
-                        throw QDistIOError(.invalidArgument, path: path, "line \(n + 1): no string field \"text\"")
-                    }
-                    texts.append(text)
-                }
-                ids = tokenizer.encode(texts.joined(separator: "\n\n")).map { Int32($0) }
-            } catch let e as QDistIOError {
-                failure = Array(e.description.utf8)
-            } catch {
-                failure = Array("\(path): \(error)".utf8)
+        try TextTokens.fromMainRank(path, communicator: comm) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw QDistIOError(.io, path: path, "cannot read (no such file, or not readable)")
             }
+            var texts: [String] = []
+            for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+                let value = try JSONParser.parse(Array(line))
+                guard let text = value["text"]?.stringValue else {
+                    throw QDistIOError(.invalidArgument, path: path, "line \(n + 1): no string field \"text\"")
+                }
+                texts.append(text)
+            }
+            return tokenizer.encode(texts.joined(separator: "\n\n"))
         }
-        try comm.broadcast(&failure, root: 0)
-        if !failure.isEmpty { throw TextTokensError(description: String(decoding: failure, as: UTF8.self)) }
-        try comm.broadcast(&ids, root: 0)
-        return ids.map(Int.init)
     }
 }
