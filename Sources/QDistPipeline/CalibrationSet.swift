@@ -1,6 +1,7 @@
 import Foundation
 import QDistComm
 import QDistIO
+import QDistTensor
 
 /// The calibration windows of a quantization job: `samples` windows of `seqLen` tokens cut
 /// from seeded random offsets of a text file (a .txt read whole, or a .jsonl whose lines have
@@ -37,17 +38,10 @@ public struct CalibrationSet: Sendable {
     /// `samples` windows at offsets drawn uniformly from [0, count − seqLen] by a SplitMix64
     /// seeded with `seed` (windows may overlap, as random-offset sampling does).
     public static func cut(_ tokens: [Int], samples: Int, seqLen: Int, seed: UInt64) -> [[Int]] {
-        var state = seed
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SeededGenerator(state: seed)
         let span = UInt64(tokens.count - seqLen + 1)
         return (0..<samples).map { _ in
-            let start = Int(next() % span)
+            let start = Int(rng.next() % span)
             return Array(tokens[start..<start + seqLen])
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import QDistTensor
 import QDistModel
 
 /// Picks the next token from a row of logits: greedy at temperature 0, else softmax(z / T)

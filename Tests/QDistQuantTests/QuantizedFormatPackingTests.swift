@@ -1,3 +1,4 @@
+import QDistTensor
 import XCTest
 @testable import QDistQuant
 

@@ -42,7 +42,7 @@ public enum GPTQBenchmark {
     /// are split into sequences of 512 (each counted as one sample, as gptq does).
     public static func syntheticLayer(rows: Int, columns: Int, tokens: Int = 128 * 512,
                                       seed: UInt64) -> (weight: Tensor, hessian: Tensor) {
-        var rng = SplitMix64(seed: seed)
+        var rng = SplitMix64(splitMixSeed: seed)
         var w = [Float](repeating: 0, count: rows * columns)
         for i in w.indices {
             w[i] = 0.02 * rng.nextGaussian()
@@ -69,27 +69,10 @@ public enum GPTQBenchmark {
     }
 }
 
-/// A small, fast, seedable generator (SplitMix64) so synthetic layers are identical across runs
-/// and machines. Not for anything that needs real randomness.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+/// The generator GPTQ's synthetic layers and tests draw from (raw SplitMix64 state = seed).
+public typealias SplitMix64 = SeededGenerator
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    public mutating func nextUniform() -> Float { Float(next() >> 40) * 0x1p-24 }
-
-    /// Standard normal (Box–Muller, one of the pair).
-    public mutating func nextGaussian() -> Float {
-        let u1 = max(Double(next() >> 11) * 0x1p-53, 1e-300), u2 = Double(next() >> 11) * 0x1p-53
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-    }
+extension SeededGenerator {
+    /// A plain SplitMix64 seeded with `seed`, as the synthetic-layer code has always used.
+    public init(splitMixSeed seed: UInt64) { self.init(state: seed) }
 }
