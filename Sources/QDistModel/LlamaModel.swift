@@ -48,13 +48,17 @@ public struct LlamaModel: Sendable {
     }
 
     /// Rows of the embedding for `tokens` → (tokens, hidden).
-    public func embed(_ tokens: [Int]) -> Tensor {
-        let h = config.hiddenSize
+    public func embed(_ tokens: [Int]) -> Tensor { Self.embed(tokens, table: embedding) }
+
+    /// Rows of `table` (vocab, hidden) for `tokens`: what a streaming job uses before it holds
+    /// any block.
+    public static func embed(_ tokens: [Int], table: Tensor) -> Tensor {
+        let (vocab, h) = (table.rows, table.columns)
         var out = [Float](repeating: 0, count: tokens.count * h)
-        embedding.withUnsafeBufferPointer { e in
+        table.withUnsafeBufferPointer { e in
             out.withUnsafeMutableBufferPointer { o in
                 for (t, id) in tokens.enumerated() {
-                    precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside vocabulary of \(config.vocabSize)")
+                    precondition(id >= 0 && id < vocab, "token id \(id) outside vocabulary of \(vocab)")
                     (o.baseAddress! + t * h).update(from: e.baseAddress! + id * h, count: h)
                 }
             }

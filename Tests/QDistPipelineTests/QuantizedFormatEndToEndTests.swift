@@ -48,7 +48,7 @@ final class QuantizedFormatEndToEndTests: XCTestCase {
         let tokens = try BPETokenizer(folder: tiny).encode("Weights are stored with fewer bits.")
 
         for variant in variants {
-            var rng = QuantizedFormatEndToEndRandom(seed: 42)
+            var rng = SeededGenerator(state: 42)
             var linears: [QuantizedLinearWeights] = []
             var quantizedNames = Set<String>()
             for (k, layer) in config.linearLayers.enumerated() {
@@ -141,18 +141,5 @@ final class QuantizedFormatEndToEndTests: XCTestCase {
                 XCTAssertFalse(message.contains("\n"), message)
             }
         }
-    }
-}
-
-/// SplitMix64, so the act-order permutations are the same every run.
-private struct QuantizedFormatEndToEndRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -7,7 +7,7 @@ enum QuantTestData {
     /// (rows, columns) with N(0, std²) entries; `outliers` of them multiplied by `outlierScale`.
     static func gaussian(_ rows: Int, _ columns: Int, std: Float = 1, seed: UInt64,
                          outlierFraction: Float = 0, outlierScale: Float = 10) -> Tensor {
-        var rng = SplitMix64(splitMixSeed: seed)
+        var rng = SeededGenerator(state: seed)
         var v = [Float](repeating: 0, count: rows * columns)
         for i in v.indices {
             v[i] = std * rng.nextGaussian()
@@ -19,7 +19,7 @@ enum QuantTestData {
     /// (tokens, columns) activations whose features are AR(1)-correlated (ρ) and scaled per
     /// feature between 0.2 and 5, so that XᵀX is far from diagonal and from isotropic.
     static func correlatedInputs(tokens: Int, columns: Int, rho: Float = 0.8, seed: UInt64) -> Tensor {
-        var rng = SplitMix64(splitMixSeed: seed)
+        var rng = SeededGenerator(state: seed)
         let scales = (0..<columns).map { _ in 0.2 + 4.8 * rng.nextUniform() * rng.nextUniform() }
         var x = [Float](repeating: 0, count: tokens * columns)
         let innovation = (1 - rho * rho).squareRoot()

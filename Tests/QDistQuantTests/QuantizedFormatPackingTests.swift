@@ -5,7 +5,7 @@ import XCTest
 /// Bit-level checks of both int32 packings against layouts spelled out independently here
 /// (compressed-tensors' docstring example, AutoGPTQ's 3-bit word map from FORMATS.md §4.2).
 final class QuantizedFormatPackingTests: XCTestCase {
-    private var rng = QuantizedFormatRandom(seed: 7)
+    private var rng = SeededGenerator(state: 7)
 
     private func randomValues(_ n: Int, bits: Int) -> [Int32] {
         (0..<n).map { _ in Int32.random(in: 0..<(1 << bits), using: &rng) }
@@ -104,18 +104,5 @@ final class QuantizedFormatPackingTests: XCTestCase {
         XCTAssertThrowsError(try PackedInt32.unpack([0, 0], rows: 1, columns: 8, bits: 4, layout: .wordAligned)) { error in
             XCTAssertFalse("\(error)".contains("\n"))
         }
-    }
-}
-
-/// SplitMix64, so every test run sees the same "random" values.
-struct QuantizedFormatRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -6,7 +6,7 @@ import XCTest
 /// Writer → tensors → reader round trips for both formats: the same codes, scales, zero points
 /// and g_idx come back, and the tensors have the dtypes and shapes FORMATS.md §4/§5 give.
 final class QuantizedFormatRoundTripTests: XCTestCase {
-    private var rng = QuantizedFormatRandom(seed: 11)
+    private var rng = SeededGenerator(state: 11)
 
     /// A random layer whose scales are already representable in `scaleDType` (as a file keeps them).
     private func randomLinear(_ name: String = "model.layers.0.self_attn.q_proj", out: Int, in inF: Int, bits: Int,

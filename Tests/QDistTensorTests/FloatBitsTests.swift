@@ -52,7 +52,7 @@ final class FloatBitsTests: XCTestCase {
                 xs += [mid, mid.nextUp, mid.nextDown]
             }
         }
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededGenerator(state: 7)
         let top = grid[grid.count - 1].value
         for _ in 0..<randomCount {
             let exponent = Double(rng.next() % 80) - 60
@@ -183,17 +183,8 @@ final class FloatBitsTests: XCTestCase {
     }
 }
 
-/// A tiny deterministic generator so test inputs are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SeededGenerator {
+    /// Uniform in `range`, for test inputs.
     mutating func nextFloat(in range: ClosedRange<Float>) -> Float {
         range.lowerBound + Float(Double(next() >> 11) / Double(1 << 53)) * (range.upperBound - range.lowerBound)
     }

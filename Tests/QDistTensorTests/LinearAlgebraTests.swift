@@ -4,7 +4,7 @@ import XCTest
 /// BLAS/LAPACK-backed products and factorizations checked against float64 re-computations.
 final class LinearAlgebraTests: XCTestCase {
     static func random(_ shape: [Int], seed: UInt64) -> Tensor {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(state: seed)
         return Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.nextFloat(in: -1...1) })
     }
 

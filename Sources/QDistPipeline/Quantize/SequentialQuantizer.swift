@@ -54,8 +54,7 @@ public enum SequentialQuantizer {
             report.calibrationWindows = set.windows.count
             report.calibrationSeqLen = job.calibration.seqLen
             let embedding = try job.bundle.weights.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
-            let embedder = LlamaModel(config: config, embedding: embedding, blocks: [], finalNorm: Tensor.zeros([config.hiddenSize]), outputHead: embedding)
-            activations = set.share(rank: comm.rank, size: comm.size).map(embedder.embed)
+            activations = set.share(rank: comm.rank, size: comm.size).map { LlamaModel.embed($0, table: embedding) }
         }
         report.seconds["calibration_setup"] = Date().timeIntervalSince(start)
 
@@ -150,10 +149,8 @@ public enum SequentialQuantizer {
             let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: entry.args, blockSize: plan.blockSize, dampening: plan.dampening)
             (result, dequantized, loss) = (r.weight, r.dequantized, r.loss)
         } else {
-            let grid = try QuantizationGrid(entry.args)
-            result = grid.quantize(w)
-            dequantized = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil).dequantize()
-            loss = nil
+            result = try QuantizationGrid(entry.args).quantize(w)
+            (dequantized, loss) = (result.dequantized(), nil)
         }
         let e = w - dequantized
         let relative: Double, kind: String

@@ -42,7 +42,7 @@ public enum GPTQBenchmark {
     /// are split into sequences of 512 (each counted as one sample, as gptq does).
     public static func syntheticLayer(rows: Int, columns: Int, tokens: Int = 128 * 512,
                                       seed: UInt64) -> (weight: Tensor, hessian: Tensor) {
-        var rng = SplitMix64(splitMixSeed: seed)
+        var rng = SeededGenerator(state: seed)
         var w = [Float](repeating: 0, count: rows * columns)
         for i in w.indices {
             w[i] = 0.02 * rng.nextGaussian()
@@ -67,12 +67,4 @@ public enum GPTQBenchmark {
         }
         return (Tensor(shape: [rows, columns], scalars: w), acc.hessian)
     }
-}
-
-/// The generator GPTQ's synthetic layers and tests draw from (raw SplitMix64 state = seed).
-public typealias SplitMix64 = SeededGenerator
-
-extension SeededGenerator {
-    /// A plain SplitMix64 seeded with `seed`, as the synthetic-layer code has always used.
-    public init(splitMixSeed seed: UInt64) { self.init(state: seed) }
 }

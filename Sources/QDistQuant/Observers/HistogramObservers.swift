@@ -1,21 +1,15 @@
 import Foundation
 
-/// Clips |x| at a percentile of its histogram (pytorch-quantization `_compute_amax_percentile`:
-/// the lower edge of the first bin whose cumulative share reaches `percentile`/100).
-///
-/// Why: activations have rare huge values (attention sinks, massive activations); clipping the
-/// top 0.01 % keeps resolution for the rest. Failure mode: on small groups (a weight group of 64
-/// values) 0.01 % is less than one value, so the threshold is just the histogram's last occupied
-/// bin edge: close to min/max, not better.
-public struct PercentileObserver: WeightRangeObserver {
-    public let percentile: Double
-    public let bins: Int
+/// An observer that clips |x| at a threshold chosen from a histogram: the part percentile and
+/// KL share (build the histogram of a weight, or take merged activation statistics, then clip).
+public protocol HistogramThresholdObserver: WeightRangeObserver {
+    /// Histogram bins used when observing a weight directly.
+    var bins: Int { get }
+    /// The |x| threshold for these statistics.
+    func threshold(_ h: HistogramStatistics) -> Double
+}
 
-    public init(percentile: Double = 99.99, bins: Int = 2048) {
-        self.percentile = percentile
-        self.bins = bins
-    }
-
+extension HistogramThresholdObserver {
     public func range(of values: UnsafeBufferPointer<Float>, grid: QuantizationGrid) -> ClipRange {
         var h = HistogramStatistics(bins: bins)
         h.observe(values)
@@ -25,6 +19,23 @@ public struct PercentileObserver: WeightRangeObserver {
     /// The clipping range from accumulated (possibly merged) statistics.
     public func range(of h: HistogramStatistics) -> ClipRange {
         h.clip(threshold: threshold(h))
+    }
+}
+
+/// Clips |x| at a percentile of its histogram (pytorch-quantization `_compute_amax_percentile`:
+/// the lower edge of the first bin whose cumulative share reaches `percentile`/100).
+///
+/// Why: activations have rare huge values (attention sinks, massive activations); clipping the
+/// top 0.01 % keeps resolution for the rest. Failure mode: on small groups (a weight group of 64
+/// values) 0.01 % is less than one value, so the threshold is just the histogram's last occupied
+/// bin edge: close to min/max, not better.
+public struct PercentileObserver: HistogramThresholdObserver {
+    public let percentile: Double
+    public let bins: Int
+
+    public init(percentile: Double = 99.99, bins: Int = 2048) {
+        self.percentile = percentile
+        self.bins = bins
     }
 
     /// The |x| threshold.
@@ -51,7 +62,7 @@ public struct PercentileObserver: WeightRangeObserver {
 /// zeros ReLU produces do not dominate P). Why: it finds a threshold below absmax when a few
 /// outliers would waste most levels. Failure mode: with fewer than ~1000 values the histogram is
 /// mostly empty bins, the divergence is noisy, and the threshold can clip real data.
-public struct KLObserver: WeightRangeObserver {
+public struct KLObserver: HistogramThresholdObserver {
     public let bins: Int
     public let quantizedBins: Int
     /// The smallest candidate, in bins (reference: 128).
@@ -61,17 +72,6 @@ public struct KLObserver: WeightRangeObserver {
         self.bins = bins
         self.quantizedBins = quantizedBins
         self.startBin = startBin
-    }
-
-    public func range(of values: UnsafeBufferPointer<Float>, grid: QuantizationGrid) -> ClipRange {
-        var h = HistogramStatistics(bins: bins)
-        h.observe(values)
-        return range(of: h)
-    }
-
-    /// The clipping range from accumulated (possibly merged) statistics.
-    public func range(of h: HistogramStatistics) -> ClipRange {
-        h.clip(threshold: threshold(h))
     }
 
     /// The |x| threshold minimising KL(P‖Q): the upper edge of the chosen `i` bins.
