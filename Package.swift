@@ -33,7 +33,7 @@ let package = Package(
             ]),
         .executableTarget(
             name: "QDistBench",
-            dependencies: ["QDistTensor", "QDistQuant", "CBLAS"],
+            dependencies: ["QDistTensor", "QDistModel", "QDistQuant", "CBLAS"],
             path: "Benchmarks/QDistBench"),
 
         // Runs the built binary (and mpirun, and Python references) for end-to-end tests.

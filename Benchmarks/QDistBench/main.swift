@@ -1,11 +1,20 @@
 // qdist-bench: sgemm GFLOP/s through the Tensor API next to raw cblas_sgemm, at 1 and 2 BLAS
 // threads, printed as one JSON object. Benchmarks/run.sh adds allreduce GB/s under mpirun.
 // `qdist-bench gptq` times GPTQSolver on SmolLM2's linear shapes instead (compare with
-// Benchmarks/gptq_reference_torch.py on the same machine and threads).
+// Benchmarks/gptq_reference_torch.py on the same machine and threads). `qdist-bench block` times
+// one SmolLM2-shaped decoder block's calibration forward.
 import CBLAS
 import Foundation
 import QDistQuant
 import QDistTensor
+
+if CommandLine.arguments.dropFirst().first == "block" {
+    let windows = CommandLine.arguments.firstIndex(of: "--windows").flatMap { Int(CommandLine.arguments[$0 + 1]) } ?? 4
+    let data = try JSONSerialization.data(withJSONObject: BlockForwardBenchmark.run(tokens: 512, windows: windows),
+                                          options: [.sortedKeys, .prettyPrinted])
+    print(String(decoding: data, as: UTF8.self))
+    exit(0)
+}
 
 if CommandLine.arguments.dropFirst().first == "gptq" {
     var rows: [[String: Any]] = []

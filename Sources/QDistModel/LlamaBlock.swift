@@ -72,10 +72,24 @@ public struct LlamaBlock: Sendable {
 
     /// x (tokens, hidden) at positions `cache.length…` (or 0… without a cache) → (tokens, hidden).
     public func forward(_ x: Tensor, cache: inout KVCache?, observer: inout (any BlockInputObserver)?) -> Tensor {
+        forward(x, cache: &cache, observer: &observer, stoppingAfter: nil)!
+    }
+
+    /// Runs the block only as far as the input of `group` and shows the observer every group
+    /// input up to it: calibration of one group (`sequential: linear`) needs nothing after it.
+    public func observeInputs(_ x: Tensor, through group: LinearGroup, observer: inout (any BlockInputObserver)?) {
+        var cache: KVCache? = nil
+        _ = forward(x, cache: &cache, observer: &observer, stoppingAfter: group)
+    }
+
+    /// The forward; with `stoppingAfter` it returns nil right after that group's input was observed.
+    func forward(_ x: Tensor, cache: inout KVCache?, observer: inout (any BlockInputObserver)?,
+                 stoppingAfter last: LinearGroup?) -> Tensor? {
         let w = weights
         let offset = cache?.length ?? 0
         let h = x.rmsNormalized(weight: w.inputNorm, epsilon: epsilon)
         observer?.observe(block: index, group: .qkv, input: h)
+        if last == .qkv { return nil }
         var q = w.q(h), k = w.k(h)
         let v = w.v(h)
         rotary.apply(to: &q, heads: attention.heads, positionOffset: offset)
@@ -94,12 +108,15 @@ public struct LlamaBlock: Sendable {
             }
         }
         observer?.observe(block: index, group: .o, input: attended)
+        if last == .o { return nil }
         var out = x
         out.addScaled(w.o(attended))
         let h2 = out.rmsNormalized(weight: w.postAttentionNorm, epsilon: epsilon)
         observer?.observe(block: index, group: .gateUp, input: h2)
+        if last == .gateUp { return nil }
         let activated = Tensor.swiGLU(gate: w.gate(h2), up: w.up(h2))
         observer?.observe(block: index, group: .down, input: activated)
+        if last == .down { return nil }
         out.addScaled(w.down(activated))
         return out
     }

@@ -77,7 +77,39 @@ extension Tensor {
             c.withUnsafeMutableBufferPointer { pc in
                 cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha,
                             pa.baseAddress, Int32(n), beta, pc.baseAddress, Int32(n))
-                for i in 0..<n { for j in 0..<i { pc[i * n + j] = pc[j * n + i] } }
+            }
+        }
+        c.symmetrizeFromUpper()
+    }
+
+    /// `C ← alpha·AᵀA + beta·C` on the upper triangle only (j ≥ i); the strict lower triangle is
+    /// left as it was. For accumulating many batches: symmetrize once at the end
+    /// (`symmetrizeFromUpper`) instead of after every batch, which costs a strided n² copy.
+    public static func gramAccumulateUpper(_ a: Tensor, into c: inout Tensor, alpha: Float = 1, beta: Float = 1) {
+        precondition(a.rank == 2, "gramAccumulateUpper needs a matrix, got \(a.shape)")
+        let n = a.shape[1], k = a.shape[0]
+        precondition(c.shape == [n, n], "gramAccumulateUpper: output \(c.shape) is not [\(n), \(n)]")
+        if n == 0 { return }
+        a.withUnsafeBufferPointer { pa in
+            c.withUnsafeMutableBufferPointer { pc in
+                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha,
+                            pa.baseAddress, Int32(n), beta, pc.baseAddress, Int32(n))
+            }
+        }
+    }
+
+    /// Copies the upper triangle onto the lower one (row-major square matrix), in tiles so both
+    /// sides stay in cache.
+    public mutating func symmetrizeFromUpper() {
+        precondition(rank == 2 && shape[0] == shape[1], "symmetrizeFromUpper needs a square matrix, got \(shape)")
+        let n = shape[0], tile = 32
+        withUnsafeMutableBufferPointer { p in
+            for i0 in stride(from: 0, to: n, by: tile) {
+                for j0 in stride(from: 0, through: i0, by: tile) {
+                    for i in i0..<min(i0 + tile, n) {
+                        for j in j0..<min(j0 + tile, i) { p[i * n + j] = p[j * n + i] }
+                    }
+                }
             }
         }
     }

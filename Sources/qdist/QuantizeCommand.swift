@@ -21,6 +21,11 @@ struct QuantizeCommand: ParsableCommand {
               qdist quantize --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --model "$(Launch/get-smollm2.sh | tail -n 1)"
               qdist quantize --config Configs/quantize/smollm2-rtn-w8a16.yaml --model models/smollm2 --output out/w8
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
+
+            Under mpirun, ranks split the calibration windows, each linear is solved by one rank \
+            (or a share of its rows), and each rank writes its own shard of the output. Finished \
+            blocks are recorded beside the output (.<output>.qdist-partial/): after a crash, the \
+            same command resumes after the last recorded block (also on another number of ranks).
             """)
 
     @Option(name: .long, help: ArgumentHelp("The recipe YAML file.", valueName: "file"))
@@ -53,11 +58,17 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: "Discard the blocks an interrupted run of this job recorded, instead of resuming after them.")
+    var noResume = false
+
+    @Option(name: .long, help: ArgumentHelp("Stop once block K is recorded (exit 3); the same command resumes after it. Splits a long job across short allocations.", valueName: "K"))
+    var stopAfterBlock: Int?
+
     func run() throws {
         try DistributedJob.run("quantize") { comm in
             let job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
                                                    scheme: scheme, data: data, samples: samples, seqLen: seqLen,
-                                                   overwrite: overwrite)
+                                                   overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock)
             if comm.isMain && !json {
                 print("quantize: \(job.recipeName): \(job.plan.entries.count) linears, \(job.plan.algorithm.rawValue), "
                       + "\(job.format.rawValue) → \(job.output.path)")
@@ -70,9 +81,16 @@ struct QuantizeCommand: ParsableCommand {
                 print(String(decoding: report.jsonValue.serialized(.pretty(sortKeys: false)), as: UTF8.self))
             } else {
                 print(report.table())
-                print(String(format: "done in %.1f s (forward %.1f s, solve %.1f s); wrote %@",
+                print(String(format: "done in %.1f s (forward %.1f s, solve %.1f s, collectives %.1f s, write %.1f s); wrote %@",
                              report.seconds["total"] ?? 0, report.seconds["forward"] ?? 0, report.seconds["solve"] ?? 0,
-                             job.output.path))
+                             report.seconds["collectives"] ?? 0, report.seconds["write"] ?? 0, job.output.path))
+                if report.worldSize > 1 {
+                    for (r, t) in report.perRank.enumerated() {
+                        let rss = r < report.peakResidentBytesPerRank.count ? Double(report.peakResidentBytesPerRank[r]) / 1e9 : 0
+                        print(String(format: "  rank %d: forward %.1f s, solve %.1f s, collectives %.1f s, io %.1f s, peak RSS %.2f GB",
+                                     r, t["forward"] ?? 0, t["solve"] ?? 0, t["collectives"] ?? 0, t["io"] ?? 0, rss))
+                    }
+                }
             }
         }
     }

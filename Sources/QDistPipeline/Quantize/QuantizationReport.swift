@@ -27,6 +27,8 @@ public struct QuantizationReport: Sendable {
     public var worldSize = 1
     public var seconds: [String: Double] = [:]
     public var peakResidentBytesPerRank: [Int] = []
+    /// Seconds per rank in forward, solve, collectives and I/O.
+    public var perRank: [[String: Double]] = []
 
     public var jsonValue: JSONValue {
         .object([
@@ -36,15 +38,10 @@ public struct QuantizationReport: Sendable {
             (key: "world_size", value: .integer(worldSize)),
             (key: "seconds", value: .object(seconds.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })),
             (key: "peak_rss_bytes_per_rank", value: .array(peakResidentBytesPerRank.map { .integer($0) })),
-            (key: "layers", value: .array(layers.map { l in
-                .object([
-                    (key: "name", value: .string(l.name)), (key: "bits", value: .integer(l.bits)),
-                    (key: "group_size", value: l.groupSize.map { .integer($0) } ?? .null),
-                    (key: "gptq_loss", value: l.gptqLoss.map { .number($0) } ?? .null),
-                    (key: "relative_error", value: .number(l.relativeError)), (key: "error_kind", value: .string(l.errorKind)),
-                    (key: "seconds", value: .number(l.seconds)),
-                ])
+            (key: "seconds_per_rank", value: .array(perRank.map { r in
+                .object(r.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })
             })),
+            (key: "layers", value: .array(layers.map(\.jsonValue))),
         ])
     }
 

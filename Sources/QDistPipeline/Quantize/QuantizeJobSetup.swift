@@ -6,7 +6,8 @@ import QDistIO
 /// computation and before any output exists.
 public enum QuantizeJobSetup {
     public static func resolve(recipePath: String, model: String?, output: String?, format: String?, scheme: String?,
-                               data: String?, samples: Int?, seqLen: Int?, overwrite: Bool) throws -> SequentialQuantizer.Job {
+                               data: String?, samples: Int?, seqLen: Int?, overwrite: Bool, resume: Bool = true,
+                               stopAfterBlock: Int? = nil) throws -> SequentialQuantizer.Job {
         var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
         if let format {
             guard let f = QuantizeJobConfig.OutputFormat(rawValue: format) else {
@@ -43,9 +44,13 @@ public enum QuantizeJobSetup {
         recipe.calibration.data = recipe.calibration.data.map(expand)
         let bundle = try ModelBundle.open(modelPath)
         let plan = try QuantizationPlan(recipe: recipe.recipe, config: bundle.config, format: recipe.format)
-        return SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
-                                       calibration: recipe.calibration, output: out, overwrite: overwrite,
-                                       recipeName: URL(fileURLWithPath: recipePath).lastPathComponent)
+        var job = SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
+                                          calibration: recipe.calibration, output: out, overwrite: overwrite,
+                                          recipeName: URL(fileURLWithPath: recipePath).lastPathComponent)
+        job.resume = resume
+        job.stopAfterBlock = stopAfterBlock
+        job.modelPath = URL(fileURLWithPath: modelPath).standardizedFileURL.path
+        return job
     }
 
     /// `~/x` → the home folder's `x`.

@@ -5,13 +5,18 @@ import QDistModel
 import QDistQuant
 import QDistTensor
 
-/// The quantization job: block by block with one block's weights in memory, calibration
-/// activations flowing through the already-quantized blocks (`sequential: block`), GPTQ or
-/// round-to-nearest per linear, then the chosen checkpoint format written atomically.
+/// The quantization job (DESIGN.md, "Distributed quantization"): block by block with one
+/// block's weights in memory, calibration activations flowing through the already-quantized
+/// blocks (`sequential: block`, or group by group with `linear`), GPTQ or round-to-nearest per
+/// linear, and the chosen checkpoint format.
 ///
-/// Ranks split the calibration windows; Hessians are summed across ranks (weighted by sample
-/// counts) before each solve, so every rank solves with exactly the single-process statistics
-/// and holds identical quantized weights. Only rank 0 writes.
+/// With P ranks: each rank forwards only its share of the calibration windows; partial Hessians
+/// go by `Reduce(SUM)` to the rank that solves the linear (`SolveAssignment`: by solve cost,
+/// rows split when ranks outnumber linears); owners share codes and scales, never floats
+/// (`QuantizedLinearExchange`); every rank re-forwards its windows through the quantized block.
+/// Each finished block is recorded in the staging folder (`QuantizeProgressFolder`), so a rerun
+/// resumes; at the end each rank writes its own shard (`ShardedQuantizedOutput`). P = 1 is the
+/// same algorithm without collectives.
 public enum SequentialQuantizer {
     /// Everything the job needs, already resolved from recipe + command line.
     public struct Job {
@@ -23,12 +28,39 @@ public enum SequentialQuantizer {
         public var output: URL
         public var overwrite: Bool
         public var recipeName: String
+        /// False discards recorded blocks of an unfinished run instead of resuming after them.
+        public var resume: Bool = true
+        /// Stop (with an error) once this block is recorded: splits a long job across
+        /// allocations, and lets tests interrupt a run at a known point.
+        public var stopAfterBlock: Int? = nil
+        /// The model path as given (part of the job's identity for resuming).
+        public var modelPath: String = ""
 
         public init(bundle: ModelBundle, plan: QuantizationPlan, format: QuantizeJobConfig.OutputFormat,
                     sequential: QuantizeJobConfig.SequentialMode, calibration: CalibrationConfig, output: URL,
                     overwrite: Bool, recipeName: String) {
             (self.bundle, self.plan, self.format, self.sequential) = (bundle, plan, format, sequential)
             (self.calibration, self.output, self.overwrite, self.recipeName) = (calibration, output, overwrite, recipeName)
+        }
+
+        /// What must match for a rerun to resume: model, recipe, format and calibration.
+        var fingerprint: JSONValue {
+            .object([
+                (key: "model", value: .string(modelPath)), (key: "recipe", value: .string(recipeName)),
+                (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
+                (key: "algorithm", value: .string(plan.algorithm.rawValue)),
+                (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)")),
+                (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)") })),
+            ])
+        }
+    }
+
+    /// Raised after `stopAfterBlock`: the run stopped on purpose, its blocks are recorded.
+    public struct StoppedAfterBlock: Error, CustomStringConvertible {
+        public let block: Int
+        public let staging: String
+        public var description: String {
+            "stopped after block \(block) as asked; completed blocks are recorded in \(staging) — rerun the same command to resume"
         }
     }
 
@@ -41,6 +73,13 @@ public enum SequentialQuantizer {
         report.algorithm = job.plan.algorithm.rawValue
         report.format = job.format.rawValue
         report.worldSize = comm.size
+        var timers = RankTimers()
+
+        let progressFolder = try QuantizeProgressFolder.open(output: job.output, fingerprint: job.fingerprint, fresh: !job.resume,
+                                                             communicator: comm)
+        if progressFolder.completedBlocks > 0 {
+            log("quantize: resuming after block \(progressFolder.completedBlocks - 1) (recorded in \(progressFolder.staging.path))")
+        }
 
         // Round-to-nearest needs no activations; GPTQ calibrates on this rank's windows.
         let needsCalibration = job.plan.algorithm == .gptq
@@ -57,44 +96,36 @@ public enum SequentialQuantizer {
             activations = set.share(rank: comm.rank, size: comm.size).map { LlamaModel.embed($0, table: embedding) }
         }
         report.seconds["calibration_setup"] = Date().timeIntervalSince(start)
+        let globalTokens = report.calibrationWindows * report.calibrationSeqLen
 
-        var quantized: [QuantizedLinearWeights] = []
-        var forwardSeconds = 0.0, solveSeconds = 0.0, collectiveSeconds = 0.0
-        let progress = ProgressReporter(label: "quantize: block", total: config.numHiddenLayers, unit: "blocks", enabled: comm.isMain)
+        let progress = ProgressReporter(label: "quantize: block", total: config.numHiddenLayers,
+                                        unit: needsCalibration ? "tokens" : "blocks", enabled: comm.isMain)
         for b in 0..<config.numHiddenLayers {
             let original = try LlamaBlockWeights.load(block: b, from: job.bundle.weights, config: config)
             var weights = original
-            let entries = job.plan.entries(inBlock: b)
-            let stages: [[LinearGroup]] = job.sequential == .linear ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
-            for stage in stages {
-                let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
-                    .sorted { $0.suffix < $1.suffix }
-                guard !stageEntries.isEmpty else { continue }
-                var hessians: [LinearGroup: HessianAccumulator] = [:]
-                if needsCalibration {
-                    let t0 = Date()
-                    let sizes = Dictionary(stageEntries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
-                    var observer: (any BlockInputObserver)? = HessianCollector(groups: stage, inputSizes: sizes)
-                    let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
-                    var cache: KVCache? = nil
-                    for x in activations { _ = block.forward(x, cache: &cache, observer: &observer) }
-                    forwardSeconds += Date().timeIntervalSince(t0)
-                    let t1 = Date()
-                    hessians = try combine((observer as! HessianCollector).accumulators, communicator: comm)
-                    collectiveSeconds += Date().timeIntervalSince(t1)
+            if b < progressFolder.completedBlocks {
+                // Recorded already: take its linears from the staging folder and only re-forward.
+                let t0 = Date()
+                let record = try progressFolder.record(b)
+                for file in record.files {
+                    for l in try progressFolder.readLinears(file: file) {
+                        let suffix = String(l.name.dropFirst("model.layers.\(b).".count))
+                        weights.linears = [suffix: LinearLayer(weight: l.dequantize(), bias: l.bias)]
+                    }
                 }
-                for entry in stageEntries {
-                    let t0 = Date()
-                    let layer = weights.linears[entry.suffix]!
-                    let (dequantized, layerReport, q) = try quantize(layer, entry: entry, hessian: hessians[LinearGroup.containing(entry.suffix)!]?.hessian,
-                                                                     plan: job.plan)
-                    weights.linears = [entry.suffix: LinearLayer(weight: dequantized, bias: layer.bias)]
-                    var r = layerReport
-                    r.seconds = Date().timeIntervalSince(t0)
-                    solveSeconds += r.seconds
-                    report.layers.append(r)
-                    quantized.append(q)
-                }
+                report.layers += record.layers
+                timers.io += Date().timeIntervalSince(t0)
+            } else {
+                let solved = try quantizeBlock(b, weights: &weights, job: job, activations: activations, rotary: rotary,
+                                               timers: &timers, communicator: comm)
+                let t0 = Date()
+                let mine = solved.filter { $0.writer == comm.rank }.map(\.linear.weights)
+                let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
+                let files = try comm.allgatherStrings(file ?? "").filter { !$0.isEmpty }
+                let layers = solved.map(\.linear.report)
+                if comm.isMain { try progressFolder.recordBlock(b, files: files, layers: layers) }
+                report.layers += layers
+                timers.io += Date().timeIntervalSince(t0)
             }
             // Propagate: the next block sees this block's quantized outputs (or the original
             // model's, for `sequential: none`).
@@ -104,66 +135,117 @@ public enum SequentialQuantizer {
                 var cache: KVCache? = nil
                 var none: (any BlockInputObserver)? = nil
                 activations = activations.map { block.forward($0, cache: &cache, observer: &none) }
-                forwardSeconds += Date().timeIntervalSince(t0)
+                timers.forward += Date().timeIntervalSince(t0)
             }
-            progress.update(done: b + 1, work: b + 1)
+            progress.update(done: b + 1, work: needsCalibration ? (b + 1) * globalTokens : b + 1)
+            if let stop = job.stopAfterBlock, b >= stop, b >= progressFolder.completedBlocks {
+                try comm.barrier()
+                throw StoppedAfterBlock(block: b, staging: progressFolder.staging.path)
+            }
         }
-        report.seconds["forward"] = forwardSeconds
-        report.seconds["solve"] = solveSeconds
-        report.seconds["collectives"] = collectiveSeconds
+        report.seconds["forward"] = timers.forward
+        report.seconds["solve"] = timers.solve
+        report.seconds["collectives"] = timers.collectives
 
         let writeStart = Date()
-        if comm.isMain {
-            try QuantizedModelOutput.write(job: job, linears: quantized, report: report)
-        }
-        try comm.barrier()
+        report.perRank = try timers.gathered(communicator: comm)
+        report.peakResidentBytesPerRank = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
+        report.seconds["total"] = Date().timeIntervalSince(start)
+        try ShardedQuantizedOutput.write(job: job, progress: progressFolder, report: report, communicator: comm)
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
         report.seconds["total"] = Date().timeIntervalSince(start)
-        report.peakResidentBytesPerRank = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
         return report
     }
 
-    /// Sums every rank's partial Hessians (weighted by their sample counts) on all ranks.
-    static func combine(_ parts: [LinearGroup: HessianAccumulator], communicator comm: any Communicator) throws -> [LinearGroup: HessianAccumulator] {
-        guard comm.size > 1 else { return parts }
-        var out: [LinearGroup: HessianAccumulator] = [:]
-        for group in LinearGroup.allCases {
-            guard let h = parts[group] else { continue }
-            var sum = h.weightedSum.scalars
-            var count = [h.sampleCount]
-            try comm.allreduce(&sum, op: .sum)
-            try comm.allreduce(&count, op: .sum)
-            out[group] = HessianAccumulator(weightedSum: Tensor(shape: h.hessian.shape, scalars: sum), sampleCount: count[0])
+    /// A solved linear and the rank that writes it.
+    struct BlockLinear {
+        var linear: QuantizedLinearExchange.SolvedLinear
+        var writer: Int
+    }
+
+    /// Calibrates (stage by stage), solves this rank's share and exchanges the results; leaves
+    /// `weights` holding the dequantized linears on every rank.
+    static func quantizeBlock(_ b: Int, weights: inout LlamaBlockWeights, job: Job, activations: [Tensor], rotary: RotaryEmbedding,
+                              timers: inout RankTimers, communicator comm: any Communicator) throws -> [BlockLinear] {
+        let config = job.bundle.config
+        let needsCalibration = job.plan.algorithm == .gptq
+        let entries = job.plan.entries(inBlock: b)
+        let stages: [[LinearGroup]] = job.sequential == .linear ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
+        var out: [BlockLinear] = []
+        for stage in stages {
+            let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
+                .sorted { $0.suffix < $1.suffix }
+            guard !stageEntries.isEmpty else { continue }
+            let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) },
+                                             ranks: comm.size)
+            var hessians: [LinearGroup: Tensor] = [:]
+            if needsCalibration {
+                let t0 = Date()
+                let sizes = Dictionary(stageEntries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
+                var observer: (any BlockInputObserver)? = HessianCollector(groups: stage, inputSizes: sizes)
+                let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
+                // Only as far as this stage's last input: nothing after it feeds a Hessian.
+                let last = LinearGroup.allCases.last { stage.contains($0) }!
+                for x in activations { block.observeInputs(x, through: last, observer: &observer) }
+                timers.forward += Date().timeIntervalSince(t0)
+                let t1 = Date()
+                let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
+                    .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
+                hessians = try HessianExchange.deliver((observer as! HessianCollector).accumulators, to: owners, communicator: comm)
+                timers.collectives += Date().timeIntervalSince(t1)
+            }
+            let t0 = Date()
+            var mine: [QuantizedLinearExchange.SolvedPiece] = []
+            for item in assignment.items(of: comm.rank) {
+                let entry = stageEntries.first { $0.name == item.name }!
+                let layer = weights.linears[entry.suffix]!
+                let rows = item.rows.count == layer.outFeatures ? layer.weight : layer.weight.rows(item.rows)
+                mine.append(try solve(rows, item: item, entry: entry, hessian: hessians[LinearGroup.containing(entry.suffix)!], plan: job.plan))
+            }
+            timers.solve += Date().timeIntervalSince(t0)
+            let t1 = Date()
+            let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
+                let e = stageEntries.first { $0.name == name }!
+                return (e.args.numBits, e.args.strategy == .group ? e.args.groupSize : nil, weights.linears[e.suffix]!.bias,
+                        needsCalibration ? "output" : "weight")
+            }, communicator: comm)
+            timers.collectives += Date().timeIntervalSince(t1)
+            for entry in stageEntries {
+                let solved = linears[entry.name]!
+                weights.linears = [entry.suffix: LinearLayer(weight: solved.weights.dequantize(), bias: solved.weights.bias)]
+                out.append(BlockLinear(linear: solved, writer: assignment.writer(of: entry.name)))
+            }
         }
         return out
     }
 
-    /// One linear: GPTQ with its Hessian, or round-to-nearest; with its report line and its
-    /// stored form.
-    static func quantize(_ layer: LinearLayer, entry: QuantizationPlan.Entry, hessian: Tensor?, plan: QuantizationPlan) throws
-        -> (Tensor, QuantizationReport.Layer, QuantizedLinearWeights)
+    /// One work item (some rows of a linear): GPTQ with its Hessian, or round-to-nearest; with
+    /// its stored form and the error statistics of its report line.
+    static func solve(_ w: Tensor, item: SolveAssignment.Item, entry: QuantizationPlan.Entry, hessian: Tensor?, plan: QuantizationPlan) throws
+        -> QuantizedLinearExchange.SolvedPiece
     {
-        let w = layer.weight
-        let result: QuantizedWeight, dequantized: Tensor, loss: Double?
+        let t0 = Date()
+        let result: QuantizedWeight, loss: Double?
         if let hessian, plan.algorithm == .gptq {
             let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: entry.args, blockSize: plan.blockSize, dampening: plan.dampening)
-            (result, dequantized, loss) = (r.weight, r.dequantized, r.loss)
+            (result, loss) = (r.weight, r.loss)
         } else {
             result = try QuantizationGrid(entry.args).quantize(w)
-            (dequantized, loss) = (result.dequantized(), nil)
+            loss = nil
         }
-        let e = w - dequantized
-        let relative: Double, kind: String
+        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil)
+        // What every rank will run with: the stored form dequantized (so results cannot depend
+        // on which rank solved a linear).
+        let e = w - stored.dequantize()
+        let errorQuadratic: Double, weightQuadratic: Double
         if let hessian {
-            relative = (quadratic(e, hessian) / max(quadratic(w, hessian), .leastNonzeroMagnitude)).squareRoot()
-            kind = "output"
+            (errorQuadratic, weightQuadratic) = (quadratic(e, hessian), quadratic(w, hessian))
         } else {
-            relative = (e.scalars.reduce(0) { $0 + Double($1 * $1) } / max(w.scalars.reduce(0) { $0 + Double($1 * $1) }, .leastNonzeroMagnitude)).squareRoot()
-            kind = "weight"
+            errorQuadratic = e.scalars.reduce(0) { $0 + Double($1 * $1) }
+            weightQuadratic = w.scalars.reduce(0) { $0 + Double($1 * $1) }
         }
-        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: layer.bias)
-        return (dequantized, .init(name: entry.name, bits: entry.args.numBits, groupSize: entry.args.strategy == .group ? entry.args.groupSize : nil,
-                                   gptqLoss: loss, relativeError: relative, errorKind: kind, seconds: 0), stored)
+        return .init(item: item, weights: stored, gptqLoss: loss, errorQuadratic: errorQuadratic, weightQuadratic: weightQuadratic,
+                     seconds: Date().timeIntervalSince(t0))
     }
 
     /// Σ_ij (A·H)_ij · A_ij = tr(A H Aᵀ), in Double.

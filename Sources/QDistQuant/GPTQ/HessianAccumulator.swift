@@ -11,14 +11,21 @@ import QDistTensor
 /// one `ssyrk`: tokens·columns² flops. Failure mode: a batch whose width is not the layer's
 /// input features traps; a NaN activation poisons H (GPTQ then rejects it).
 public struct HessianAccumulator: Sendable {
+    /// The current mean `2/N·Σ x xᵀ`; only its upper triangle is kept up to date while batches
+    /// arrive (one ssyrk each), and `hessian` mirrors it when asked.
+    private var upper: Tensor
     /// (columns, columns): the current mean `2/N·Σ x xᵀ`, full symmetric matrix.
-    public private(set) var hessian: Tensor
+    public var hessian: Tensor {
+        var h = upper
+        h.symmetrizeFromUpper()
+        return h
+    }
     /// N: sequences folded in so far.
     public private(set) var sampleCount: Int
 
     /// An empty accumulator for a layer with `columns` input features.
     public init(columns: Int) {
-        hessian = Tensor.zeros([columns, columns])
+        upper = Tensor.zeros([columns, columns])
         sampleCount = 0
     }
 
@@ -26,7 +33,7 @@ public struct HessianAccumulator: Sendable {
     public init(hessian: Tensor, sampleCount: Int) {
         precondition(hessian.rank == 2 && hessian.shape[0] == hessian.shape[1], "Hessian must be square, got \(hessian.shape)")
         precondition(sampleCount >= 0, "negative sample count")
-        self.hessian = hessian
+        self.upper = hessian
         self.sampleCount = sampleCount
     }
 
@@ -36,7 +43,7 @@ public struct HessianAccumulator: Sendable {
                   sampleCount: sampleCount)
     }
 
-    public var columns: Int { hessian.shape[0] }
+    public var columns: Int { upper.shape[0] }
 
     /// `H·n`: the additive form of this accumulator, for summing across ranks.
     public var weightedSum: Tensor { hessian * Float(sampleCount) }
@@ -52,8 +59,8 @@ public struct HessianAccumulator: Sendable {
         let x = inputs.rank == 2 ? inputs : inputs.reshaped([inputs.rows, columns])
         let total = sampleCount + t
         // One ssyrk: H = (2/(n+t))·XᵀX + (n/(n+t))·H.
-        Tensor.gramAccumulate(x, into: &hessian, alpha: Float(2.0 / Double(total)),
-                              beta: Float(Double(sampleCount) / Double(total)))
+        Tensor.gramAccumulateUpper(x, into: &upper, alpha: Float(2.0 / Double(total)),
+                                   beta: Float(Double(sampleCount) / Double(total)))
         sampleCount = total
     }
 

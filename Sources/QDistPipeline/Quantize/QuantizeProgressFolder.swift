@@ -1,0 +1,185 @@
+import Foundation
+import QDistComm
+import QDistIO
+import QDistQuant
+import QDistTensor
+
+/// The staging folder of a quantization job, where finished blocks are recorded so that the same
+/// command after a crash (or after `--stop-after-block`) resumes after the last completed block.
+///
+/// Layout, beside the output folder `out`: `.out.qdist-partial/` holding `job.json` (what the
+/// job is: rerunning a *different* job into the same output is refused), and per completed
+/// block b: `blocks/block-0000b.rank-0000r.safetensors` (the linears rank r writes, in qdist's
+/// lossless internal form: unsigned codes U8, Float32 scales, I32 zero points and group map,
+/// Float32 bias) and, last, `blocks/block-0000b.json` (the block's report lines and its files) —
+/// the record that marks the block complete. Every file is written under a temporary name and
+/// renamed, so a crash leaves either a complete record or none. The finished output folder is
+/// assembled inside the staging folder and renamed into place, so a reader never sees a partial
+/// output. The folder must be on a filesystem every rank sees (as cluster scratch is).
+struct QuantizeProgressFolder {
+    let staging: URL
+    let blocks: URL
+    /// Blocks 0..<completedBlocks are recorded (the same on every rank).
+    let completedBlocks: Int
+
+    static func stagingURL(for output: URL) -> URL {
+        output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).qdist-partial")
+    }
+
+    /// Opens (rank 0 creates or validates; everyone learns how many blocks are done).
+    /// `fingerprint` identifies the job; with `fresh`, an existing staging folder is discarded.
+    static func open(output: URL, fingerprint: JSONValue, fresh: Bool, communicator comm: any Communicator) throws -> QuantizeProgressFolder {
+        let staging = stagingURL(for: output), blocks = staging.appendingPathComponent("blocks")
+        var completed = [0]
+        var failure: String? = nil
+        if comm.isMain {
+            do { completed[0] = try prepare(staging: staging, blocks: blocks, fingerprint: fingerprint, fresh: fresh) } catch {
+                failure = "\(error)"
+            }
+        }
+        // Everyone must hear about a failure on rank 0, or they would wait in the next collective.
+        var code = [failure == nil ? completed[0] : -1]
+        try comm.broadcast(&code, root: 0)
+        if code[0] < 0 {
+            if let failure { throw QuantizePlanError(description: failure) }
+            throw QuantizePlanError(description: "rank 0 could not prepare \(staging.path)")
+        }
+        return QuantizeProgressFolder(staging: staging, blocks: blocks, completedBlocks: code[0])
+    }
+
+    private static func prepare(staging: URL, blocks: URL, fingerprint: JSONValue, fresh: Bool) throws -> Int {
+        let fm = FileManager.default
+        let jobURL = staging.appendingPathComponent("job.json")
+        if fresh { try? fm.removeItem(at: staging) }
+        if fm.fileExists(atPath: jobURL.path) {
+            let recorded = try JSONParser.parseFile(at: jobURL)
+            guard recorded == fingerprint else {
+                throw QDistIOError(.invalidArgument, path: staging.path,
+                                   "holds a different unfinished quantization job (other model, recipe or calibration); pass --no-resume to discard it")
+            }
+        } else {
+            try? fm.removeItem(at: staging)
+            do { try fm.createDirectory(at: blocks, withIntermediateDirectories: true) } catch {
+                throw QDistIOError(.io, path: staging.path, "cannot create folder: \(error.localizedDescription)")
+            }
+            try AtomicFileWriter.write(fingerprint.serialized(.pretty(sortKeys: false)) + [0x0A], to: jobURL)
+        }
+        var done = 0
+        while fm.fileExists(atPath: recordURL(blocks, done).path) { done += 1 }
+        return done
+    }
+
+    static func recordURL(_ blocks: URL, _ block: Int) -> URL {
+        blocks.appendingPathComponent(String(format: "block-%05d.json", block))
+    }
+
+    static func fileName(block: Int, rank: Int) -> String { String(format: "block-%05d.rank-%05d.safetensors", block, rank) }
+
+    // MARK: - Writing a block
+
+    /// Writes this rank's linears of `block` (if any); returns the file name written.
+    func writeLinears(_ linears: [QuantizedLinearWeights], block: Int, rank: Int) throws -> String? {
+        guard !linears.isEmpty else { return nil }
+        var tensors: [String: StoredTensor] = [:]
+        var metadata: [String: String] = [:]
+        for l in linears {
+            tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
+            tensors[l.name + ".scales"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: l.scales), as: .f32)
+            if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = Self.int32Tensor(z, shape: [l.outFeatures, l.groupCount]) }
+            if let g = l.gIdx { tensors[l.name + ".g_idx"] = Self.int32Tensor(g, shape: [l.inFeatures]) }
+            if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
+            metadata[l.name] = "\(l.numBits),\(l.groupSize ?? 0)"
+        }
+        let name = Self.fileName(block: block, rank: rank)
+        try SafetensorsWriter.write(tensors, metadata: metadata, to: blocks.appendingPathComponent(name))
+        return name
+    }
+
+    /// Marks `block` complete (rank 0, after every rank's file is in place).
+    func recordBlock(_ block: Int, files: [String], layers: [QuantizationReport.Layer]) throws {
+        let record: JSONValue = .object([
+            (key: "block", value: .integer(block)),
+            (key: "files", value: .array(files.map { .string($0) })),
+            (key: "layers", value: .array(layers.map(\.jsonValue))),
+        ])
+        try AtomicFileWriter.write(record.serialized(.pretty(sortKeys: false)) + [0x0A], to: Self.recordURL(blocks, block))
+    }
+
+    // MARK: - Reading back
+
+    /// The files and report lines recorded for `block`.
+    func record(_ block: Int) throws -> (files: [String], layers: [QuantizationReport.Layer]) {
+        let url = Self.recordURL(blocks, block)
+        let json = try JSONParser.parseFile(at: url)
+        guard let files = json["files"]?.arrayValue?.compactMap(\.stringValue), let layers = json["layers"]?.arrayValue else {
+            throw QDistIOError(.config, path: url.path, "is not a block record (needs \"files\" and \"layers\")")
+        }
+        return (files, try layers.map { try QuantizationReport.Layer(json: $0, path: url.path) })
+    }
+
+    /// Every linear stored in one block file.
+    func readLinears(file: String) throws -> [QuantizedLinearWeights] {
+        let url = blocks.appendingPathComponent(file)
+        let reader = try SafetensorsReader(url: url)
+        return try reader.metadata.keys.sorted().map { name in
+            let parts = reader.metadata[name]!.split(separator: ",").compactMap { Int($0) }
+            guard parts.count == 2 else { throw QDistIOError(.safetensors, path: url.path, "bad metadata for \(name)") }
+            let codesInfo = try reader.storedTensor(name + ".codes")
+            let (rows, columns) = (codesInfo.shape[0], codesInfo.shape[1])
+            func ints(_ suffix: String) throws -> [Int32]? {
+                guard reader.contains(name + suffix) else { return nil }
+                let t = try reader.storedTensor(name + suffix)
+                return t.bytes.withUnsafeBytes { raw in
+                    (0..<t.elementCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+                }
+            }
+            return try QuantizedLinearWeights(
+                name: name, inFeatures: columns, outFeatures: rows, numBits: parts[0], groupSize: parts[1] == 0 ? nil : parts[1],
+                codes: codesInfo.bytes.map { Int32($0) }, scales: try reader.tensor(name + ".scales").scalars,
+                zeroPoints: try ints(".zero_points"), gIdx: try ints(".g_idx"),
+                bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil)
+        }
+    }
+
+    /// The rank that wrote a block file (from its name).
+    static func writerRank(ofFile name: String) -> Int? {
+        guard let r = name.range(of: ".rank-") else { return nil }
+        return Int(name[r.upperBound...].prefix(5))
+    }
+
+    /// Every block file recorded so far.
+    func allFiles(blockCount: Int) throws -> [String] {
+        try (0..<blockCount).flatMap { try record($0).files }
+    }
+
+    static func int32Tensor(_ values: [Int32], shape: [Int]) -> StoredTensor {
+        var bytes = [UInt8](repeating: 0, count: values.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, v) in values.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 4 * i, as: Int32.self) }
+        }
+        return StoredTensor(dtype: .i32, shape: shape, bytes: bytes)
+    }
+}
+
+extension QuantizationReport.Layer {
+    /// The report line as JSON (also the form block records keep).
+    var jsonValue: JSONValue {
+        .object([
+            (key: "name", value: .string(name)), (key: "bits", value: .integer(bits)),
+            (key: "group_size", value: groupSize.map { .integer($0) } ?? .null),
+            (key: "gptq_loss", value: gptqLoss.map { .number($0) } ?? .null),
+            (key: "relative_error", value: .number(relativeError)), (key: "error_kind", value: .string(errorKind)),
+            (key: "seconds", value: .number(seconds)),
+        ])
+    }
+
+    init(json: JSONValue, path: String) throws {
+        guard let name = json["name"]?.stringValue, let bits = json["bits"]?.intValue,
+              let relative = json["relative_error"]?.doubleValue, let kind = json["error_kind"]?.stringValue,
+              let seconds = json["seconds"]?.doubleValue else {
+            throw QDistIOError(.config, path: path, "a layer line lacks name, bits, relative_error, error_kind or seconds")
+        }
+        self.init(name: name, bits: bits, groupSize: json["group_size"]?.intValue, gptqLoss: json["gptq_loss"]?.doubleValue,
+                  relativeError: relative, errorKind: kind, seconds: seconds)
+    }
+}

@@ -1,0 +1,108 @@
+import QDistComm
+import QDistQuant
+import QDistTensor
+
+/// Moves solved linears between ranks: each owner contributes the row blocks it solved as codes,
+/// scales, zero points and group map (never dequantized floats — a 4-bit code travels as one
+/// small integer instead of a Float32), plus the statistics its report line needs; one
+/// `Allgatherv` per payload kind gives every rank every piece, and pieces of a split linear are
+/// joined back in row order. The layout of a payload follows `SolveAssignment.items`, which
+/// every rank knows, so no sizes or names travel.
+enum QuantizedLinearExchange {
+    /// One solved item: its stored form (rows of the item only, no bias) and report statistics.
+    struct SolvedPiece {
+        var item: SolveAssignment.Item
+        var weights: QuantizedLinearWeights
+        /// GPTQ's loss over these rows (nil for round-to-nearest).
+        var gptqLoss: Double?
+        /// tr(E·H·Eᵀ) and tr(W·H·Wᵀ) over these rows (or Σe² and Σw² without a Hessian).
+        var errorQuadratic: Double
+        var weightQuadratic: Double
+        var seconds: Double
+    }
+
+    /// A complete linear after the exchange.
+    struct SolvedLinear {
+        var weights: QuantizedLinearWeights
+        var report: QuantizationReport.Layer
+    }
+
+    /// Every rank's pieces to every rank; returns the complete linears by name. `mine` are this
+    /// rank's pieces in `assignment.items` order; `template` gives each linear's bits, group
+    /// size and bias (from the plan and the block's weights).
+    static func share(_ mine: [SolvedPiece], assignment: SolveAssignment, template: (String) -> (bits: Int, groupSize: Int?, bias: Tensor?, kind: String),
+                      communicator comm: any Communicator) throws -> [String: SolvedLinear] {
+        var pieces: [SolvedPiece]
+        if comm.size == 1 {
+            pieces = mine
+        } else {
+            var ints: [Int32] = [], floats: [Float] = [], stats: [Double] = []
+            for p in mine {
+                let w = p.weights
+                ints += [w.zeroPoints == nil ? 0 : 1, w.gIdx == nil ? 0 : 1]
+                ints += w.codes
+                if let z = w.zeroPoints { ints += z }
+                if let g = w.gIdx { ints += g }
+                floats += w.scales
+                stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds]
+            }
+            let allInts = try comm.allgatherv(ints), allFloats = try comm.allgatherv(floats), allStats = try comm.allgatherv(stats)
+            var cursor = [(ints: Int, floats: Int, stats: Int)](repeating: (0, 0, 0), count: comm.size)
+            pieces = []
+            for item in assignment.items {
+                let r = item.owner
+                let meta = template(item.name)
+                let rows = item.rows.count, columns = item.columns
+                let groups = QuantizedLinearWeights.groupCount(inFeatures: columns, groupSize: meta.groupSize)
+                var c = cursor[r]
+                func takeInts(_ n: Int) -> [Int32] { defer { c.ints += n }; return Array(allInts[r][c.ints..<c.ints + n]) }
+                let flags = takeInts(2)
+                let codes = takeInts(rows * columns)
+                let zeros = flags[0] == 1 ? takeInts(rows * groups) : nil
+                let gIdx = flags[1] == 1 ? takeInts(columns) : nil
+                let scales = Array(allFloats[r][c.floats..<c.floats + rows * groups]); c.floats += rows * groups
+                let s = Array(allStats[r][c.stats..<c.stats + 4]); c.stats += 4
+                cursor[r] = c
+                let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, numBits: meta.bits,
+                                                         groupSize: meta.groupSize, codes: codes, scales: scales, zeroPoints: zeros,
+                                                         gIdx: gIdx)
+                pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
+                                          errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3]))
+            }
+        }
+        var out: [String: SolvedLinear] = [:]
+        for name in uniqueNames(assignment.items) {
+            let parts = pieces.filter { $0.item.name == name }.sorted { $0.item.rows.lowerBound < $1.item.rows.lowerBound }
+            let meta = template(name)
+            let joined = try join(parts.map(\.weights), bias: meta.bias)
+            let loss: Double? = parts.allSatisfy({ $0.gptqLoss != nil }) ? parts.reduce(0) { $0 + $1.gptqLoss! } : nil
+            let eq = parts.reduce(0) { $0 + $1.errorQuadratic }, wq = parts.reduce(0) { $0 + $1.weightQuadratic }
+            let layer = QuantizationReport.Layer(
+                name: name, bits: meta.bits, groupSize: meta.groupSize, gptqLoss: loss,
+                relativeError: (eq / max(wq, .leastNonzeroMagnitude)).squareRoot(), errorKind: meta.kind,
+                seconds: parts.reduce(0) { $0 + $1.seconds })
+            out[name] = SolvedLinear(weights: joined, report: layer)
+        }
+        return out
+    }
+
+    /// Row blocks of one linear (in row order) as one linear; they must agree on everything but
+    /// rows. The group map of act-order is a function of H alone, so split pieces share it.
+    static func join(_ parts: [QuantizedLinearWeights], bias: Tensor?) throws -> QuantizedLinearWeights {
+        precondition(!parts.isEmpty, "join of no pieces")
+        let first = parts[0]
+        for p in parts.dropFirst() where p.gIdx != first.gIdx || p.inFeatures != first.inFeatures || (p.zeroPoints == nil) != (first.zeroPoints == nil) {
+            throw QuantizedFormatError(first.name, "row blocks solved on different ranks disagree on their group map or grid")
+        }
+        return try QuantizedLinearWeights(
+            name: first.name, inFeatures: first.inFeatures, outFeatures: parts.reduce(0) { $0 + $1.outFeatures },
+            numBits: first.numBits, groupSize: first.groupSize, codes: parts.flatMap(\.codes), scales: parts.flatMap(\.scales),
+            zeroPoints: first.zeroPoints == nil ? nil : parts.flatMap { $0.zeroPoints! }, gIdx: first.gIdx, bias: bias)
+    }
+
+    static func uniqueNames(_ items: [SolveAssignment.Item]) -> [String] {
+        var seen = Set<String>(), names: [String] = []
+        for i in items where seen.insert(i.name).inserted { names.append(i.name) }
+        return names
+    }
+}

@@ -1,0 +1,61 @@
+@testable import QDistPipeline
+import XCTest
+
+/// Owners by solve cost: every row solved exactly once, loads balanced, rows split only when
+/// ranks outnumber linears, and the same answer on every rank.
+final class SolveAssignmentTests: XCTestCase {
+    let block: [SolveAssignment.Linear] = [
+        .init(name: "q", rows: 576, columns: 576), .init(name: "k", rows: 192, columns: 576),
+        .init(name: "v", rows: 192, columns: 576), .init(name: "o", rows: 576, columns: 576),
+        .init(name: "gate", rows: 1536, columns: 576), .init(name: "up", rows: 1536, columns: 576),
+        .init(name: "down", rows: 576, columns: 1536),
+    ]
+
+    func assertEveryRowOnce(_ a: SolveAssignment, _ linears: [SolveAssignment.Linear], file: StaticString = #filePath, line: UInt = #line) {
+        for l in linears {
+            let pieces = a.items.filter { $0.name == l.name }.map(\.rows).sorted { $0.lowerBound < $1.lowerBound }
+            XCTAssertEqual(pieces.first?.lowerBound, 0, l.name, file: file, line: line)
+            XCTAssertEqual(pieces.last?.upperBound, l.rows, l.name, file: file, line: line)
+            for (x, y) in zip(pieces, pieces.dropFirst()) { XCTAssertEqual(x.upperBound, y.lowerBound, l.name, file: file, line: line) }
+        }
+    }
+
+    func testOneRankSolvesEverythingWhole() {
+        let a = SolveAssignment(linears: block, ranks: 1)
+        XCTAssertEqual(a.items.count, 7)
+        XCTAssertTrue(a.items.allSatisfy { $0.owner == 0 })
+    }
+
+    func testFewerRanksThanLinearsBalancesWholeLinears() {
+        for ranks in 2...7 {
+            let a = SolveAssignment(linears: block, ranks: ranks)
+            XCTAssertEqual(a.items.count, 7, "no splits while linears ≥ ranks")
+            assertEveryRowOnce(a, block)
+            let loads = a.loads, biggest = a.items.map(\.cost).max()!
+            // LPT: the busiest rank exceeds the ideal share by at most one item.
+            XCTAssertLessThanOrEqual(loads.max()!, loads.reduce(0, +) / Double(ranks) + biggest, "\(ranks) ranks")
+            XCTAssertTrue(Set(a.items.map(\.owner)).count == ranks, "every rank gets work at \(ranks) ranks")
+        }
+    }
+
+    func testMoreRanksThanLinearsSplitsRowsAndKeepsEveryRankBusy() {
+        for ranks in [8, 16, 64] {
+            let a = SolveAssignment(linears: block, ranks: ranks)
+            assertEveryRowOnce(a, block)
+            XCTAssertEqual(Set(a.items.map(\.owner)).count, ranks, "\(ranks) ranks all busy")
+            XCTAssertTrue(a.items.allSatisfy { $0.rows.count >= SolveAssignment.minimumRowsPerItem })
+            // Split linears are written by their lowest owner.
+            XCTAssertEqual(a.writer(of: "gate"), a.owners(of: "gate").first)
+        }
+    }
+
+    func testASingleSmallLinearIsNotSplitBelowTheMinimum() {
+        let a = SolveAssignment(linears: [.init(name: "o", rows: 40, columns: 64)], ranks: 8)
+        XCTAssertEqual(a.items.count, 2, "40 rows split once into 20 + 20, not further")
+        assertEveryRowOnce(a, [.init(name: "o", rows: 40, columns: 64)])
+    }
+
+    func testTheAssignmentIsDeterministic() {
+        XCTAssertEqual(SolveAssignment(linears: block, ranks: 12), SolveAssignment(linears: block, ranks: 12))
+    }
+}
