@@ -4,6 +4,7 @@
 #
 #   bash .ci/slurm-test.sh                 # as root on Debian 12; QDIST=/path/to/qdist to pick a binary
 #   QDIST_SLURM_KEEP=1 bash .ci/slurm-test.sh   # keep the job logs and outputs (/tmp/qdist-slurm-test.*)
+#   QDIST_SLURM_CPUS=4 QDIST_SLURM_CPUS_PER_TASK=2 bash .ci/slurm-test.sh   # 2 BLAS threads per rank
 #
 # Installs slurm-wlm and munge with apt when missing, starts munged, slurmctld and slurmd on
 # localhost (no systemd; config and state under $QDIST_SLURM_DIR, default /tmp/qdist-slurm,
@@ -12,8 +13,8 @@
 # COMPLETED with exit code 0, the output folder has config.json with quantization_config and
 # safetensors, the log shows world_size 2 and the launcher used, quantization_report.json says
 # world_size 2 and `qdist eval` loads the output. Then the same job through the script's mpirun
-# path (QDIST_LAUNCH=mpirun), and a job that must fail (missing recipe) so that a non-zero qdist
-# status reaches the job's exit code and sbatch --wait. The daemons this script started are
+# path (QDIST_LAUNCH=mpirun), and a job that must fail (the script's default command with a
+# missing QDIST_CONFIG) so that a non-zero qdist status reaches the job's exit code and sbatch --wait. The daemons this script started are
 # stopped on exit, and leftovers of an earlier run are stopped before the start: safe to rerun.
 # The last line is `slurm-test: PASS (N s)`, `slurm-test: FAIL: why (N s)` (exit 1) or
 # `slurm-test: SKIP: why` (exit 77, when not root).
@@ -103,7 +104,8 @@ mkdir -p "$state"
 stop_all
 rm -rf "$state/ctld" "$state/spool" "$state"/*.log
 mkdir -p "$state/ctld" "$state/spool"
-cpus=$(nproc); [ "$cpus" -ge 2 ] || cpus=2   # config_overrides lets the node claim 2 CPUs on 1
+# config_overrides lets the node claim more CPUs than it has (at least 2, for 2 tasks).
+cpus=${QDIST_SLURM_CPUS:-$(nproc)}; [ "$cpus" -ge 2 ] || cpus=2
 mem=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
 cat >"$state/slurm.conf" <<EOF
 # Written by .ci/slurm-test.sh: one node, localhost, no systemd, no accounting.
@@ -169,7 +171,8 @@ recipe:
       g0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}
 EOF
 export QDIST=$qdist
-two_ranks=(--nodes=1 --ntasks=2 --ntasks-per-node=2 --cpus-per-task=1 --time=5)
+cpt=${QDIST_SLURM_CPUS_PER_TASK:-1}
+two_ranks=(--nodes=1 --ntasks=2 --ntasks-per-node=2 --cpus-per-task="$cpt" --time=5)
 
 job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 # check_quantize ID LOG OUT LAUNCHER: the assertions on a finished 2-rank quantize job.
@@ -180,6 +183,8 @@ check_quantize() {
   [ "$ecode" = 0:0 ] || fail "job $id exit code $ecode, expected 0:0"
   [ -f "$log" ] || fail "job $id wrote no log at $log"
   grep -q "slurm.sbatch: .*$launcher" "$log" || fail "job $id log does not show the launcher '$launcher'"
+  grep -q "slurm.sbatch: .* 2 ranks, $cpt cpus per rank, $cpt BLAS threads per rank" "$log" \
+    || fail "job $id log does not show 2 ranks with $cpt BLAS threads each"
   grep -Eq '"world_size": *2([^0-9]|$)' "$log" || fail "job $id log does not show world_size 2"
   grep -q "slurm.sbatch: output: $out\$" "$log" || fail "job $id log does not say where the output went"
   grep -q quantization_config "$out/config.json" 2>/dev/null || fail "no quantization_config in $out/config.json"
@@ -218,10 +223,12 @@ id=${id%%;*}
 wait_job "$id"
 check_quantize "$id" "$work/qdist-ci-$id.out" "$work/q-mpirun" "mpirun"
 
-# 7. A failing qdist fails the job, and sbatch --wait reports it.
+# 7. A failing qdist fails the job, and sbatch --wait reports it. No arguments: the script's
+#    default command, quantize with QDIST_CONFIG / QDIST_MODEL / QDIST_OUTPUT from the environment.
 set +e
-id=$(timeout 120 sbatch --wait --parsable --job-name=qdist-ci --output="$work/%x-%j.out" "${two_ranks[@]}" \
-     Launch/slurm.sbatch quantize --config "$work/missing.yaml" --model "$work/tiny" --output "$work/q-none")
+id=$(QDIST_CONFIG=$work/missing.yaml QDIST_MODEL=$work/tiny QDIST_OUTPUT=$work/q-none \
+     timeout 120 sbatch --wait --parsable --job-name=qdist-ci --output="$work/%x-%j.out" "${two_ranks[@]}" \
+     Launch/slurm.sbatch)
 rc=$?
 set -e
 id=${id%%;*}
@@ -229,6 +236,8 @@ id=${id%%;*}
 [ "$(job_field "$id" JobState)" = FAILED ] || fail "job $id (missing recipe) state $(job_field "$id" JobState), expected FAILED"
 [ "$(job_field "$id" ExitCode)" != 0:0 ] || fail "job $id (missing recipe) exit code 0:0"
 [ ! -e "$work/q-none" ] || fail "a failed quantize left $work/q-none"
-grep -q "missing.yaml" "$work/qdist-ci-$id.out" || fail "job $id log does not name the missing recipe"
+grep -q "quantize --config $work/missing.yaml --model $work/tiny --output $work/q-none" "$work/qdist-ci-$id.out" \
+  || fail "job $id log does not show the default command built from QDIST_CONFIG/QDIST_MODEL/QDIST_OUTPUT"
+grep -q "missing.yaml: cannot read" "$work/qdist-ci-$id.out" || fail "job $id log does not name the missing recipe"
 jobs_checked=$((jobs_checked + 1))
 say "job $id (missing recipe): FAILED $(job_field "$id" ExitCode), sbatch --wait exit $rc"
