@@ -81,6 +81,7 @@ finish() {
 }
 work=$(mktemp -d /tmp/qdist-slurm-test.XXXXXX)
 trap finish EXIT
+trap 'reason="interrupted"; exit 130' INT TERM
 
 # 1. Packages (idempotent).
 export DEBIAN_FRONTEND=noninteractive
