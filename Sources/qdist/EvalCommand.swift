@@ -21,6 +21,7 @@ struct EvalCommand: ParsableCommand {
             Examples:
               qdist eval --model models/smollm2 --data ../shared/data/wikitext-2/test.txt --windows 40
               mpirun -n 4 qdist eval --model models/smollm2 --data test.txt --json
+              qdist eval --model models/smollm2 --adapter runs/lora --no-nf4 --data test.txt --windows 40
             """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder or .gguf file.", valueName: "path"))
@@ -38,6 +39,8 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...).")
     var json = false
 
+    @OptionGroup var adapterOptions: AdapterOptions
+
     @Option(name: .customLong("dump-logits"), help: ArgumentHelp(visibility: .hidden))
     var dumpLogits: String?
 
@@ -48,7 +51,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try DistributedJob.run("eval") { comm in
-            let bundle = try ModelBundle.open(model)
+            let bundle = try adapterOptions.openModel(model)
             let loadStart = Date()
             let llama = try bundle.loadModel()
             let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -73,7 +76,7 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "model": model, "data": data,
+                    "world_size": comm.size, "model": model, "data": data, "adapter": adapterOptions.adapter ?? NSNull(),
                 ])
             } else {
                 print(String(format: "ppl %.4f  (mean NLL %.5f over %d predicted tokens, %d windows × %d)",

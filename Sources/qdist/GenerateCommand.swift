@@ -17,10 +17,13 @@ struct GenerateCommand: ParsableCommand {
             Examples:
               qdist generate --model models/smollm2 --chat --prompt "What is the capital of France?"
               qdist generate --model model.gguf --prompt "Once upon a time" --temperature 0.8 --top-p 0.95 --seed 7
+              qdist generate --model models/smollm2 --adapter runs/lora --chat --prompt "Summarize LoRA in one line."
             """)
 
     @Option(name: .long, help: ArgumentHelp("Model folder or .gguf file.", valueName: "path"))
     var model: String
+
+    @OptionGroup var adapterOptions: AdapterOptions
 
     @Option(name: .long, help: "The prompt text.")
     var prompt: String
@@ -55,7 +58,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try DistributedJob.run("generate") { comm in
             guard comm.isMain else { return }  // nothing to share: other ranks wait at finalize
-            let bundle = try ModelBundle.open(model)
+            let bundle = try adapterOptions.openModel(model)
             let llama = try bundle.loadModel()
             let tokenizer = bundle.tokenizer
             var text = prompt
