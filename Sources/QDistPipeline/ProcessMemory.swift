@@ -8,6 +8,11 @@ public enum ProcessMemory {
     /// Current resident set size in bytes (VmRSS).
     public static var residentBytes: Int? { statusField("VmRSS:") }
 
+    /// Current private (anonymous) resident bytes (RssAnon): what this process holds itself,
+    /// without the file-backed pages of memory-mapped checkpoints, which the page cache shares
+    /// between ranks on a node and VmRSS counts in every one of them.
+    public static var anonymousResidentBytes: Int? { statusField("RssAnon:") }
+
     /// A `kB` field of /proc/self/status, in bytes.
     static func statusField(_ key: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

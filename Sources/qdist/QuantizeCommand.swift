@@ -87,8 +87,9 @@ struct QuantizeCommand: ParsableCommand {
                 if report.worldSize > 1 {
                     for (r, t) in report.perRank.enumerated() {
                         let rss = r < report.peakResidentBytesPerRank.count ? Double(report.peakResidentBytesPerRank[r]) / 1e9 : 0
-                        print(String(format: "  rank %d: forward %.1f s, solve %.1f s, collectives %.1f s, io %.1f s, peak RSS %.2f GB",
-                                     r, t["forward"] ?? 0, t["solve"] ?? 0, t["collectives"] ?? 0, t["io"] ?? 0, rss))
+                        let anon = r < report.peakAnonymousBytesPerRank.count ? Double(report.peakAnonymousBytesPerRank[r]) / 1e9 : 0
+                        print(String(format: "  rank %d: forward %.1f s, solve %.1f s, collectives %.1f s, io %.1f s, peak RSS %.2f GB (private %.2f GB)",
+                                     r, t["forward"] ?? 0, t["solve"] ?? 0, t["collectives"] ?? 0, t["io"] ?? 0, rss, anon))
                     }
                 }
             }

@@ -27,6 +27,9 @@ public struct QuantizationReport: Sendable {
     public var worldSize = 1
     public var seconds: [String: Double] = [:]
     public var peakResidentBytesPerRank: [Int] = []
+    /// Largest private (anonymous) resident bytes per rank, sampled after each block: activations
+    /// and block weights, without the shared page cache of the mmap'd checkpoint.
+    public var peakAnonymousBytesPerRank: [Int] = []
     /// Seconds per rank in forward, solve, collectives and I/O.
     public var perRank: [[String: Double]] = []
 
@@ -38,6 +41,7 @@ public struct QuantizationReport: Sendable {
             (key: "world_size", value: .integer(worldSize)),
             (key: "seconds", value: .object(seconds.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })),
             (key: "peak_rss_bytes_per_rank", value: .array(peakResidentBytesPerRank.map { .integer($0) })),
+            (key: "peak_anonymous_bytes_per_rank", value: .array(peakAnonymousBytesPerRank.map { .integer($0) })),
             (key: "seconds_per_rank", value: .array(perRank.map { r in
                 .object(r.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })
             })),
