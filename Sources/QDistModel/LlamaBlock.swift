@@ -85,39 +85,73 @@ public struct LlamaBlock: Sendable {
     /// The forward; with `stoppingAfter` it returns nil right after that group's input was observed.
     func forward(_ x: Tensor, cache: inout KVCache?, observer: inout (any BlockInputObserver)?,
                  stoppingAfter last: LinearGroup?) -> Tensor? {
-        let w = weights
-        let offset = cache?.length ?? 0
-        let h = x.rmsNormalized(weight: w.inputNorm, epsilon: epsilon)
+        let h = attentionInput(x)
         observer?.observe(block: index, group: .qkv, input: h)
         if last == .qkv { return nil }
+        let attended = attentionOutput(normalized: h, cache: &cache)
+        observer?.observe(block: index, group: .o, input: attended)
+        if last == .o { return nil }
+        let out = residualAfterAttention(x, attended: attended)
+        let h2 = mlpInput(out)
+        observer?.observe(block: index, group: .gateUp, input: h2)
+        if last == .gateUp { return nil }
+        let activated = mlpActivation(normalized: h2)
+        observer?.observe(block: index, group: .down, input: activated)
+        if last == .down { return nil }
+        return output(residual: out, activated: activated)
+    }
+
+    // The forward in stages, each ending at the input of a linear group. `sequential: linear`
+    // calibration runs them one at a time with the stage's linears freshly quantized, keeping the
+    // stage boundary per window; chained they are exactly `forward` (same operations, same order).
+
+    /// The input of q/k/v: RMSNorm(x).
+    public func attentionInput(_ x: Tensor) -> Tensor {
+        x.rmsNormalized(weight: weights.inputNorm, epsilon: epsilon)
+    }
+
+    /// The input of o_proj: causal attention over q, k, v of the normalized input `h`.
+    public func attentionOutput(normalized h: Tensor, cache: inout KVCache?) -> Tensor {
+        let w = weights
+        let offset = cache?.length ?? 0
         var q = w.q(h), k = w.k(h)
         let v = w.v(h)
         rotary.apply(to: &q, heads: attention.heads, positionOffset: offset)
         rotary.apply(to: &k, heads: attention.kvHeads, positionOffset: offset)
-        let attended: Tensor
         if cache != nil {
             cache!.append(block: index, keys: k, values: v)
-            attended = cache!.keys[index].withUnsafeBufferPointer { pk in
+            return cache!.keys[index].withUnsafeBufferPointer { pk in
                 cache!.values[index].withUnsafeBufferPointer { pv in
                     attention(queries: q, keys: pk, values: pv, positionOffset: offset)
                 }
             }
-        } else {
-            attended = k.withUnsafeBufferPointer { pk in
-                v.withUnsafeBufferPointer { pv in attention(queries: q, keys: pk, values: pv, positionOffset: 0) }
-            }
         }
-        observer?.observe(block: index, group: .o, input: attended)
-        if last == .o { return nil }
+        return k.withUnsafeBufferPointer { pk in
+            v.withUnsafeBufferPointer { pv in attention(queries: q, keys: pk, values: pv, positionOffset: 0) }
+        }
+    }
+
+    /// x + o_proj(attended): the residual stream between attention and MLP.
+    public func residualAfterAttention(_ x: Tensor, attended: Tensor) -> Tensor {
         var out = x
-        out.addScaled(w.o(attended))
-        let h2 = out.rmsNormalized(weight: w.postAttentionNorm, epsilon: epsilon)
-        observer?.observe(block: index, group: .gateUp, input: h2)
-        if last == .gateUp { return nil }
-        let activated = Tensor.swiGLU(gate: w.gate(h2), up: w.up(h2))
-        observer?.observe(block: index, group: .down, input: activated)
-        if last == .down { return nil }
-        out.addScaled(w.down(activated))
+        out.addScaled(weights.o(attended))
+        return out
+    }
+
+    /// The input of gate/up: RMSNorm of the residual stream.
+    public func mlpInput(_ residual: Tensor) -> Tensor {
+        residual.rmsNormalized(weight: weights.postAttentionNorm, epsilon: epsilon)
+    }
+
+    /// The input of down_proj: SwiGLU(gate(h2), up(h2)).
+    public func mlpActivation(normalized h2: Tensor) -> Tensor {
+        Tensor.swiGLU(gate: weights.gate(h2), up: weights.up(h2))
+    }
+
+    /// The block's output: residual + down_proj(activated).
+    public func output(residual: Tensor, activated: Tensor) -> Tensor {
+        var out = residual
+        out.addScaled(weights.down(activated))
         return out
     }
 }

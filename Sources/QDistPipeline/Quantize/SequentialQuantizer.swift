@@ -117,8 +117,8 @@ public enum SequentialQuantizer {
                 report.layers += record.layers
                 timers.io += Date().timeIntervalSince(t0)
             } else {
-                let solved = try quantizeBlock(b, weights: &weights, job: job, activations: activations, rotary: rotary,
-                                               timers: &timers, communicator: comm)
+                let solved = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
+                                               rotary: rotary, timers: &timers, communicator: comm)
                 let t0 = Date()
                 let mine = solved.filter { $0.writer == comm.rank }.map(\.linear.weights)
                 let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
@@ -128,14 +128,11 @@ public enum SequentialQuantizer {
                 report.layers += layers
                 timers.io += Date().timeIntervalSince(t0)
             }
-            // Propagate: the next block sees this block's quantized outputs (or the original
-            // model's, for `sequential: none`).
-            if needsCalibration {
+            if b < progressFolder.completedBlocks && needsCalibration {
+                // A resumed block only propagates (the staged forward chains to the same result).
                 let t0 = Date()
-                let block = LlamaBlock(index: b, weights: job.sequential == .none ? original : weights, config: config, rotary: rotary)
-                var cache: KVCache? = nil
-                var none: (any BlockInputObserver)? = nil
-                activations = activations.map { block.forward($0, cache: &cache, observer: &none) }
+                activations = propagate(activations, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
+                                                                       config: config, rotary: rotary))
                 timers.forward += Date().timeIntervalSince(t0)
             }
             // Sampled where a rank holds the most: a block's weights and its activations.
@@ -167,37 +164,63 @@ public enum SequentialQuantizer {
         var writer: Int
     }
 
-    /// Calibrates (stage by stage), solves this rank's share and exchanges the results; leaves
-    /// `weights` holding the dequantized linears on every rank.
-    static func quantizeBlock(_ b: Int, weights: inout LlamaBlockWeights, job: Job, activations: [Tensor], rotary: RotaryEmbedding,
-                              timers: inout RankTimers, communicator comm: any Communicator) throws -> [BlockLinear] {
+    /// The next block's inputs: `block` applied to every window.
+    static func propagate(_ activations: [Tensor], block: LlamaBlock) -> [Tensor] {
+        var cache: KVCache? = nil
+        var none: (any BlockInputObserver)? = nil
+        return activations.map { block.forward($0, cache: &cache, observer: &none) }
+    }
+
+    /// Calibrates (stage by stage), solves this rank's share, exchanges the results and
+    /// propagates: leaves `weights` holding the dequantized linears on every rank and
+    /// `activations` holding the next block's inputs.
+    ///
+    /// `sequential: block` observes all four groups in one forward with the original weights and
+    /// then propagates through the quantized block; `linear` quantizes group by group in one
+    /// staged forward (`LinearStageCalibration`); `none` propagates through the original block.
+    static func quantizeBlock(_ b: Int, original: LlamaBlockWeights, weights: inout LlamaBlockWeights, job: Job,
+                              activations: inout [Tensor], rotary: RotaryEmbedding, timers: inout RankTimers,
+                              communicator comm: any Communicator) throws -> [BlockLinear] {
         let config = job.bundle.config
         let needsCalibration = job.plan.algorithm == .gptq
         let entries = job.plan.entries(inBlock: b)
+        let staged = job.sequential == .linear && needsCalibration
         let stages: [[LinearGroup]] = job.sequential == .linear ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
+        var linearStages = staged ? LinearStageCalibration(activations: activations) : nil
+        if staged { activations = [] }  // the staged state owns them now
         var out: [BlockLinear] = []
         for stage in stages {
             let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
                 .sorted { $0.suffix < $1.suffix }
-            guard !stageEntries.isEmpty else { continue }
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) },
                                              ranks: comm.size)
             var hessians: [LinearGroup: Tensor] = [:]
             if needsCalibration {
                 let t0 = Date()
                 let sizes = Dictionary(stageEntries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
-                var observer: (any BlockInputObserver)? = HessianCollector(groups: stage, inputSizes: sizes)
+                var collector = HessianCollector(groups: stage, inputSizes: sizes)
                 let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
-                // Only as far as this stage's last input: nothing after it feeds a Hessian.
-                let last = LinearGroup.allCases.last { stage.contains($0) }!
-                for x in activations { block.observeInputs(x, through: last, observer: &observer) }
+                if staged {
+                    // Every stage runs (it carries the windows forward), observed only if it has linears.
+                    let group = stage[0]
+                    linearStages!.advance(to: group, block: block,
+                                          observe: stageEntries.isEmpty ? nil : { collector.observe(block: b, group: group, input: $0) })
+                } else if !stageEntries.isEmpty {
+                    var observer: (any BlockInputObserver)? = collector
+                    // Only as far as this stage's last input: nothing after it feeds a Hessian.
+                    let last = LinearGroup.allCases.last { stage.contains($0) }!
+                    for x in activations { block.observeInputs(x, through: last, observer: &observer) }
+                    collector = observer as! HessianCollector
+                }
                 timers.forward += Date().timeIntervalSince(t0)
+                guard !stageEntries.isEmpty else { continue }
                 let t1 = Date()
                 let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
                     .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
-                hessians = try HessianExchange.deliver((observer as! HessianCollector).accumulators, to: owners, communicator: comm)
+                hessians = try HessianExchange.deliver(collector.accumulators, to: owners, communicator: comm)
                 timers.collectives += Date().timeIntervalSince(t1)
             }
+            guard !stageEntries.isEmpty else { continue }
             let t0 = Date()
             var mine: [QuantizedLinearExchange.SolvedPiece] = []
             for item in assignment.items(of: comm.rank) {
@@ -219,6 +242,18 @@ public enum SequentialQuantizer {
                 weights.linears = [entry.suffix: LinearLayer(weight: solved.weights.dequantize(), bias: solved.weights.bias)]
                 out.append(BlockLinear(linear: solved, writer: assignment.writer(of: entry.name)))
             }
+        }
+        // Propagate: the next block sees this block's quantized outputs (or the original
+        // model's, for `sequential: none`).
+        if needsCalibration {
+            let t0 = Date()
+            if staged {
+                activations = linearStages!.finish(block: LlamaBlock(index: b, weights: weights, config: config, rotary: rotary))
+            } else {
+                activations = propagate(activations, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
+                                                                       config: config, rotary: rotary))
+            }
+            timers.forward += Date().timeIntervalSince(t0)
         }
         return out
     }
