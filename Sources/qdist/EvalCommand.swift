@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QDistComm
 import QDistPipeline
+import QDistQuant
 
 /// `qdist eval`: perplexity of a model on a text file, by qdist's fixed protocol, so numbers
 /// before and after quantization (and against transformers) are comparable.
@@ -35,6 +36,9 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Score only the first N windows (default: all).")
     var windows: Int?
 
+    @Flag(name: .long, help: "Round the base's decoder linear weights through NF4 (bitsandbytes blocks of 64, double-quantized absmax) on load: the base as QLoRA fine-tuning sees it.")
+    var nf4 = false
+
     @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...).")
     var json = false
 
@@ -50,7 +54,7 @@ struct EvalCommand: ParsableCommand {
         try DistributedJob.run("eval") { comm in
             let bundle = try ModelBundle.open(model)
             let loadStart = Date()
-            let llama = try bundle.loadModel()
+            let llama = try bundle.loadModel(fourBit: nf4 ? .nf4 : nil)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let tokens = try TextTokens.load(data, tokenizer: bundle.tokenizer, communicator: comm)
             if let dumpLogits, comm.isMain, tokens.count >= seqLen {
@@ -73,7 +77,7 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "model": model, "data": data,
+                    "world_size": comm.size, "model": model, "data": data, "nf4": nf4,
                 ])
             } else {
                 print(String(format: "ppl %.4f  (mean NLL %.5f over %d predicted tokens, %d windows × %d)",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QDistComm
 import QDistPipeline
+import QDistQuant
 
 /// `qdist generate`: see what a (quantized) model says, token by token.
 struct GenerateCommand: ParsableCommand {
@@ -43,6 +44,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "System prompt for --chat (default: the chat template's own).")
     var system: String?
 
+    @Flag(name: .long, help: "Round the base's decoder linear weights through NF4 (bitsandbytes blocks of 64, double-quantized absmax) on load: the base as QLoRA fine-tuning sees it.")
+    var nf4 = false
+
     @Flag(name: .long, help: "Print one JSON object at the end instead of streaming.")
     var json = false
 
@@ -56,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
         try DistributedJob.run("generate") { comm in
             guard comm.isMain else { return }  // nothing to share: other ranks wait at finalize
             let bundle = try ModelBundle.open(model)
-            let llama = try bundle.loadModel()
+            let llama = try bundle.loadModel(fourBit: nf4 ? .nf4 : nil)
             let tokenizer = bundle.tokenizer
             var text = prompt
             if chat {

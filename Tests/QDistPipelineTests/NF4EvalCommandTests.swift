@@ -1,0 +1,48 @@
+import Foundation
+import QDistTestSupport
+import XCTest
+
+/// `qdist eval --nf4` / `generate --nf4`: the base rounded through NF4 on load, as QLoRA
+/// training sees it.
+final class NF4EvalCommandTests: XCTestCase {
+    var model: URL!
+
+    override func setUpWithError() throws {
+        model = try QdistProcess.temporaryDirectory(self).appendingPathComponent("tiny")
+        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--seed", "5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func eval(_ extra: [String], ranks: Int? = nil) throws -> [String: Any] {
+        let r = try QdistProcess.run(["eval", "--model", model.path, "--data", QdistProcess.wikitext("test").path,
+                                      "--seq-len", "64", "--windows", "12", "--json"] + extra, ranks: ranks)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return try QdistProcess.jsonObject(r)
+    }
+
+    func testNF4PerplexityIsCloseToButNotTheFloat32One() throws {
+        let fp32 = try eval([]), nf4 = try eval(["--nf4"])
+        XCTAssertEqual(fp32["nf4"] as? Bool, false)
+        XCTAssertEqual(nf4["nf4"] as? Bool, true)
+        let a = try XCTUnwrap(fp32["ppl"] as? Double), b = try XCTUnwrap(nf4["ppl"] as? Double)
+        XCTAssertNotEqual(a, b, "the linears were rounded")
+        XCTAssertEqual(b, a, accuracy: 0.05 * a, "NF4 costs a few percent of perplexity at most")
+    }
+
+    func testNF4PerplexityIsTheSameUnderMPI() throws {
+        let single = try XCTUnwrap(try eval(["--nf4"])["ppl"] as? Double)
+        let two = try XCTUnwrap(try eval(["--nf4"], ranks: 2)["ppl"] as? Double)
+        XCTAssertEqual(two, single, accuracy: single * 5e-5, "every rank quantizes the same bytes")
+    }
+
+    func testGenerateTakesNF4AndBothHelpTextsListIt() throws {
+        let r = try QdistProcess.run(["generate", "--model", model.path, "--prompt", "The", "--max-tokens", "4", "--nf4", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual((try QdistProcess.jsonObject(r)["tokens"] as? [Any])?.count ?? 0 > 0, true)
+        for command in ["eval", "generate"] {
+            let help = try QdistProcess.run([command, "--help"])
+            XCTAssertTrue(help.stdout.contains("--nf4"), "\(command) --help:\n\(help.stdout)")
+            XCTAssertTrue(help.stdout.contains("QLoRA"), "\(command) --help says what --nf4 is for")
+        }
+    }
+}
