@@ -27,6 +27,11 @@ final class NF4EvalCommandTests: XCTestCase {
         let a = try XCTUnwrap(fp32["ppl"] as? Double), b = try XCTUnwrap(nf4["ppl"] as? Double)
         XCTAssertNotEqual(a, b, "the linears were rounded")
         XCTAssertEqual(b, a, accuracy: 0.05 * a, "NF4 costs a few percent of perplexity at most")
+        XCTAssertNil(fp32["nf4_base_bytes"])
+        let held = try XCTUnwrap(nf4["nf4_base_bytes"] as? Int), dense = try XCTUnwrap(nf4["nf4_base_float32_bytes"] as? Int)
+        XCTAssertLessThan(held, dense, "the 4-bit base holds less than float32")
+        XCTAssertEqual(try XCTUnwrap(nf4["nf4_bits_per_parameter"] as? Double), 4.13, accuracy: 0.02)
+        XCTAssertGreaterThan(try XCTUnwrap(nf4["nf4_build_seconds"] as? Double), 0)
     }
 
     func testNF4PerplexityIsTheSameUnderMPI() throws {

@@ -102,6 +102,8 @@ final class NF4FrozenBaseTests: XCTestCase {
         let batch = [TrainingSequence(tokens: Array(0..<40).map { ($0 * 37) % 256 })]
         let viaBase = try graph.loss(batch, frozen: base, adapters: adapters)
         let viaSource = try graph.loss(batch, frozen: try LlamaModel.load(config: config, from: source), adapters: adapters)
+        let viaModel = try graph.loss(batch, frozen: try base.dequantizedModel(), adapters: adapters)
+        XCTAssertEqual(viaModel.sum, viaBase.sum, "dequantizedModel() is the same model")
         let fp32 = try graph.loss(batch, frozen: try LlamaModel.load(config: config, from: weights), adapters: adapters)
         XCTAssertEqual(viaBase.sum, viaSource.sum, "bit-identical")
         XCTAssertNotEqual(viaBase.sum, fp32.sum)

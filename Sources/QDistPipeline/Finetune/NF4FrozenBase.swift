@@ -71,6 +71,16 @@ public struct NF4FrozenBase: FrozenWeightProvider, Sendable {
         return try blocks[index].dequantized(config: config)
     }
 
+    /// The whole model in float32 with every block dequantized — the weights the training graph
+    /// sees, as an ordinary `LlamaModel` for eval (equal to loading through `NF4WeightSource`).
+    public func dequantizedModel() throws -> LlamaModel {
+        let rotary = LlamaModel.rotary(for: config)
+        let layers = try blocks.indices.map { i in
+            LlamaBlock(index: i, weights: try blocks[i].dequantized(config: config), config: config, rotary: rotary)
+        }
+        return LlamaModel(config: config, embedding: embedding, blocks: layers, finalNorm: finalNorm, outputHead: outputHead)
+    }
+
     // MARK: Payloads for ZeRO-3
 
     /// Block `index` as one flat byte string (see `NF4FrozenBlock.payload()`); decoding it with
