@@ -43,14 +43,6 @@ public enum BlockwiseFourBit {
                             // An all-zero block stores the code of 0, so it dequantizes to 0 under any absmax.
                             let inverse: Float = m > 0 ? 1 / m : 0
                             var i = start
-                            // Eight values at a time (blocks start at even offsets, so bytes align).
-                            let v8 = UnsafeRawPointer(values.baseAddress!)
-                            while i + 8 <= end {
-                                let x = v8.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * inverse
-                                let c = encode8(x, type: type, thresholds: t, order: ord)
-                                for j in 0..<4 { out[(i >> 1) + j] = c[2 * j] << 4 | c[2 * j + 1] }
-                                i += 8
-                            }
                             while i + 1 < end {
                                 let hi = encode(values[i] * inverse, type: type, thresholds: t, order: ord)
                                 let lo = encode(values[i + 1] * inverse, type: type, thresholds: t, order: ord)
@@ -120,25 +112,6 @@ public enum BlockwiseFourBit {
         switch type {
         case .nf4: return Array(0..<16)
         case .fp4: return [0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011]
-        }
-    }
-
-    /// `encode` for eight values at once: the same threshold count, as vector compares.
-    @inline(__always)
-    static func encode8(_ x: SIMD8<Float>, type: FourBitQuantType, thresholds: UnsafeBufferPointer<Float>,
-                        order: UnsafeBufferPointer<UInt8>) -> SIMD8<UInt8> {
-        var rank = SIMD8<Int32>(repeating: 0)
-        let one = SIMD8<Int32>(repeating: 1)
-        switch type {
-        case .nf4:
-            for t in thresholds { rank &+= one.replacing(with: 0, where: .!(x .> SIMD8(repeating: t))) }
-            return SIMD8<UInt8>(truncatingIfNeeded: rank)
-        case .fp4:
-            let a = x.replacing(with: -x, where: x .< 0)  // |x|; NaN stays NaN and counts 0
-            for t in thresholds { rank &+= one.replacing(with: 0, where: .!(a .> SIMD8(repeating: t))) }
-            var codes = SIMD8<UInt8>()
-            for j in 0..<8 { codes[j] = order[Int(rank[j])] | (x[j] < 0 ? 0b1000 : 0) }
-            return codes
         }
     }
 
