@@ -30,7 +30,7 @@ final class FourBitCodeBookTests: XCTestCase {
     func testEncodersPickTheNearestCodeAndSendExactTiesDown() {
         for type in FourBitQuantType.allCases {
             let ts = BlockwiseFourBit.encodingThresholds(type)
-            for t in ts {
+            for t in ts.dropLast() {  // the last is the +inf pad
                 let below = type.code(forScaled: t), above = type.code(forScaled: t.nextUp)
                 XCTAssertNotEqual(below, above, "\(type) threshold \(t) separates two codes")
                 XCTAssertLessThan(type.codeBook[Int(below)], type.codeBook[Int(above)], "\(type) at \(t)")
@@ -58,12 +58,13 @@ final class FourBitCodeBookTests: XCTestCase {
         XCTAssertEqual(FourBitQuantType.fp4.code(forScaled: .nan), 0)
     }
 
-    /// The branch-free bulk encoder is the decision tree, including at every threshold ± 1 ulp.
+    /// The branch-free bulk encoder is the decision tree, including at every threshold ± 1 ulp,
+    /// NaN and infinities.
     func testBulkEncoderAgreesWithTheDecisionTree() {
         for type in FourBitQuantType.allCases {
             let ts = BlockwiseFourBit.encodingThresholds(type)
             var xs: [Float] = [0, -0.0, 1, -1, 2, -2, .nan, .infinity, -.infinity, .leastNonzeroMagnitude]
-            for t in ts { xs += [t, t.nextUp, t.nextDown, -t, (-t).nextUp, (-t).nextDown] }
+            for t in ts.dropLast() { xs += [t, t.nextUp, t.nextDown, -t, (-t).nextUp, (-t).nextDown] }
             var rng = SeededGenerator(seed: 2)
             for _ in 0..<50_000 { xs.append(Float(rng.uniform() * 2.2 - 1.1)) }
             let order = BlockwiseFourBit.codeOrder(type)
