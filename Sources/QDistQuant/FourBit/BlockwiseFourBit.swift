@@ -21,8 +21,8 @@ public enum BlockwiseFourBit {
     /// Block sizes bitsandbytes accepts (even, so a block never shares a byte with the next).
     public static let validBlockSizes: Set<Int> = [32, 64, 128, 256, 512, 1024, 2048, 4096]
 
-    /// Codes and per-block absmax of `values`: `((count + 1) / 2` bytes, `ceil(count / blockSize)`
-    /// floats). Block sizes outside `validBlockSizes` trap (a programming error).
+    /// Codes and per-block absmax of `values`: `(count + 1) / 2` bytes and `ceil(count / blockSize)`
+    /// floats. Block sizes outside `validBlockSizes` trap (a programming error).
     public static func quantize(_ values: UnsafeBufferPointer<Float>, type: FourBitQuantType,
                                 blockSize: Int) -> (packed: [UInt8], absmax: [Float]) {
         precondition(validBlockSizes.contains(blockSize), "4-bit block size \(blockSize) is not one bitsandbytes allows")
