@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import QDistComm
+import QDistModel
 import QDistPipeline
+import QDistQuant
 
 /// `qdist eval`: perplexity of a model on a text file, by qdist's fixed protocol, so numbers
 /// before and after quantization (and against transformers) are comparable.
@@ -51,9 +53,21 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try DistributedJob.run("eval") { comm in
-            let bundle = try adapterOptions.openModel(model)
             let loadStart = Date()
-            let llama = try bundle.loadModel()
+            // With --nf4 alone, build the QLoRA frozen base (below) from the stored weights; with an
+            // adapter, openModel rounds the base through NF4 (unless --no-nf4) and applies it.
+            let bundle = try adapterOptions.adapter == nil ? ModelBundle.open(model) : adapterOptions.openModel(model)
+            // --nf4 builds the QLoRA frozen base itself (block by block), so the run can say what
+            // it holds and how long it took, then evaluates its dequantized weights.
+            var nf4Base: (memory: NF4FrozenBase.Memory, seconds: Double)?
+            let llama: LlamaModel
+            if adapterOptions.useNF4 && adapterOptions.adapter == nil {
+                let base = try NF4FrozenBase.build(from: bundle.weights, config: bundle.config)
+                nf4Base = (base.memory, Date().timeIntervalSince(loadStart))
+                llama = try base.dequantizedModel()
+            } else {
+                llama = try bundle.loadModel()
+            }
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let tokens = try TextTokens.load(data, tokenizer: bundle.tokenizer, communicator: comm)
             if let dumpLogits, comm.isMain, tokens.count >= seqLen {
@@ -70,20 +84,33 @@ struct EvalCommand: ParsableCommand {
             }
             let peak = result.peakResidentBytesPerRank.max() ?? 0
             if json {
-                try ConsoleOutput.printJSON([
+                var report: [String: Any] = [
                     "ppl": result.perplexity, "mean_nll": result.meanNegativeLogLikelihood,
                     "tokens": result.windows * seqLen, "predicted_tokens": result.predictedTokens,
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "model": model, "data": data, "adapter": adapterOptions.adapter ?? NSNull(),
-                ])
+                    "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
+                ]
+                if let (m, seconds) = nf4Base {
+                    report["nf4_base_bytes"] = m.totalBytes
+                    report["nf4_base_float32_bytes"] = m.float32EquivalentBytes
+                    report["nf4_bits_per_parameter"] = m.bitsPerFourBitParameter
+                    report["nf4_build_seconds"] = seconds
+                }
+                try ConsoleOutput.printJSON(report)
             } else {
                 print(String(format: "ppl %.4f  (mean NLL %.5f over %d predicted tokens, %d windows × %d)",
                              result.perplexity, result.meanNegativeLogLikelihood, result.predictedTokens, result.windows, seqLen))
                 print(String(format: "speed %.1f tokens/s on %d rank%@ (%.1f s; model load %.1f s); peak RSS %@ per rank",
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
+                if let (m, seconds) = nf4Base {
+                    print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",
+                                 ConsoleOutput.binaryBytes(Double(m.totalBytes)), ConsoleOutput.binaryBytes(Double(m.fourBitBytes)),
+                                 m.bitsPerFourBitParameter, ConsoleOutput.binaryBytes(Double(m.float32Bytes)),
+                                 ConsoleOutput.binaryBytes(Double(m.float32EquivalentBytes)), seconds))
+                }
             }
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QDistComm
 import QDistPipeline
+import QDistQuant
 
 /// `qdist generate`: see what a (quantized) model says, token by token.
 struct GenerateCommand: ParsableCommand {

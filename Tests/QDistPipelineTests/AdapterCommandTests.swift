@@ -47,6 +47,18 @@ final class AdapterCommandTests: XCTestCase {
         XCTAssertEqual(viaAdapter["tokens"] as? [Int], viaMerged["tokens"] as? [Int])
     }
 
+    func testAnAdapterImpliesTheNF4BaseUnlessNoNF4() throws {
+        let onStored = try perplexity(model, ["--adapter", adapter.path, "--no-nf4"])
+        let onNF4 = try perplexity(model, ["--adapter", adapter.path])
+        XCTAssertEqual(try perplexity(model, ["--adapter", adapter.path, "--nf4"]), onNF4, "--nf4 is the default with an adapter")
+        XCTAssertNotEqual(onNF4, onStored, "the adapter goes on the NF4-rounded base by default")
+        XCTAssertEqual(onNF4, onStored, accuracy: 0.05 * onStored, "NF4 rounding moves ppl a little, not a lot")
+        let conflict = try QdistProcess.run(["eval", "--model", model.path, "--data", QdistProcess.wikitext("test").path,
+                                             "--adapter", adapter.path, "--nf4", "--no-nf4"])
+        XCTAssertNotEqual(conflict.status, 0)
+        XCTAssertTrue(conflict.stderr.contains("contradict"), conflict.stderr)
+    }
+
     func testReferenceSafetensorsAndNumpyReadOurAdapterAndRecomputeTheMerge() throws {
         XCTAssertEqual(try QdistProcess.run(["merge-adapter", "--model", model.path, "--adapter", adapter.path,
                                              "--output", merged.path]).status, 0)
