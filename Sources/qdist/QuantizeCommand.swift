@@ -61,14 +61,22 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Discard the blocks an interrupted run of this job recorded, instead of resuming after them.")
     var noResume = false
 
+    @Option(name: .customLong("inject-failure"), help: ArgumentHelp(visibility: .hidden))
+    var injectFailure: String?
+
     @Option(name: .long, help: ArgumentHelp("Stop once block K is recorded (exit 3); the same command resumes after it. Splits a long job across short allocations.", valueName: "K"))
     var stopAfterBlock: Int?
 
     func run() throws {
         try DistributedJob.run("quantize") { comm in
-            let job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
+            var job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
                                                    scheme: scheme, data: data, samples: samples, seqLen: seqLen,
                                                    overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock)
+            if let spec = injectFailure {
+                let parts = spec.split(separator: ":").compactMap { Int($0) }
+                guard parts.count == 2 else { throw ValidationError("--inject-failure takes RANK:BLOCK") }
+                job.injectedFailure = (parts[0], parts[1])
+            }
             if comm.isMain && !json {
                 print("quantize: \(job.recipeName): \(job.plan.entries.count) linears, \(job.plan.algorithm.rawValue), "
                       + "\(job.format.rawValue) → \(job.output.path)")

@@ -108,6 +108,25 @@ final class DistributedQuantizeTests: XCTestCase {
         }
     }
 
+    func testARankThatFailsAbortsTheJobWithItsRankAndTheRerunResumes() throws {
+        let recipe = try recipe(sequential: "linear")
+        let whole = dir.appendingPathComponent("whole")
+        XCTAssertEqual(try quantize(recipe, into: whole, ranks: 3).status, 0)
+        let out = dir.appendingPathComponent("crashed")
+        let start = Date()
+        let crashed = try quantize(recipe, into: out, ranks: 3, extra: ["--inject-failure", "1:2"])
+        XCTAssertNotEqual(crashed.status, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60, "the job aborts instead of hanging in a collective")
+        XCTAssertTrue(crashed.stderr.contains("rank 1/3"), crashed.stderr)
+        XCTAssertTrue(crashed.stderr.contains("injected failure in block 2"), crashed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        let rerun = try quantize(recipe, into: out, ranks: 3)
+        XCTAssertEqual(rerun.status, 0, rerun.stderr)
+        XCTAssertTrue(rerun.stdout.contains("resuming after block 1"), rerun.stdout)
+        XCTAssertGreaterThanOrEqual(try sameCodes(whole, out), 0.999)
+        XCTAssertEqual(try ppl(out), try ppl(whole), accuracy: try ppl(whole) * 5e-5)
+    }
+
     func testAnotherJobIntoAnUnfinishedOutputIsRefusedUntilNoResume() throws {
         let out = dir.appendingPathComponent("shared")
         XCTAssertEqual(try quantize(try recipe(sequential: "block"), into: out, extra: ["--stop-after-block", "0"]).status, 3)

@@ -33,6 +33,9 @@ public enum SequentialQuantizer {
         /// Stop (with an error) once this block is recorded: splits a long job across
         /// allocations, and lets tests interrupt a run at a known point.
         public var stopAfterBlock: Int? = nil
+        /// Test hook: this rank throws when it reaches this block (after calibration), as a
+        /// crashing rank would — the job must abort with the rank's reason and resume on rerun.
+        public var injectedFailure: (rank: Int, block: Int)? = nil
         /// The model path as given (part of the job's identity for resuming).
         public var modelPath: String = ""
 
@@ -221,6 +224,9 @@ public enum SequentialQuantizer {
                 timers.collectives += Date().timeIntervalSince(t1)
             }
             guard !stageEntries.isEmpty else { continue }
+            if let f = job.injectedFailure, f.rank == comm.rank, f.block == b {
+                throw QuantizePlanError(description: "injected failure in block \(b) (--inject-failure)")
+            }
             let t0 = Date()
             var mine: [QuantizedLinearExchange.SolvedPiece] = []
             for item in assignment.items(of: comm.rank) {
