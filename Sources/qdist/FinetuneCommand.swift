@@ -92,13 +92,14 @@ struct FinetuneCommand: ParsableCommand {
                                 first.step, last.step, r.totalSteps, first.loss, last.loss, r.tokensPerSecond, r.worldSize,
                                 r.worldSize == 1 ? "" : "s", r.seconds))
         }
-        var table = [["rank", "base weights", "adapters", "gradients", "optimizer", "activations*", "peak RSS"]]
-        for (rank, (m, rss)) in zip(r.memoryByRank, r.peakResidentBytesByRank).enumerated() {
-            table.append(["\(rank)"] + m.categories.map { ConsoleOutput.bytes($0.bytes) } + [ConsoleOutput.bytes(rss)])
+        var table = [["rank", "base weights", "adapters", "gradients", "optimizer", "activations*", "RSS", "peak RSS"]]
+        for (rank, m) in r.memoryByRank.enumerated() {
+            table.append(["\(rank)"] + m.categories.map { ConsoleOutput.bytes($0.bytes) }
+                         + [ConsoleOutput.bytes(r.residentBytesByRank[rank]), ConsoleOutput.bytes(r.peakResidentBytesByRank[rank])])
         }
-        table.append(["predicted"] + r.predictedMemory.categories.map { ConsoleOutput.bytes($0.bytes) } + [""])
+        table.append(["predicted"] + r.predictedMemory.categories.map { ConsoleOutput.bytes($0.bytes) } + ["", ""])
         lines.append("memory per rank, ZeRO-\(r.zeroStage.rawValue):")
-        lines.append(ConsoleOutput.table(table, rightAligned: [1, 2, 3, 4, 5, 6]))
+        lines.append(ConsoleOutput.table(table, rightAligned: [1, 2, 3, 4, 5, 6, 7]))
         lines.append("(* estimated for one micro-batch with per-block checkpointing, plus the stage's transient buffers)")
         lines.append(r.stoppedEarly
             ? "stopped after step \(r.startStep + r.steps.count); checkpoint in \(r.output.path)/checkpoints — run again to continue"

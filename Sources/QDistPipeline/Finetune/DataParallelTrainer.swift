@@ -160,7 +160,7 @@ public final class DataParallelTrainer {
             if stage.shardsParameters {
                 parameters = shard
             } else {
-                parameters = try communicator.allgatherv(shard).flatMap { $0 }
+                parameters = concatenated(try communicator.allgatherv(shard))
             }
         }
         completedSteps += 1
@@ -183,7 +183,7 @@ public final class DataParallelTrainer {
 
     /// All trainable values, in layout order. Collective at stage 3 (an all-gather).
     public func fullParameters() throws -> TrainableParameters {
-        let values = settings.zeroStage.shardsParameters ? try communicator.allgatherv(parameters).flatMap { $0 } : parameters
+        let values = settings.zeroStage.shardsParameters ? concatenated(try communicator.allgatherv(parameters)) : parameters
         return TrainableParameters(layout: graph.layout, values: values)
     }
 

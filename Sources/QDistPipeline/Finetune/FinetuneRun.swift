@@ -22,8 +22,11 @@ public struct FinetuneReport: Sendable {
     public var globalBatchSize: Int
     /// Measured per rank (activations: the estimate), in rank order.
     public var memoryByRank: [FinetuneRankMemory]
-    /// Peak resident set size per rank, bytes.
+    /// Peak resident set size per rank, bytes (includes the load, when each rank maps the
+    /// whole checkpoint).
     public var peakResidentBytesByRank: [Double]
+    /// Resident set size per rank at the end of training, bytes.
+    public var residentBytesByRank: [Double]
     /// What `qdist memory --train` predicts per rank for this job.
     public var predictedMemory: FinetuneRankMemory
     public var output: URL
@@ -41,9 +44,10 @@ public struct FinetuneReport: Sendable {
             ("seconds", .number(seconds)), ("tokens_per_second", .number(tokensPerSecond)),
             ("trainable_parameters", .integer(trainableParameters)), ("examples", .integer(examples)),
             ("global_batch_size", .integer(globalBatchSize)),
-            ("memory_per_rank", .array(zip(memoryByRank, peakResidentBytesByRank).map { m, rss in
-                var fields = memory(m).objectValue!
-                fields.append(("peak_rss", .number(rss)))
+            ("memory_per_rank", .array(memoryByRank.indices.map { r in
+                var fields = memory(memoryByRank[r]).objectValue!
+                fields.append(("peak_rss", .number(peakResidentBytesByRank[r])))
+                fields.append(("rss", .number(residentBytesByRank[r])))
                 return .object(fields)
             })),
             ("predicted_memory_per_rank", memory(predictedMemory)),
@@ -59,16 +63,12 @@ public enum FinetuneRun {
                            log: (String) -> Void) throws -> FinetuneReport {
         let c = job.config
         try prepareOutput(job, communicator: comm)
-        let bundle = try ModelBundle.open(job.modelPath)
-        let examples = try TrainingExamples.load(path: job.dataPath, seqLen: c.seqLen, tokenizer: bundle.tokenizer, communicator: comm)
-        let graph = LlamaTrainingGraph(config: bundle.config, lora: job.lora)
-        let frozen = try ShardedFrozenBase(config: bundle.config, source: bundle.weights,
-                                           codec: Float32BlockCodec(config: bundle.config, source: bundle.weights),
-                                           sharded: job.zeroStage.shardsParameters, communicator: comm)
+        let (model, examples, frozen) = try loadInputs(job, communicator: comm)
+        let graph = LlamaTrainingGraph(config: model, lora: job.lora)
         let settings = job.settings(exampleCount: examples.count, ranks: comm.size)
         let trainer = DataParallelTrainer(
             graph: graph, frozen: frozen, examples: examples, settings: settings,
-            initial: TrainableParameters.initialized(config: bundle.config, lora: job.lora, seed: c.seed),
+            initial: TrainableParameters.initialized(config: model, lora: job.lora, seed: c.seed),
             dropoutSeed: c.seed, communicator: comm)
         if let checkpoint = try TrainingCheckpoint.latest(output: job.output) {
             guard checkpoint.seed == c.seed else {
@@ -78,7 +78,7 @@ public enum FinetuneRun {
             log("resuming at step \(checkpoint.step) from \(checkpoint.folder.lastPathComponent) (written by \(checkpoint.worldSize) rank\(checkpoint.worldSize == 1 ? "" : "s"))")
         }
         let startStep = trainer.completedSteps
-        log("finetune: \(job.configName): \(bundle.config.numHiddenLayers) layers, LoRA r=\(job.lora.rank) on \(job.lora.targetModules.joined(separator: ",")) "
+        log("finetune: \(job.configName): \(model.numHiddenLayers) layers, \(frozen.formatName) base, LoRA r=\(job.lora.rank) on \(job.lora.targetModules.joined(separator: ",")) "
             + "(\(graph.layout.count) trainable), \(examples.count) examples of ≤\(c.seqLen) tokens, global batch \(settings.batches.globalBatchSize), "
             + "ZeRO-\(job.zeroStage.rawValue) over \(comm.size) rank\(comm.size == 1 ? "" : "s")")
 
@@ -114,16 +114,31 @@ public enum FinetuneRun {
             }
         }
 
-        let predicted = job.predictedMemory(bundle.config, ranks: comm.size)
+        let predicted = job.predictedMemory(model, ranks: comm.size)
         let mine = trainer.heldMemory(activations: predicted.activations)
-        let rows = try comm.allgatherv(mine.categories.map(\.bytes) + [Double(ProcessMemory.peakResidentBytes ?? 0)])
+        let rows = try comm.allgatherv(mine.categories.map(\.bytes)
+                                       + [Double(ProcessMemory.peakResidentBytes ?? 0), Double(ProcessMemory.residentBytes ?? 0)])
         try comm.barrier()
         return FinetuneReport(
             startStep: startStep, steps: results, totalSteps: c.steps, stoppedEarly: stoppedEarly, seconds: seconds,
             tokensPerSecond: Double(tokens) / max(seconds, 1e-9), zeroStage: job.zeroStage, worldSize: comm.size,
             trainableParameters: graph.layout.count, examples: examples.count, globalBatchSize: settings.batches.globalBatchSize,
             memoryByRank: rows.map { FinetuneRankMemory(baseWeights: $0[0], adapters: $0[1], gradients: $0[2], optimizerState: $0[3], activations: $0[4]) },
-            peakResidentBytesByRank: rows.map { $0[5] }, predictedMemory: predicted, output: job.output)
+            peakResidentBytesByRank: rows.map { $0[5] }, residentBytesByRank: rows.map { $0[6] }, predictedMemory: predicted, output: job.output)
+    }
+
+    /// The model's configuration, the training examples and the frozen base. The model bundle
+    /// (and its memory-mapped checkpoint) is released on return, so a rank's resident memory
+    /// afterwards holds only the base it keeps.
+    static func loadInputs(_ job: FinetuneJob, communicator comm: any Communicator) throws
+        -> (ModelConfiguration, [TrainingExample], ShardedFrozenBase) {
+        let bundle = try ModelBundle.open(job.modelPath)
+        let examples = try TrainingExamples.load(path: job.dataPath, seqLen: job.config.seqLen, tokenizer: bundle.tokenizer,
+                                                 communicator: comm)
+        let frozen = try ShardedFrozenBase(config: bundle.config, source: bundle.weights,
+                                           codec: Float32BlockCodec(config: bundle.config, source: bundle.weights),
+                                           sharded: job.zeroStage.shardsParameters, communicator: comm)
+        return (bundle.config, examples, frozen)
     }
 
     /// Refuses an output that already holds a finished adapter (unless overwriting), and with

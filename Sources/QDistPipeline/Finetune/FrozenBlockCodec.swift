@@ -11,20 +11,29 @@ import QDistTensor
 /// block's forward and again before its backward. Moving the stored form (fp32 today; NF4 codes
 /// with double-quantized absmax once the NF4 base lands) keeps the gather as small as the
 /// storage, and the engine never needs to know the format: an NF4 codec conforms by offering
-/// `blockPayload(_:)` and rebuilding (dequantizing) a block from those bytes.
-public protocol FrozenBlockCodec: Sendable {
+/// `blockPayload(_:)` and a decoder that rebuilds (dequantizes) a block from those bytes.
+///
+/// The codec is asked for payloads once, at load, and then let go (with whatever it holds: a
+/// memory-mapped checkpoint, a quantized copy of the whole base); only its `decoder` stays, so
+/// a ZeRO-3 rank really keeps just its 1/P of the base.
+public protocol FrozenBlockCodec {
     /// A short name for reports ("fp32", "nf4").
     var formatName: String { get }
     /// The stored bytes of block `index`, read from the model (called once per block at load).
     func blockPayload(_ index: Int) throws -> [UInt8]
-    /// Block `index`'s weights rebuilt from a payload `blockPayload(index)` produced.
+    /// What turns payloads back into blocks for the rest of the run; it must not hold the source.
+    var decoder: any FrozenBlockDecoder { get }
+}
+
+/// Rebuilds a block's weights from a payload its codec produced (dequantizing, for NF4).
+public protocol FrozenBlockDecoder: Sendable {
     func blockWeights(fromPayload payload: [UInt8], index: Int) throws -> LlamaBlockWeights
 }
 
 /// The fp32 frozen base (until the NF4 base lands): a block's payload is its tensors' Float32
 /// bytes end to end in a fixed order (input norm, q, k, v, o with their biases, post-attention
 /// norm, gate, up, down), shapes implied by the configuration.
-public struct Float32BlockCodec: FrozenBlockCodec, @unchecked Sendable {
+public struct Float32BlockCodec: FrozenBlockCodec {
     public let config: ModelConfiguration
     let source: any WeightSource
 
@@ -34,14 +43,22 @@ public struct Float32BlockCodec: FrozenBlockCodec, @unchecked Sendable {
     }
 
     public var formatName: String { "fp32" }
+    public var decoder: any FrozenBlockDecoder { Float32BlockDecoder(config: config) }
 
     public func blockPayload(_ index: Int) throws -> [UInt8] {
         let w = try LlamaBlockWeights.load(block: index, from: source, config: config)
         var floats: [Float] = []
-        floats.reserveCapacity(Self.elementCount(config))
-        for t in Self.tensors(of: w) { floats += t.scalars }
+        floats.reserveCapacity(Float32BlockDecoder.elementCount(config))
+        for t in Float32BlockDecoder.tensors(of: w) { floats += t.scalars }
         return floats.withUnsafeBytes { Array($0) }
     }
+}
+
+/// Reads `Float32BlockCodec` payloads back into blocks.
+public struct Float32BlockDecoder: FrozenBlockDecoder {
+    public let config: ModelConfiguration
+
+    public init(config: ModelConfiguration) { self.config = config }
 
     public func blockWeights(fromPayload payload: [UInt8], index: Int) throws -> LlamaBlockWeights {
         let expected = 4 * Self.elementCount(config)

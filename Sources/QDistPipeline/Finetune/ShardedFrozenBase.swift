@@ -16,7 +16,9 @@ import QDistTrain
 /// `FrozenBlockCodec`, so the NF4 base plugs in without touching the gathering.
 public final class ShardedFrozenBase: FrozenWeightProvider, @unchecked Sendable {
     public let config: ModelConfiguration
-    public let codec: any FrozenBlockCodec
+    public let decoder: any FrozenBlockDecoder
+    /// The stored format's name (the codec's).
+    public let formatName: String
     public let isSharded: Bool
     let communicator: any Communicator
     /// Per block: the whole payload, or this rank's contiguous slice of it.
@@ -27,12 +29,14 @@ public final class ShardedFrozenBase: FrozenWeightProvider, @unchecked Sendable 
     /// this rank's slice of each.
     var embedding: [Float], finalNorm: [Float], head: [Float]?
 
-    /// Loads the base from `source` (each rank reads what it keeps; mmap keeps this cheap), and
-    /// shards it when `sharded`.
+    /// Loads the base through `codec` (blocks) and `source` (embedding, norm, head) — each rank
+    /// reads what it keeps; mmap keeps this cheap — and shards it when `sharded`. Neither is
+    /// kept, so the caller can release the checkpoint's mapping afterwards.
     public init(config: ModelConfiguration, source: any WeightSource, codec: any FrozenBlockCodec,
                 sharded: Bool, communicator: any Communicator) throws {
         self.config = config
-        self.codec = codec
+        self.decoder = codec.decoder
+        self.formatName = codec.formatName
         self.isSharded = sharded
         self.communicator = communicator
         let (rank, ranks) = (communicator.rank, communicator.size)
@@ -62,10 +66,16 @@ public final class ShardedFrozenBase: FrozenWeightProvider, @unchecked Sendable 
         blockPayloads.reduce(0) { $0 + $1.count } + 4 * (embedding.count + finalNorm.count + (head?.count ?? 0))
     }
 
-    /// The whole of a sharded array, gathered from every rank (or the array itself).
-    func whole<T: CommunicatorScalar>(_ piece: [T]) throws -> [T] {
+    /// The whole of a sharded payload, gathered from every rank (or the payload itself).
+    func whole(_ piece: [UInt8]) throws -> [UInt8] {
         guard isSharded else { return piece }
-        return try communicator.allgatherv(piece).flatMap { $0 }
+        return concatenated(try communicator.allgatherv(piece))
+    }
+
+    /// The whole of a sharded float tensor, gathered from every rank (or the tensor itself).
+    func whole(_ piece: [Float]) throws -> [Float] {
+        guard isSharded else { return piece }
+        return concatenated(try communicator.allgatherv(piece))
     }
 
     public func embeddingWeight() throws -> Tensor {
@@ -83,7 +93,7 @@ public final class ShardedFrozenBase: FrozenWeightProvider, @unchecked Sendable 
     public func blockWeights(_ index: Int, pass: TrainingPass) throws -> LlamaBlockWeights {
         let payload = try whole(blockPayloads[index])
         precondition(payload.count == blockPayloadSizes[index], "block \(index): gathered \(payload.count) of \(blockPayloadSizes[index]) bytes")
-        return try codec.blockWeights(fromPayload: payload, index: index)
+        return try decoder.blockWeights(fromPayload: payload, index: index)
     }
 }
 
@@ -110,6 +120,24 @@ public struct ShardedAdapterSource: AdapterParameterSource {
         let mine = partition.pieces(of: window)[communicator.rank]
         let start = partition.range(communicator.rank).lowerBound
         let piece = mine.isEmpty ? [] : Array(shard[(mine.lowerBound - start)..<(mine.upperBound - start)])
-        return try communicator.allgatherv(piece).flatMap { $0 }
+        return concatenated(try communicator.allgatherv(piece))
     }
+}
+
+/// The pieces end to end. Concrete element types on purpose: a generic `flatMap` called
+/// through the `any Communicator` path runs unspecialized, element by element, and made
+/// ZeRO-3's per-block gathers cost more than the block's compute.
+func concatenated(_ pieces: [[UInt8]]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(pieces.reduce(0) { $0 + $1.count })
+    for p in pieces { out.append(contentsOf: p) }
+    return out
+}
+
+/// The pieces end to end (see the `[UInt8]` overload for why it is not generic).
+func concatenated(_ pieces: [[Float]]) -> [Float] {
+    var out: [Float] = []
+    out.reserveCapacity(pieces.reduce(0) { $0 + $1.count })
+    for p in pieces { out.append(contentsOf: p) }
+    return out
 }
