@@ -17,7 +17,7 @@ extension MPICommunicator {
     public func allgather<T: CommunicatorScalar>(_ buffer: [T]) throws -> [T] {
         try checkOpen("MPI_Allgather")
         let n = buffer.count, ranks = size, stride = MemoryLayout<T>.stride
-        var result = [T](repeating: .zero, count: n * ranks)
+        var result = [T].zeroed(count: n * ranks)
         guard n > 0 else { return result }
         let type = MPIRuntime.datatype(T.communicatorDatatype)
         if n * ranks <= maxChunkElements {
@@ -30,7 +30,7 @@ extension MPICommunicator {
             return result
         }
         let piece = max(1, maxChunkElements / ranks)
-        var staging = [T](repeating: .zero, count: piece * ranks)
+        var staging = [T].zeroed(count: piece * ranks)
         try buffer.withUnsafeBytes { send in
             try result.withUnsafeMutableBytes { out in
                 try staging.withUnsafeMutableBytes { stage in
@@ -54,12 +54,12 @@ extension MPICommunicator {
         let counts = try exchangeCounts(buffer.count)
         let total = counts.reduce(0, +), ranks = size, stride = MemoryLayout<T>.stride
         let type = MPIRuntime.datatype(T.communicatorDatatype)
-        var result = counts.map { [T](repeating: .zero, count: $0) }
+        var result = counts.map { [T].zeroed(count: $0) }
         guard total > 0 else { return result }
         // Round size: everything at once when it fits, else `piece` elements per rank per round.
         let piece = total <= maxChunkElements ? (counts.max() ?? 0) : max(1, maxChunkElements / ranks)
         let maxCount = counts.max() ?? 0
-        var staging = [T](repeating: .zero, count: min(total, piece * ranks))
+        var staging = [T].zeroed(count: min(total, piece * ranks))
         try buffer.withUnsafeBytes { send in
             try staging.withUnsafeMutableBytes { stage in
                 for start in Swift.stride(from: 0, to: maxCount, by: piece) {
@@ -88,7 +88,7 @@ extension MPICommunicator {
         try CommunicatorValidation.reduceScatter(counts: counts, bufferCount: buffer.count, size: size)
         let total = buffer.count, ranks = size, stride = MemoryLayout<T>.stride
         let type = MPIRuntime.datatype(T.communicatorDatatype), mpiOp = MPIRuntime.op(op)
-        var result = [T](repeating: .zero, count: counts[rank])
+        var result = [T].zeroed(count: counts[rank])
         guard total > 0 else { return result }
         if total <= maxChunkElements {
             let counts32 = counts.map { Int32($0) }
@@ -103,7 +103,7 @@ extension MPICommunicator {
         let piece = max(1, maxChunkElements / ranks)
         var offsets = [Int](repeating: 0, count: ranks)
         for r in 1..<max(1, ranks) { offsets[r] = offsets[r - 1] + counts[r - 1] }
-        var packed = [T](repeating: .zero, count: piece * ranks)
+        var packed = [T].zeroed(count: piece * ranks)
         try buffer.withUnsafeBytes { send in
             try result.withUnsafeMutableBytes { out in
                 try packed.withUnsafeMutableBytes { pack in

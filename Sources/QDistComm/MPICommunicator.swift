@@ -129,7 +129,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             try mpiCheck(MPI_Bcast(raw.baseAddress, 1, qdist_mpi_int64(), Int32(root), comm), "MPI_Bcast")
         }
         let n = Int(count[0])
-        if rank != root && buffer.count != n { buffer = [T](repeating: .zero, count: n) }
+        if rank != root && buffer.count != n { buffer = [T].zeroed(count: n) }
         let type = MPIRuntime.datatype(T.communicatorDatatype)
         try buffer.withUnsafeMutableBytes { raw in
             try forEachChunk(of: n) { start, chunk in
@@ -189,7 +189,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try CommunicatorValidation.tag(tag, call: "receive")
         try CommunicatorValidation.count(count, call: "receive")
         let type = MPIRuntime.datatype(T.communicatorDatatype)
-        var result = [T](repeating: .zero, count: count)
+        var result = [T].zeroed(count: count)
         try result.withUnsafeMutableBytes { raw in
             try forEachChunk(of: count) { start, chunk in
                 var status = MPI_Status()

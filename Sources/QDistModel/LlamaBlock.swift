@@ -9,6 +9,20 @@ public struct LlamaBlockWeights: Sendable {
     public var postAttentionNorm: Tensor  // (hidden)
     public var gate: LinearLayer, up: LinearLayer, down: LinearLayer
 
+    /// A block from its tensors (a dequantizer or a byte payload rebuilding one).
+    public init(inputNorm: Tensor, q: LinearLayer, k: LinearLayer, v: LinearLayer, o: LinearLayer,
+                postAttentionNorm: Tensor, gate: LinearLayer, up: LinearLayer, down: LinearLayer) {
+        self.inputNorm = inputNorm
+        self.q = q
+        self.k = k
+        self.v = v
+        self.o = o
+        self.postAttentionNorm = postAttentionNorm
+        self.gate = gate
+        self.up = up
+        self.down = down
+    }
+
     /// The block's linear layers by HF suffix ("self_attn.q_proj", …), for quantizers.
     public var linears: [String: LinearLayer] {
         get {

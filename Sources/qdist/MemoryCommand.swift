@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QDistIO
 import QDistQuant
 import QDistTrain
 
@@ -24,11 +25,14 @@ struct MemoryCommand: ParsableCommand {
             and AdamW state (16 bytes per trainable parameter), sharded by the same stages. \
             Activations and temporary buffers come on top.
 
+            With --model and --lora-rank the table also splits QLoRA's memory the way             `qdist finetune` reports it — base weights, adapters, gradients, optimizer state, and             activations of one --micro-batch-size × --seq-len micro-batch under per-block             gradient checkpointing (plus the stage's transient buffers: the full gradient             scratch from stage 2, one gathered block and the embedding at stage 3).             --base-dtype fp32 predicts what `qdist finetune` runs today (an fp32 frozen base).
+
             Examples:
               qdist memory --params 7e9 --dtype fp16              # 14.0 GB
               qdist memory --params 7e9 --dtype int4 --group-size 128
               qdist memory --params 7.5e9 --train --zero-stage 3 --world-size 64
               qdist memory --model models/smollm2 --train --lora-rank 16 --zero-stage 2 --world-size 4
+              qdist memory --model models/smollm2 --train --lora-rank 16 --zero-stage 3 --world-size 2 --base-dtype fp32 --seq-len 128 --micro-batch-size 2
             """)
 
     @Option(name: .long, help: ArgumentHelp("Parameter count: 7e9, 7B, 135M.", valueName: "count"))
@@ -61,6 +65,15 @@ struct MemoryCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Trainable LoRA parameters, when no --model gives the layer shapes.", valueName: "count"))
     var loraParams: ParameterCount?
 
+    @Option(name: .long, help: "QLoRA with --model: tokens per sequence, for the activation estimate.")
+    var seqLen: Int = 512
+
+    @Option(name: .long, help: "QLoRA with --model: sequences per forward/backward on one rank.")
+    var microBatchSize: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp("QLoRA: format of the frozen base's decoder linears (nf4_dq, fp32, …).", valueName: "format"))
+    var baseDtype: String = "nf4_dq"
+
     @Flag(name: .long, help: "Print one JSON object for scripts.")
     var json = false
 
@@ -79,6 +92,8 @@ struct MemoryCommand: ParsableCommand {
         if !train, loraRank != nil || loraParams != nil || zeroStage != 0 || worldSize != 1 {
             throw ValidationError("--zero-stage, --world-size, --lora-rank and --lora-params need --train")
         }
+        if NumberFormat.named(baseDtype) == nil { throw ValidationError("unknown --base-dtype '\(baseDtype)'") }
+        if seqLen < 2 || microBatchSize < 1 { throw ValidationError("--seq-len must be ≥ 2 and --micro-batch-size ≥ 1") }
         if train, loraRank != nil, model == nil, loraParams == nil {
             throw ValidationError("--lora-rank with --params needs --lora-params (or use --model to get layer shapes)")
         }
@@ -112,12 +127,15 @@ struct MemoryCommand: ParsableCommand {
             }
         } else {
             let lora = loraRank.map { r in loraParams?.value ?? summary.loraParameters(rank: r) }
+            let baseFormat = NumberFormat.named(baseDtype)!
+            // An fp32 base keeps everything fp32 (as `qdist finetune` loads it); a quantized base keeps the rest at fp16.
+            let keptFormat = baseFormat.name == "fp32" ? baseFormat : fp16
             func estimate(_ stage: Int) -> RankMemory {
                 guard let lora else {
                     return MemoryEstimator.fullTraining(parameters: summary.total, zeroStage: stage, worldSize: worldSize)
                 }
                 return MemoryEstimator.qloraTraining(summary, loraParameters: lora, zeroStage: stage, worldSize: worldSize,
-                                                     baseFormat: NumberFormat.named("nf4_dq")!, keptFormat: fp16)
+                                                     baseFormat: baseFormat, keptFormat: keptFormat)
             }
             let chosen = estimate(zeroStage)
             report["training"] = [
@@ -129,7 +147,7 @@ struct MemoryCommand: ParsableCommand {
             ]
             lines.append(lora == nil
                 ? "full fine-tuning, mixed-precision Adam (16 bytes/parameter before sharding)"
-                : "QLoRA rank \(loraRank!): \(ConsoleOutput.count(lora!)) trainable parameters, NF4 (double-quant) base")
+                : "QLoRA rank \(loraRank!): \(ConsoleOutput.count(lora!)) trainable parameters, \(baseFormat.name == "nf4_dq" ? "NF4 (double-quant)" : baseFormat.name) base")
             lines.append("world size \(worldSize), per rank:")
             var table = [["ZeRO stage", "weights", "gradients", "optimizer", "total"]]
             for stage in 0...3 {
@@ -139,6 +157,30 @@ struct MemoryCommand: ParsableCommand {
             }
             lines.append(ConsoleOutput.table(table, rightAligned: [1, 2, 3, 4]))
             lines.append("(* = --zero-stage \(zeroStage); activations and buffers not included)")
+            if let r = loraRank, let path = model, loraParams == nil {
+                let config = try ModelConfiguration.load(from: URL(fileURLWithPath: path))
+                let shape = LoRAShapeSummary.allLinear(config, rank: r)
+                func byCategory(_ stage: Int) -> FinetuneRankMemory {
+                    MemoryEstimator.finetune(summary, config: config, lora: shape, microBatchSize: microBatchSize, seqLen: seqLen,
+                                             zeroStage: stage, worldSize: worldSize, baseFormat: baseFormat, keptFormat: keptFormat)
+                }
+                var training = report["training"] as! [String: Any]
+                training["per_rank_by_category"] = Dictionary(uniqueKeysWithValues: byCategory(zeroStage).categories.map { ($0.name, $0.bytes) })
+                training["per_rank_by_category_by_stage"] = (0...3).map { stage in
+                    Dictionary(uniqueKeysWithValues: byCategory(stage).categories.map { ($0.name, $0.bytes) })
+                }
+                training["base_dtype"] = baseFormat.name
+                report["training"] = training
+                lines.append("")
+                lines.append("by category as `qdist finetune` reports it (base \(baseFormat.name), micro-batch \(microBatchSize) × \(seqLen) tokens):")
+                var rows = [["ZeRO stage", "base weights", "adapters", "gradients", "optimizer", "activations", "total"]]
+                for stage in 0...3 {
+                    let m = byCategory(stage)
+                    rows.append(["\(stage)\(stage == zeroStage ? " *" : "")"] + m.categories.map { ConsoleOutput.bytes($0.bytes) }
+                                + [ConsoleOutput.bytes(m.total)])
+                }
+                lines.append(ConsoleOutput.table(rows, rightAligned: [1, 2, 3, 4, 5, 6]))
+            }
         }
         if json { try ConsoleOutput.printJSON(report) } else { print(lines.joined(separator: "\n")) }
     }

@@ -153,7 +153,7 @@ final class BackwardGraphTests: XCTestCase {
         var ready: [Int] = []
         var checkpointed = [Float](repeating: 0, count: graph.layout.count)
         let loss = try graph.accumulateGradients(f.batch, frozen: frozen, adapters: Adapters(parameters: f.parameters, log: log),
-                                                 into: &checkpointed, blockGradientsReady: { ready.append($0) })
+                                                 into: &checkpointed, blockGradientsReady: { block, _ in ready.append(block) })
         XCTAssertEqual(log.calls, ["embedding", "forward 0", "adapters forward 0", "forward 1", "adapters forward 1", "norm", "head",
                                    "backward 1", "adapters backward 1", "backward 0", "adapters backward 0"])
         XCTAssertEqual(ready, [1, 0])

@@ -134,8 +134,11 @@ public struct LlamaTrainingGraph: Sendable {
     ///     counted tokens (HF's mean). Data-parallel ranks and accumulation micro-batches pass the
     ///     count of the whole global batch, so the summed gradients equal one big batch's.
     ///   - applyDropout: LoRA dropout with each sequence's seed (no effect when lora_dropout = 0).
-    ///   - blockGradientsReady: called with i once block i's gradients (`layout.blockRange(i)`)
-    ///     are final for this call, in order L−1…0 — where ZeRO-2 can start reducing them.
+    ///   - blockGradientsReady: called with i and block i's slice of `gradients`
+    ///     (`layout.blockRange(i)`) once those are final for this call, in order L−1…0 — where
+    ///     ZeRO-2 starts reducing them. The hook may read and overwrite the slice (reduce-scatter
+    ///     it, then zero it); it gets the slice itself because `gradients` is borrowed for the
+    ///     whole call and could not be touched from the hook otherwise.
     ///
     /// Every block's weights and adapters are requested in both passes even when the batch is
     /// empty or fully masked, so ranks whose providers gather (ZeRO-3) stay in step.
@@ -143,7 +146,7 @@ public struct LlamaTrainingGraph: Sendable {
     public func accumulateGradients(
         _ batch: [TrainingSequence], frozen: some FrozenWeightProvider, adapters: some AdapterParameterSource,
         into gradients: inout [Float], lossNormalizer: Int? = nil, applyDropout: Bool = true,
-        blockGradientsReady: ((Int) throws -> Void)? = nil
+        blockGradientsReady: ((_ block: Int, _ gradients: UnsafeMutableBufferPointer<Float>) throws -> Void)? = nil
     ) throws -> LossSummary {
         precondition(gradients.count == layout.count, "\(gradients.count) gradients for a layout of \(layout.count)")
         let packed = PackedBatch(batch)
@@ -191,7 +194,12 @@ public struct LlamaTrainingGraph: Sendable {
                     }
                 }
             }
-            try blockGradientsReady?(i)
+            if let blockGradientsReady {
+                let range = layout.blockRange(i)
+                try gradients.withUnsafeMutableBufferPointer { p in
+                    try blockGradientsReady(i, UnsafeMutableBufferPointer(rebasing: p[range]))
+                }
+            }
             dx = dInput
         }
         return LossSummary(sum: head.sum, countedTokens: head.counted)

@@ -45,6 +45,24 @@ public enum PEFTAdapterWriter {
         }
     }
 
+    /// Writes the two adapter files into `folder`, which may hold other things (a training run's
+    /// checkpoints): each file atomically, the weights first, so the config — what PEFT looks
+    /// for — only appears beside complete weights.
+    public static func writeFiles(config: LoRAConfig, layout: TrainableParameterLayout, parameters: [Float],
+                                  baseModel: String, into folder: URL) throws {
+        try check(config: config, layout: layout, parameters: parameters, destination: folder)
+        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw QDistIOError(.io, path: folder.path, "cannot create folder: \(error.localizedDescription)")
+        }
+        var tensors: [String: StoredTensor] = [:]
+        for entry in layout.entries {
+            tensors[entry.name] = StoredTensor(Tensor(shape: entry.shape, scalars: Array(parameters[entry.range])), as: .f32)
+        }
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent(PEFTAdapterReader.weightsFileName))
+        try AtomicFileWriter.write(PEFTAdapterConfigFile.text(for: config, baseModel: baseModel),
+                                   to: folder.appendingPathComponent(PEFTAdapterConfigFile.fileName))
+    }
+
     /// Writes `adapter` (for example one read back, or a trained one wrapped in `PEFTAdapter`).
     public static func write(_ adapter: PEFTAdapter, baseModel: String? = nil, to destination: URL) throws {
         try write(config: adapter.lora, layout: adapter.layout, parameters: adapter.parameters.values,

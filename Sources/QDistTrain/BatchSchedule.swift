@@ -1,0 +1,64 @@
+// Seeded epoch shuffling and the split of each global batch across data-parallel ranks, as a
+// pure function of (seed, step): resuming needs only the step number, and the split is what
+// makes a run's losses independent of the number of ranks.
+
+import QDistTensor
+
+/// Which training examples every optimizer step uses, and which rank takes which.
+///
+/// The example stream is epoch after epoch of a seeded permutation of `0..<exampleCount`
+/// (Fisher–Yates driven by SplitMix64 seeded from `seed` and the epoch); global batch k is
+/// positions `k·B ..< (k+1)·B` of that stream. Rank r of P takes the batch's members at
+/// positions i with i mod P = r, then cuts them into micro-batches of `microBatchSize`.
+public struct BatchSchedule: Sendable, Equatable {
+    public let exampleCount: Int
+    public let globalBatchSize: Int
+    public let seed: UInt64
+
+    public init(exampleCount: Int, globalBatchSize: Int, seed: UInt64) {
+        precondition(exampleCount > 0 && globalBatchSize > 0, "\(exampleCount) examples in batches of \(globalBatchSize)")
+        self.exampleCount = exampleCount
+        self.globalBatchSize = globalBatchSize
+        self.seed = seed
+    }
+
+    /// The permutation of epoch `epoch` (0-based).
+    public func order(epoch: Int) -> [Int] {
+        var rng = SeededGenerator(state: seed ^ (UInt64(epoch) &+ 1) &* 0xD1B5_4A32_D192_ED03)
+        var order = Array(0..<exampleCount)
+        for i in stride(from: exampleCount - 1, to: 0, by: -1) {
+            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+        return order
+    }
+
+    /// Example indices of global batch `step` (0-based), with their positions in the stream
+    /// (a position is unique across the run: it seeds the example's dropout masks).
+    public func globalBatch(step: Int) -> [(example: Int, position: Int)] {
+        let first = step * globalBatchSize
+        var result: [(Int, Int)] = []
+        result.reserveCapacity(globalBatchSize)
+        var epoch = first / exampleCount
+        var order = self.order(epoch: epoch)
+        for position in first..<first + globalBatchSize {
+            if position / exampleCount != epoch {
+                epoch = position / exampleCount
+                order = self.order(epoch: epoch)
+            }
+            result.append((order[position % exampleCount], position))
+        }
+        return result
+    }
+
+    /// Rank `rank` of `ranks`'s share of global batch `step`, as micro-batches of at most
+    /// `microBatchSize` (a rank may get an empty list when the batch is smaller than P).
+    public func microBatches(step: Int, rank: Int, ranks: Int, microBatchSize: Int) -> [[(example: Int, position: Int)]] {
+        precondition(microBatchSize > 0 && (0..<ranks).contains(rank), "rank \(rank) of \(ranks), micro-batch \(microBatchSize)")
+        let mine = globalBatch(step: step).enumerated().filter { $0.offset % ranks == rank }.map(\.element)
+        return stride(from: 0, to: mine.count, by: microBatchSize).map { Array(mine[$0..<min($0 + microBatchSize, mine.count)]) }
+    }
+
+    /// The epoch (0-based, fractional) reached after `steps` updates.
+    public func epochs(afterSteps steps: Int) -> Double { Double(steps * globalBatchSize) / Double(exampleCount) }
+}
+
