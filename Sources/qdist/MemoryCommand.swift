@@ -25,7 +25,7 @@ struct MemoryCommand: ParsableCommand {
             and AdamW state (16 bytes per trainable parameter), sharded by the same stages. \
             Activations and temporary buffers come on top.
 
-            With --model and --lora-rank the table also splits QLoRA's memory the way             `qdist finetune` reports it — base weights, adapters, gradients, optimizer state, and             activations of one --micro-batch-size × --seq-len micro-batch under per-block             gradient checkpointing (plus the stage's transient buffers: the full gradient             scratch from stage 2, one gathered block and the embedding at stage 3).             --base-dtype fp32 predicts what `qdist finetune` runs today (an fp32 frozen base).
+            With --model and --lora-rank the table also splits QLoRA's memory the way             `qdist finetune` reports it — base weights, adapters, gradients, optimizer state, and             activations of one --micro-batch-size × --seq-len micro-batch under per-block             gradient checkpointing (plus the stage's transient buffers: the full gradient             scratch from stage 2, one gathered block and the embedding at stage 3).             --base-dtype matches the finetune config's bnb_4bit_quant_type (nf4_dq for nf4, the default; fp32 for fp32).
 
             Examples:
               qdist memory --params 7e9 --dtype fp16              # 14.0 GB
@@ -128,8 +128,8 @@ struct MemoryCommand: ParsableCommand {
         } else {
             let lora = loraRank.map { r in loraParams?.value ?? summary.loraParameters(rank: r) }
             let baseFormat = NumberFormat.named(baseDtype)!
-            // An fp32 base keeps everything fp32 (as `qdist finetune` loads it); a quantized base keeps the rest at fp16.
-            let keptFormat = baseFormat.name == "fp32" ? baseFormat : fp16
+            // `qdist finetune` keeps embeddings, norms and the head in fp32 whatever the linears' format.
+            let keptFormat = NumberFormat.named("fp32")!
             func estimate(_ stage: Int) -> RankMemory {
                 guard let lora else {
                     return MemoryEstimator.fullTraining(parameters: summary.total, zeroStage: stage, worldSize: worldSize)

@@ -132,7 +132,7 @@ final class FinetuneCommandTests: XCTestCase {
         for stage in [0, 3] {
             let run = try finetune(ranks: 2, stage: stage, output: "mem\(stage)", extra: ["--steps", "2"])
             let r = try QdistProcess.run(["memory", "--model", model.path, "--train", "--lora-rank", "4", "--zero-stage", "\(stage)",
-                                          "--world-size", "2", "--base-dtype", "fp32", "--seq-len", "32", "--micro-batch-size", "2", "--json"])
+                                          "--world-size", "2", "--base-dtype", "nf4_dq", "--seq-len", "32", "--micro-batch-size", "2", "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let training = try XCTUnwrap(try QdistProcess.jsonObject(r)["training"] as? [String: Any])
             let predicted = try XCTUnwrap(training["per_rank_by_category"] as? [String: Double])

@@ -95,7 +95,7 @@ public struct FinetuneJob: Sendable {
             batches: BatchSchedule(exampleCount: exampleCount, globalBatchSize: c.globalBatch(ranks: ranks), seed: c.seed))
     }
 
-    /// The per-rank memory `qdist memory --train` predicts for this job's fp32 base.
+    /// The per-rank memory `qdist memory --train` predicts for this job's base format.
     func predictedMemory(_ model: ModelConfiguration, ranks: Int) -> FinetuneRankMemory {
         let linears = model.linearLayers
         let summary = ModelParameterSummary(total: Double(model.parameterCount),
@@ -106,8 +106,14 @@ public struct FinetuneJob: Sendable {
                                      inputFeaturesPerLayer: lora.targets.reduce(0) { $0 + $1.features(model).inFeatures },
                                      targetsPerLayer: lora.targets.count, dropout: lora.dropout > 0)
         let fp32 = NumberFormat.named("fp32")!
+        let base: NumberFormat
+        switch config.baseQuantType {
+        case .nf4: base = NumberFormat.named("nf4_dq")!
+        case .fp4: base = NumberFormat.named("fp4_dq") ?? NumberFormat.named("nf4_dq")!  // same layout as NF4
+        case .fp32: base = fp32
+        }
         return MemoryEstimator.finetune(summary, config: model, lora: shape, microBatchSize: config.microBatchSize,
                                         seqLen: config.seqLen, zeroStage: zeroStage.rawValue, worldSize: ranks,
-                                        baseFormat: fp32, keptFormat: fp32)
+                                        baseFormat: base, keptFormat: fp32)
     }
 }

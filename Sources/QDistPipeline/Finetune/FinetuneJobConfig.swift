@@ -19,6 +19,7 @@ import QDistModel
 /// warmup_steps: 10             # then cosine decay to 0 at `steps`
 /// lora: {r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: [q_proj, v_proj]}
 /// zero_optimization: {stage: 3}
+/// bnb_4bit_quant_type: nf4     # the frozen base: nf4 (default, double-quantized), fp4 or fp32
 /// ```
 /// Without `global_batch_size` the global batch is DeepSpeed's
 /// micro_batch_size × gradient_accumulation_steps × ranks. Every key is checked: an unknown
@@ -44,13 +45,19 @@ public struct FinetuneJobConfig: Decodable, Sendable, Equatable {
     public var saveSteps: Int = 0
     public var lora = LoRASection()
     public var zeroOptimization = ZeROSection()
+    /// The frozen base's decoder linears, as bitsandbytes' `bnb_4bit_quant_type` names them:
+    /// `nf4` (QLoRA, double-quantized absmax), `fp4`, or `fp32` to keep them unquantized.
+    public var baseQuantType: BaseQuantType = .nf4
+
+    /// How the frozen base's decoder linears are stored during training.
+    public enum BaseQuantType: String, Decodable, Sendable, Equatable { case nf4, fp4, fp32 }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case model, output, data, seqLen = "seq_len", microBatchSize = "micro_batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", globalBatchSize = "global_batch_size"
         case steps, learningRate = "learning_rate", warmupSteps = "warmup_steps", weightDecay = "weight_decay"
         case maxGradNorm = "max_grad_norm", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon"
-        case seed, saveSteps = "save_steps", lora, zeroOptimization = "zero_optimization"
+        case seed, saveSteps = "save_steps", lora, zeroOptimization = "zero_optimization", baseQuantType = "bnb_4bit_quant_type"
     }
 
     public init(from decoder: Decoder) throws {
@@ -75,6 +82,7 @@ public struct FinetuneJobConfig: Decodable, Sendable, Equatable {
         saveSteps = try c.decodeIfPresent(Int.self, forKey: .saveSteps) ?? saveSteps
         lora = try c.decodeIfPresent(LoRASection.self, forKey: .lora) ?? lora
         zeroOptimization = try c.decodeIfPresent(ZeROSection.self, forKey: .zeroOptimization) ?? zeroOptimization
+        baseQuantType = try c.decodeIfPresent(BaseQuantType.self, forKey: .baseQuantType) ?? baseQuantType
         func require(_ ok: Bool, _ key: CodingKeys, _ message: String) throws {
             if !ok { throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: message)) }
         }

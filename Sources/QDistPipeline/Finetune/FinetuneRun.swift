@@ -136,8 +136,13 @@ public enum FinetuneRun {
         let bundle = try ModelBundle.open(job.modelPath)
         let examples = try TrainingExamples.load(path: job.dataPath, seqLen: job.config.seqLen, tokenizer: bundle.tokenizer,
                                                  communicator: comm)
-        let frozen = try ShardedFrozenBase(config: bundle.config, source: bundle.weights,
-                                           codec: Float32BlockCodec(config: bundle.config, source: bundle.weights),
+        let codec: any FrozenBlockCodec
+        switch job.config.baseQuantType {
+        case .nf4: codec = FourBitBlockCodec(config: bundle.config, source: bundle.weights, type: .nf4)
+        case .fp4: codec = FourBitBlockCodec(config: bundle.config, source: bundle.weights, type: .fp4)
+        case .fp32: codec = Float32BlockCodec(config: bundle.config, source: bundle.weights)
+        }
+        let frozen = try ShardedFrozenBase(config: bundle.config, source: bundle.weights, codec: codec,
                                            sharded: job.zeroStage.shardsParameters, communicator: comm)
         return (bundle.config, examples, frozen)
     }
