@@ -3,16 +3,21 @@ import QDistTensor
 /// One `nn.Linear`: weight (out, in) as PyTorch stores it, and an optional bias (out).
 ///
 /// The forward is `x · Wᵀ + b` through one sgemm. Quantized formats dequantize into this type
-/// (or replace it) so the decoder never needs to know how weights were stored.
+/// (or replace it) so the decoder never needs to know how weights were stored. A W8A8 layer
+/// also fake-quantizes its input first (`inputQuantizer`); nil — the default — leaves the
+/// forward exactly as it was.
 public struct LinearLayer: Sendable {
     public var weight: Tensor  // (out, in)
     public var bias: Tensor?  // (out)
+    /// Quantize-dequantize of the input before the product (activation quantization).
+    public var inputQuantizer: InputQuantizer?
 
-    public init(weight: Tensor, bias: Tensor? = nil) {
+    public init(weight: Tensor, bias: Tensor? = nil, inputQuantizer: InputQuantizer? = nil) {
         precondition(weight.rank == 2, "linear weight must be a matrix, got \(weight.shape)")
         precondition(bias == nil || bias!.count == weight.shape[0], "bias \(bias!.shape) for weight \(weight.shape)")
         self.weight = weight
         self.bias = bias
+        self.inputQuantizer = inputQuantizer
     }
 
     public var inFeatures: Int { weight.shape[1] }
@@ -21,7 +26,8 @@ public struct LinearLayer: Sendable {
     /// x (tokens, in) → (tokens, out).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.columns == inFeatures, "linear expects \(inFeatures) features, got \(x.shape)")
-        let y = Tensor.matmul(x.reshaped([x.rows, inFeatures]), weight, transposeB: true)
+        let input = inputQuantizer.map { $0(x) } ?? x
+        let y = Tensor.matmul(input.reshaped([x.rows, inFeatures]), weight, transposeB: true)
         return bias.map { y.addingRowVector($0) } ?? y
     }
 }

@@ -52,7 +52,7 @@ public struct LlamaBlockWeights: Sendable {
         func linear(_ name: String, out: Int, inFeatures: Int, bias: Bool) throws -> LinearLayer {
             let w = try source.tensor(p + name + ".weight", expectedShape: [out, inFeatures])
             let b = bias ? try source.tensor(p + name + ".bias", expectedShape: [out]) : nil
-            return LinearLayer(weight: w, bias: b)
+            return LinearLayer(weight: w, bias: b, inputQuantizer: try source.inputQuantizer(forLinear: p + name))
         }
         let qkvBias = config.hasQKVBias, oBias = config.hasOutputProjectionBias, mlpBias = config.mlpBias
         return LlamaBlockWeights(

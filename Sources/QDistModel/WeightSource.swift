@@ -8,6 +8,9 @@ public protocol WeightSource {
     func contains(_ name: String) -> Bool
     /// The tensor, decoded to Float32.
     func tensor(_ name: String) throws -> Tensor
+    /// The input (activation) quantizer of linear `module` (e.g. `model.layers.0.mlp.up_proj`),
+    /// for checkpoints that quantize activations; nil (the default) for everything else.
+    func inputQuantizer(forLinear module: String) throws -> InputQuantizer?
 }
 
 /// Why a model could not be built from its weights.
@@ -17,6 +20,9 @@ public struct ModelLoadError: Error, CustomStringConvertible, Equatable {
 }
 
 extension WeightSource {
+    /// Float checkpoints quantize no activations.
+    public func inputQuantizer(forLinear module: String) throws -> InputQuantizer? { nil }
+
     /// The tensor, checked to have `expectedShape` (a mismatch names the tensor and both shapes).
     public func tensor(_ name: String, expectedShape: [Int]) throws -> Tensor {
         guard contains(name) else { throw ModelLoadError("missing tensor \(name)") }

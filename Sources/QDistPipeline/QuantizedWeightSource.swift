@@ -4,10 +4,11 @@ import QDistModel
 import QDistQuant
 import QDistTensor
 
-/// A quantized checkpoint folder (GPTQ v1/v2 or compressed-tensors pack-quantized) seen as
-/// ordinary Float32 weights: `tensor("<m>.weight")` of a quantized linear unpacks and
-/// dequantizes it on request; every other name (embeddings, norms, biases, `lm_head`) passes
-/// through to the folder. So `qdist eval` / `generate` load quantized folders through
+/// A quantized checkpoint folder (GPTQ v1/v2 or compressed-tensors pack-quantized or
+/// int-quantized) seen as ordinary Float32 weights: `tensor("<m>.weight")` of a quantized linear
+/// unpacks and dequantizes it on request; every other name (embeddings, norms, biases,
+/// `lm_head`) passes through to the folder; a W8A8 linear also gets its input quantizer
+/// (`inputQuantizer(forLinear:)`). So `qdist eval` / `generate` load quantized folders through
 /// `LlamaModel.load` unchanged.
 ///
 /// Nothing is cached: the decoder asks for each weight once, and a layer's packed tensors are
@@ -36,5 +37,23 @@ public struct QuantizedWeightSource: WeightSource {
     public func tensor(_ name: String) throws -> Tensor {
         if let module = reader.quantizedModule(forWeight: name) { return try reader.linear(module).dequantize() }
         return try folder.tensor(name)
+    }
+
+    public func inputQuantizer(forLinear module: String) throws -> InputQuantizer? {
+        try reader.inputActivations(module)?.inputQuantizer
+    }
+}
+
+extension InputActivationParameters {
+    /// The fake quantizer the decoder runs for these parameters (static scale, or dynamic per
+    /// token / per tensor).
+    public var inputQuantizer: InputQuantizer {
+        let mode: InputQuantizer.Mode
+        if scheme.dynamic {
+            mode = scheme.strategy == .token ? .dynamicToken : .dynamicTensor
+        } else {
+            mode = .staticTensor(scale: scale ?? 1, zeroPoint: Float(zeroPoint ?? 0))
+        }
+        return InputQuantizer(numBits: scheme.numBits, symmetric: scheme.symmetric, mode: mode)
     }
 }

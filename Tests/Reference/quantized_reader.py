@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Independent numpy reader for quantized checkpoint folders, written only from
-/work/shared/docs/FORMATS.md (§1 safetensors, §4 GPTQ, §5 compressed-tensors pack-quantized).
+/work/shared/docs/FORMATS.md (§1 safetensors, §4 GPTQ, §5 compressed-tensors pack-quantized and
+int-quantized with input activations, §5.2 quantization math).
 
 Usage: quantized_reader.py MODEL_DIR EXPECTED.safetensors
 
 Reads MODEL_DIR/config.json's quantization_config, opens every weight file twice (with the
 `safetensors` library, which validates it, and with a small parser of our own, because numpy
 has no bfloat16), dequantizes every quantized linear with numpy, and compares each with the
-float32 tensor `<module>.weight` in EXPECTED. Prints one JSON line
-{"format", "linears", "max_abs_diff", "checked_tensors"} and exits 1 on any mismatch or
-structural problem (dtype, shape, missing tensor), 0 otherwise.
+float32 tensor `<module>.weight` in EXPECTED. When EXPECTED also holds `<module>.input`
+(tokens, in) and `<module>.output` (tokens, out) — an input and qdist's forward of that linear —
+the linear's forward is recomputed here, with the input activations fake-quantized as the
+config's `input_activations` say (static `input_scale`/`input_zero_point`, or dynamic per token /
+per tensor), and compared too. Prints one JSON line {"format", "linears", "max_abs_diff",
+"forwards", "max_forward_diff", "checked_tensors"} and exits 1 on any mismatch or structural
+problem (dtype, shape, missing tensor), 0 otherwise.
 """
 import json
 import os
@@ -148,16 +153,73 @@ def ct_match(name, target):
     return target == name or target == "Linear"
 
 
-def ct_dequantize(tensors, module, qc):
+def ct_group(module, qc):
     if any(ct_match(module, t) and t != "Linear" for t in qc.get("ignore") or []):
         fail(f"{module} is quantized but ignored")
-    args = None
     for group in qc["config_groups"].values():
         if any(ct_match(module, t) for t in group["targets"]):
-            args = group["weights"]
-            break
-    if args is None:
-        fail(f"no config group for {module}")
+            return group
+    fail(f"no config group for {module}")
+
+
+def ct_int_dequantize(tensors, module, qc):
+    """int-quantized (§5.3): `weight` I8 signed codes, `weight_scale` (out, groups)."""
+    group = ct_group(module, qc)
+    if (group.get("format") or qc["format"]) != "int-quantized":
+        fail(f"{module}: stores `weight` codes but its group is not int-quantized")
+    args = group["weights"]
+    q = get(tensors, module + ".weight", "I8").astype(np.int64)
+    out, in_features = q.shape
+    groups = 1 if args["strategy"] == "channel" else in_features // args["group_size"]
+    scale = get(tensors, module + ".weight_scale", ("F16", "BF16", "F32"), [out, groups]).astype(np.float64)
+    if args["symmetric"]:
+        if module + ".weight_zero_point" in tensors:
+            fail(f"{module}: symmetric but has weight_zero_point")
+        zp = np.zeros((out, groups), dtype=np.int64)
+    else:
+        zp = get(tensors, module + ".weight_zero_point", "I8", [out, groups]).astype(np.int64)
+    g = np.zeros(in_features, dtype=np.int64) if args["strategy"] == "channel" else np.arange(in_features) // args["group_size"]
+    return scale[:, g] * (q - zp[:, g])
+
+
+def ct_fake_quantize_input(x, tensors, module, qc):
+    """§5.2 on the linear's input, in float32 as an int8 kernel's caller computes it:
+    q = round_half_even(clamp(x/scale + zp, qmin, qmax)), x̂ = (q − zp)·scale."""
+    act = ct_group(module, qc).get("input_activations")
+    if act is None:
+        return x
+    bits, sym = act["num_bits"], act["symmetric"]
+    qmin, qmax = np.float32(-(1 << (bits - 1))), np.float32((1 << (bits - 1)) - 1)
+    x = x.astype(np.float32)
+    eps = np.float32(np.finfo(np.float32).eps)
+    if act["dynamic"]:
+        if module + ".input_scale" in tensors:
+            fail(f"{module}: dynamic activations but input_scale stored")
+        axis = 1 if act["strategy"] == "token" else None
+        lo = np.minimum(x.min(axis=axis, keepdims=True), np.float32(0))
+        hi = np.maximum(x.max(axis=axis, keepdims=True), np.float32(0))
+        if sym:
+            scale = np.maximum(np.maximum(-lo, hi) / np.float32((qmax - qmin) / 2), eps)
+            zp = np.zeros_like(scale)
+        else:
+            scale = np.maximum((hi - lo) / (qmax - qmin), eps)
+            zp = np.round(np.clip(qmin - lo / scale, qmin, qmax))
+    else:
+        if act["strategy"] != "tensor":
+            fail(f"{module}: static activations must be per tensor")
+        scale = get(tensors, module + ".input_scale", ("F16", "BF16", "F32"), [1]).astype(np.float32)
+        if sym:
+            zp = np.zeros(1, dtype=np.float32)
+            if module + ".input_zero_point" in tensors:
+                fail(f"{module}: symmetric but has input_zero_point")
+        else:
+            zp = get(tensors, module + ".input_zero_point", "I8", [1]).astype(np.float32)
+    q = np.round(np.clip(x / scale + zp, qmin, qmax))  # numpy rounds half to even, as torch
+    return (q - zp) * scale
+
+
+def ct_dequantize(tensors, module, qc):
+    args = ct_group(module, qc)["weights"]
     bits, sym = args["num_bits"], args["symmetric"]
     shape = get(tensors, module + ".weight_shape", ("I64", "I32"), [2])
     out, in_features = int(shape[0]), int(shape[1])
@@ -192,15 +254,18 @@ def main():
     if method == "gptq":
         suffix, dequantize = ".qweight", gptq_dequantize
     elif method == "compressed-tensors":
-        if qc["format"] != "pack-quantized" or qc["quantization_status"] != "compressed":
+        if qc["format"] not in ("pack-quantized", "int-quantized") or qc["quantization_status"] != "compressed":
             fail(f"unexpected compressed-tensors format {qc['format']} / {qc['quantization_status']}")
-        suffix, dequantize = ".weight_packed", ct_dequantize
+        if qc["format"] == "int-quantized":
+            suffix, dequantize = ".weight_scale", ct_int_dequantize
+        else:
+            suffix, dequantize = ".weight_packed", ct_dequantize
     else:
         fail(f"unknown quant_method {method}")
     modules = sorted(n[: -len(suffix)] for n in tensors if n.endswith(suffix))
-    worst = 0.0
+    worst, worst_forward, forwards = 0.0, 0.0, 0
     for m in modules:
-        if m + ".weight" in tensors:
+        if suffix != ".weight_scale" and m + ".weight" in tensors:
             fail(f"{m}: float weight stored next to the quantized one")
         w = dequantize(tensors, m, qc)
         ref = get(expected, m + ".weight", "F32", list(w.shape)).astype(np.float64)
@@ -208,10 +273,22 @@ def main():
         if diff > 1e-6 * max(1.0, float(np.max(np.abs(ref)))):
             fail(f"{m}: max |numpy − qdist| = {diff}")
         worst = max(worst, diff)
-    if set(expected) != {m + ".weight" for m in modules}:
-        fail(f"expected holds {len(expected)} weights, the folder {len(modules)} quantized linears")
-    print(json.dumps({"format": method, "linears": len(modules), "max_abs_diff": worst,
-                      "checked_tensors": len(tensors)}))
+        if m + ".input" in expected:
+            x = get(expected, m + ".input", "F32")
+            y_ref = get(expected, m + ".output", "F32", [x.shape[0], w.shape[0]]).astype(np.float64)
+            y = ct_fake_quantize_input(x, tensors, m, qc).astype(np.float64) @ w.T
+            if m + ".bias" in tensors:
+                y = y + tensors[m + ".bias"][1].astype(np.float64)
+            d = float(np.max(np.abs(y - y_ref)))
+            if d > 1e-4 * max(1.0, float(np.max(np.abs(y_ref)))):
+                fail(f"{m}: forward max |numpy − qdist| = {d}")
+            worst_forward = max(worst_forward, d)
+            forwards += 1
+    extra = {n for n in expected if n.endswith(".input") or n.endswith(".output")}
+    if set(expected) - extra != {m + ".weight" for m in modules}:
+        fail(f"expected holds {len(set(expected) - extra)} weights, the folder {len(modules)} quantized linears")
+    print(json.dumps({"format": method, "linears": len(modules), "max_abs_diff": worst, "forwards": forwards,
+                      "max_forward_diff": worst_forward, "checked_tensors": len(tensors)}))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,28 @@ public struct QuantizationPlan: Sendable {
         public var inFeatures: Int
         public var outFeatures: Int
         public var args: QuantizationArgs
+        /// How the linear's input is quantized (W8A8); nil for weight-only recipes.
+        public var inputActivations: InputActivationScheme? = nil
         public var name: String { "model.layers.\(block).\(suffix)" }
+
+        /// The grid and observer that calibrate a static input scale; nil when the input is not
+        /// quantized or is quantized dynamically.
+        public var inputCalibrationArgs: QuantizationArgs? {
+            guard let a = inputActivations, !a.dynamic else { return nil }
+            return QuantizationArgs(numBits: a.numBits, type: .int, symmetric: a.symmetric, strategy: .tensor,
+                                    observer: a.observer.flatMap(QuantizationArgs.ObserverKind.init(rawValue:)) ?? .minmax)
+        }
     }
 
     public var entries: [Entry]
     public var algorithm: RecipeConfig.Algorithm
     public var blockSize: Int
     public var dampening: Double
+
+    /// True when some linear has a static input scale to calibrate.
+    public var calibratesActivations: Bool { entries.contains { $0.inputCalibrationArgs != nil } }
+    /// True when the job must forward calibration data: GPTQ's Hessians or static input scales.
+    public var needsCalibration: Bool { algorithm == .gptq || calibratesActivations }
 
     /// Entries of one block, keyed by suffix.
     public func entries(inBlock b: Int) -> [String: Entry] {
@@ -42,7 +57,8 @@ public struct QuantizationPlan: Sendable {
             let parts = shape.name.split(separator: ".")
             guard parts.count >= 5, let block = Int(parts[2]) else { continue }
             entries.append(Entry(block: block, suffix: parts[3...].joined(separator: "."), inFeatures: shape.inFeatures,
-                                 outFeatures: shape.outFeatures, args: try Self.arguments(group.weights)))
+                                 outFeatures: shape.outFeatures, args: try Self.arguments(group.weights),
+                                 inputActivations: group.inputActivations?.scheme))
         }
         guard !entries.isEmpty else {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
@@ -78,6 +94,9 @@ public struct QuantizationPlan: Sendable {
             }
         }
         if format == .gptq {
+            if entries.contains(where: { $0.inputActivations != nil }) {
+                throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
+            }
             for e in entries {
                 let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits
                 if e.inFeatures % pack != 0 || e.outFeatures % pack != 0 {

@@ -38,7 +38,8 @@ public enum QuantizeJobSetup {
         if FileManager.default.fileExists(atPath: out.path) && !overwrite {
             throw QuantizePlanError(description: "\(out.path): already exists (pass --overwrite to replace it)")
         }
-        if recipe.recipe.algorithm == .gptq, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
+        let calibrates = recipe.recipe.algorithm == .gptq || recipe.recipe.modifier.weightGroups.contains { $0.inputActivations?.dynamic == false }
+        if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")
         }
         recipe.calibration.data = recipe.calibration.data.map(expand)

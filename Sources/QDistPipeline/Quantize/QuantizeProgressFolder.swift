@@ -11,7 +11,8 @@ import QDistTensor
 /// job is: rerunning a *different* job into the same output is refused), and per completed
 /// block b: `blocks/block-0000b.rank-0000r.safetensors` (the linears rank r writes, in qdist's
 /// lossless internal form: unsigned codes U8, Float32 scales, I32 zero points and group map,
-/// Float32 bias) and, last, `blocks/block-0000b.json` (the block's report lines and its files) —
+/// Float32 bias; for W8A8 layers the input scheme in the metadata and a static scale as F32
+/// `input_scale` / I32 `input_zero_point`) and, last, `blocks/block-0000b.json` (the block's report lines and its files) —
 /// the record that marks the block complete. Every file is written under a temporary name and
 /// renamed, so a crash leaves either a complete record or none. The finished output folder is
 /// assembled inside the staging folder and renamed into place, so a reader never sees a partial
@@ -78,17 +79,20 @@ struct QuantizeProgressFolder {
     // MARK: - Writing a block
 
     /// Writes this rank's linears of `block` (if any); returns the file name written.
-    func writeLinears(_ linears: [QuantizedLinearWeights], block: Int, rank: Int) throws -> String? {
-        guard !linears.isEmpty else { return nil }
+    func writeLinears(_ staged: [StagedLinear], block: Int, rank: Int) throws -> String? {
+        guard !staged.isEmpty else { return nil }
         var tensors: [String: StoredTensor] = [:]
         var metadata: [String: String] = [:]
-        for l in linears {
+        for s in staged {
+            let l = s.weights
             tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
             tensors[l.name + ".scales"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: l.scales), as: .f32)
             if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = Self.int32Tensor(z, shape: [l.outFeatures, l.groupCount]) }
             if let g = l.gIdx { tensors[l.name + ".g_idx"] = Self.int32Tensor(g, shape: [l.inFeatures]) }
             if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
-            metadata[l.name] = "\(l.numBits),\(l.groupSize ?? 0)"
+            metadata[l.name] = "\(l.numBits),\(l.groupSize ?? 0)" + (s.input.map { ",\($0.scheme.stagingText)" } ?? "")
+            if let scale = s.input?.scale { tensors[l.name + ".input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: .f32) }
+            if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = Self.int32Tensor([zero], shape: [1]) }
         }
         let name = Self.fileName(block: block, rank: rank)
         try SafetensorsWriter.write(tensors, metadata: metadata, to: blocks.appendingPathComponent(name))
@@ -117,12 +121,13 @@ struct QuantizeProgressFolder {
         return (files, try layers.map { try QuantizationReport.Layer(json: $0, path: url.path) })
     }
 
-    /// Every linear stored in one block file.
-    func readLinears(file: String) throws -> [QuantizedLinearWeights] {
+    /// Every linear stored in one block file, with its input parameters.
+    func readLinears(file: String) throws -> [StagedLinear] {
         let url = blocks.appendingPathComponent(file)
         let reader = try SafetensorsReader(url: url)
         return try reader.metadata.keys.sorted().map { name in
-            let parts = reader.metadata[name]!.split(separator: ",").compactMap { Int($0) }
+            let fields = reader.metadata[name]!.split(separator: ",", maxSplits: 2).map(String.init)
+            let parts = fields.prefix(2).compactMap { Int($0) }
             guard parts.count == 2 else { throw QDistIOError(.safetensors, path: url.path, "bad metadata for \(name)") }
             let codesInfo = try reader.storedTensor(name + ".codes")
             let (rows, columns) = (codesInfo.shape[0], codesInfo.shape[1])
@@ -133,11 +138,21 @@ struct QuantizeProgressFolder {
                     (0..<t.elementCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
                 }
             }
-            return try QuantizedLinearWeights(
+            let weights = try QuantizedLinearWeights(
                 name: name, inFeatures: columns, outFeatures: rows, numBits: parts[0], groupSize: parts[1] == 0 ? nil : parts[1],
                 codes: codesInfo.bytes.map { Int32($0) }, scales: try reader.tensor(name + ".scales").scalars,
                 zeroPoints: try ints(".zero_points"), gIdx: try ints(".g_idx"),
                 bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil)
+            var input: InputActivationParameters? = nil
+            if fields.count == 3 {
+                guard let scheme = InputActivationScheme(stagingText: fields[2]) else {
+                    throw QDistIOError(.safetensors, path: url.path, "bad input activation metadata for \(name)")
+                }
+                input = try InputActivationParameters(
+                    scheme: scheme, scale: reader.contains(name + ".input_scale") ? try reader.tensor(name + ".input_scale").scalars[0] : nil,
+                    zeroPoint: try ints(".input_zero_point")?.first, subject: name)
+            }
+            return StagedLinear(weights: weights, input: input)
         }
     }
 
@@ -158,6 +173,27 @@ struct QuantizeProgressFolder {
             for (i, v) in values.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 4 * i, as: Int32.self) }
         }
         return StoredTensor(dtype: .i32, shape: shape, bytes: bytes)
+    }
+}
+
+/// A linear as the staging folder records it: weights plus input parameters (W8A8).
+struct StagedLinear {
+    var weights: QuantizedLinearWeights
+    var input: InputActivationParameters?
+}
+
+extension InputActivationScheme {
+    /// `bits,sym|asym,tensor|token,dynamic|static,observer` — the scheme in staging metadata
+    /// and in the scheme lists ranks exchange.
+    var stagingText: String {
+        "\(numBits),\(symmetric ? "sym" : "asym"),\(strategy.rawValue),\(dynamic ? "dynamic" : "static"),\(observer ?? "-")"
+    }
+
+    init?(stagingText text: String) {
+        let f = text.split(separator: ",").map(String.init)
+        guard f.count == 5, let bits = Int(f[0]), let strategy = Strategy(rawValue: f[2]) else { return nil }
+        self.init(numBits: bits, symmetric: f[1] == "sym", strategy: strategy, dynamic: f[3] == "dynamic",
+                  observer: f[4] == "-" ? nil : f[4])
     }
 }
 

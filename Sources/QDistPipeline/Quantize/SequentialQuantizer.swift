@@ -8,7 +8,10 @@ import QDistTensor
 /// The quantization job (DESIGN.md, "Distributed quantization"): block by block with one
 /// block's weights in memory, calibration activations flowing through the already-quantized
 /// blocks (`sequential: block`, or group by group with `linear`), GPTQ or round-to-nearest per
-/// linear, and the chosen checkpoint format.
+/// linear, and the chosen checkpoint format. W8A8 recipes also calibrate static input scales in
+/// the same observing pass (`ActivationCalibration`; round-to-nearest then forwards calibration
+/// data too), and quantized linears carry their input quantizer, so propagation sees the
+/// activation fake-quant that inference will apply.
 ///
 /// With P ranks: each rank forwards only its share of the calibration windows; partial Hessians
 /// go by `Reduce(SUM)` to the rank that solves the linear (`SolveAssignment`: by solve cost,
@@ -53,7 +56,7 @@ public enum SequentialQuantizer {
                 (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
                 (key: "algorithm", value: .string(plan.algorithm.rawValue)),
                 (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)")),
-                (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)") })),
+                (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)" + ($0.inputActivations.map { " input \($0)" } ?? "")) })),
             ])
         }
     }
@@ -84,12 +87,13 @@ public enum SequentialQuantizer {
             log("quantize: resuming after block \(progressFolder.completedBlocks - 1) (recorded in \(progressFolder.staging.path))")
         }
 
-        // Round-to-nearest needs no activations; GPTQ calibrates on this rank's windows.
-        let needsCalibration = job.plan.algorithm == .gptq
+        // Round-to-nearest needs no activations unless it calibrates static input scales; GPTQ
+        // calibrates on this rank's windows.
+        let needsCalibration = job.plan.needsCalibration
         var activations: [Tensor] = []
         if needsCalibration {
             guard let data = job.calibration.data else {
-                throw QuantizePlanError(description: "GPTQ needs calibration data: set calibration.data or --data")
+                throw QuantizePlanError(description: "\(job.plan.algorithm == .gptq ? "GPTQ" : "static input activations") need calibration data: set calibration.data or --data")
             }
             let set = try CalibrationSet.load(path: data, samples: job.calibration.samples, seqLen: job.calibration.seqLen,
                                               seed: job.calibration.seed, tokenizer: job.bundle.tokenizer, communicator: comm)
@@ -113,8 +117,9 @@ public enum SequentialQuantizer {
                 let record = try progressFolder.record(b)
                 for file in record.files {
                     for l in try progressFolder.readLinears(file: file) {
-                        let suffix = String(l.name.dropFirst("model.layers.\(b).".count))
-                        weights.linears = [suffix: LinearLayer(weight: l.dequantize(), bias: l.bias)]
+                        let suffix = String(l.weights.name.dropFirst("model.layers.\(b).".count))
+                        weights.linears = [suffix: LinearLayer(weight: l.weights.dequantize(), bias: l.weights.bias,
+                                                               inputQuantizer: l.input?.inputQuantizer)]
                     }
                 }
                 report.layers += record.layers
@@ -123,7 +128,7 @@ public enum SequentialQuantizer {
                 let solved = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
                                                rotary: rotary, timers: &timers, communicator: comm)
                 let t0 = Date()
-                let mine = solved.filter { $0.writer == comm.rank }.map(\.linear.weights)
+                let mine = solved.filter { $0.writer == comm.rank }.map { StagedLinear(weights: $0.linear.weights, input: $0.input) }
                 let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
                 let files = try comm.allgatherStrings(file ?? "").filter { !$0.isEmpty }
                 let layers = solved.map(\.linear.report)
@@ -161,9 +166,10 @@ public enum SequentialQuantizer {
         return report
     }
 
-    /// A solved linear and the rank that writes it.
+    /// A solved linear, its input parameters (W8A8) and the rank that writes it.
     struct BlockLinear {
         var linear: QuantizedLinearExchange.SolvedLinear
+        var input: InputActivationParameters?
         var writer: Int
     }
 
@@ -185,7 +191,7 @@ public enum SequentialQuantizer {
                               activations: inout [Tensor], rotary: RotaryEmbedding, timers: inout RankTimers,
                               communicator comm: any Communicator) throws -> [BlockLinear] {
         let config = job.bundle.config
-        let needsCalibration = job.plan.algorithm == .gptq
+        let needsCalibration = job.plan.needsCalibration, usesHessians = job.plan.algorithm == .gptq
         let entries = job.plan.entries(inBlock: b)
         let staged = job.sequential == .linear && needsCalibration
         let stages: [[LinearGroup]] = job.sequential == .linear ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
@@ -198,10 +204,13 @@ public enum SequentialQuantizer {
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) },
                                              ranks: comm.size)
             var hessians: [LinearGroup: Tensor] = [:]
+            var ranges: ActivationRangeCollector? = nil
             if needsCalibration {
                 let t0 = Date()
                 let sizes = Dictionary(stageEntries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
-                var collector = HessianCollector(groups: stage, inputSizes: sizes)
+                var collector = CalibrationObserver(
+                    hessians: usesHessians ? HessianCollector(groups: stage, inputSizes: sizes) : nil,
+                    ranges: ActivationRangeCollector(entries: stageEntries))
                 let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
                 if staged {
                     // Every stage runs (it carries the windows forward), observed only if it has linears.
@@ -213,20 +222,25 @@ public enum SequentialQuantizer {
                     // Only as far as this stage's last input: nothing after it feeds a Hessian.
                     let last = LinearGroup.allCases.last { stage.contains($0) }!
                     for x in activations { block.observeInputs(x, through: last, observer: &observer) }
-                    collector = observer as! HessianCollector
+                    collector = observer as! CalibrationObserver
                 }
                 timers.forward += Date().timeIntervalSince(t0)
                 guard !stageEntries.isEmpty else { continue }
                 let t1 = Date()
-                let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
-                    .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
-                hessians = try HessianExchange.deliver(collector.accumulators, to: owners, communicator: comm)
+                if let hessianParts = collector.hessians {
+                    let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
+                        .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
+                    hessians = try HessianExchange.deliver(hessianParts.accumulators, to: owners, communicator: comm)
+                }
+                ranges = collector.ranges
+                try ranges!.combine(communicator: comm)
                 timers.collectives += Date().timeIntervalSince(t1)
             }
             guard !stageEntries.isEmpty else { continue }
             if let f = job.injectedFailure, f.rank == comm.rank, f.block == b {
                 throw QuantizePlanError(description: "injected failure in block \(b) (--inject-failure)")
             }
+            let inputs = try ActivationCalibration.parameters(for: stageEntries, ranges: ranges)
             let t0 = Date()
             var mine: [QuantizedLinearExchange.SolvedPiece] = []
             for item in assignment.items(of: comm.rank) {
@@ -240,13 +254,15 @@ public enum SequentialQuantizer {
             let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
                 let e = stageEntries.first { $0.name == name }!
                 return (e.args.numBits, e.args.strategy == .group ? e.args.groupSize : nil, weights.linears[e.suffix]!.bias,
-                        needsCalibration ? "output" : "weight")
+                        usesHessians ? "output" : "weight")
             }, communicator: comm)
             timers.collectives += Date().timeIntervalSince(t1)
             for entry in stageEntries {
                 let solved = linears[entry.name]!
-                weights.linears = [entry.suffix: LinearLayer(weight: solved.weights.dequantize(), bias: solved.weights.bias)]
-                out.append(BlockLinear(linear: solved, writer: assignment.writer(of: entry.name)))
+                let input = inputs[entry.name]
+                weights.linears = [entry.suffix: LinearLayer(weight: solved.weights.dequantize(), bias: solved.weights.bias,
+                                                             inputQuantizer: input?.inputQuantizer)]
+                out.append(BlockLinear(linear: solved, input: input, writer: assignment.writer(of: entry.name)))
             }
         }
         // Propagate: the next block sees this block's quantized outputs (or the original

@@ -25,14 +25,17 @@ enum ShardedQuantizedOutput {
         var tensors: [String: StoredTensor] = [:]
         var schemes: [(name: String, scheme: QuantizedLinearScheme)] = []
         for file in mine {
-            for linear in try progress.readLinears(file: file) {
+            for staged in try progress.readLinears(file: file) {
+                let linear = staged.weights
                 let produced: [String: StoredTensor]
                 switch job.format {
-                case .compressedTensors: produced = try CompressedTensorsFormat.tensors(for: linear, scaleDType: scaleType)
+                case .compressedTensors: produced = try CompressedTensorsFormat.tensors(for: linear, scaleDType: scaleType, input: staged.input)
                 case .gptq: produced = try GPTQFormat.tensors(for: linear, options: gptqOptions(job))
                 }
                 tensors.merge(produced) { a, _ in a }
-                schemes.append((linear.name, linear.scheme))
+                var scheme = linear.scheme
+                scheme.inputActivations = staged.input?.scheme
+                schemes.append((linear.name, scheme))
             }
         }
         if comm.isMain {
@@ -47,8 +50,10 @@ enum ShardedQuantizedOutput {
         }
         // Rank 0 learns every shard's tensors and every linear's scheme (as text: names vary).
         let myShard = tensors.isEmpty ? "" : ([shardName] + tensors.keys.sorted().map { "\($0)\t\(tensors[$0]!.bytes.count)" }).joined(separator: "\n")
-        let mySchemes = schemes.map { "\($0.name)\t\($0.scheme.numBits)\t\($0.scheme.symmetric ? 1 : 0)\t\($0.scheme.groupSize ?? 0)\t\($0.scheme.actOrder ? 1 : 0)" }
-            .joined(separator: "\n")
+        let mySchemes = schemes.map {
+            "\($0.name)\t\($0.scheme.numBits)\t\($0.scheme.symmetric ? 1 : 0)\t\($0.scheme.groupSize ?? 0)\t\($0.scheme.actOrder ? 1 : 0)"
+                + ($0.scheme.inputActivations.map { "\t\($0.stagingText)" } ?? "")
+        }.joined(separator: "\n")
         let shardTexts = try comm.allgatherStrings(myShard), schemeTexts = try comm.allgatherStrings(mySchemes)
         if comm.isMain {
             var shards: [(file: String, tensorBytes: [String: Int])] = []
@@ -66,7 +71,8 @@ enum ShardedQuantizedOutput {
                 for line in text.split(separator: "\n") {
                     let f = line.split(separator: "\t").map(String.init)
                     allSchemes.append((f[0], QuantizedLinearScheme(numBits: Int(f[1])!, symmetric: f[2] == "1",
-                                                                   groupSize: f[3] == "0" ? nil : Int(f[3]), actOrder: f[4] == "1")))
+                                                                   groupSize: f[3] == "0" ? nil : Int(f[3]), actOrder: f[4] == "1",
+                                                                   inputActivations: f.count > 5 ? InputActivationScheme(stagingText: f[5]) : nil)))
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }

@@ -53,6 +53,10 @@ public struct QuantizeJobConfig: Decodable, Sendable, Equatable {
         calibration = try c.decodeIfPresent(CalibrationConfig.self, forKey: .calibration) ?? CalibrationConfig()
         sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
         recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
+        if format == .gptq && recipe.modifier.quantizesActivations {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.format],
+                debugDescription: "the gptq format cannot carry quantized activations (W8A8): use format: compressed-tensors"))
+        }
     }
 
     /// Reads and strictly decodes a job file.

@@ -75,31 +75,45 @@ public struct ModifierConfig: Decodable, Sendable, Equatable {
         }
     }
 
-    /// The weight arguments of every config group (the scheme's, for a preset), with the
-    /// modifier's `actorder` applied over the groups' own.
-    public var weightGroups: [(name: String, targets: [String], weights: WeightArgsConfig)] {
-        var groups: [(name: String, targets: [String], weights: WeightArgsConfig)]
+    /// The weight (and input activation) arguments of every config group (the scheme's, for a
+    /// preset), with the modifier's `actorder` applied over the groups' own.
+    public var weightGroups: [(name: String, targets: [String], weights: WeightArgsConfig, inputActivations: ActivationArgsConfig?)] {
+        var groups: [(name: String, targets: [String], weights: WeightArgsConfig, inputActivations: ActivationArgsConfig?)]
         if let s = scheme, let w = SchemePresets.weights(named: s) {
-            groups = [(name: "group_0", targets: targets, weights: w)]
+            groups = [(name: "group_0", targets: targets, weights: w, inputActivations: SchemePresets.inputActivations(named: s))]
         } else {
-            groups = (configGroups ?? [:]).sorted { $0.key < $1.key }.map { (name: $0.key, targets: $0.value.targets, weights: $0.value.weights) }
+            groups = (configGroups ?? [:]).sorted { $0.key < $1.key }.map {
+                (name: $0.key, targets: $0.value.targets, weights: $0.value.weights, inputActivations: $0.value.inputActivations)
+            }
         }
         if let a = actorder { for i in groups.indices { groups[i].weights.actorder = a } }
         return groups
     }
+
+    /// True when some group quantizes input activations (W8A8): such recipes need a format that
+    /// can carry activation scales (compressed-tensors int-quantized, not GPTQ).
+    public var quantizesActivations: Bool { weightGroups.contains { $0.inputActivations != nil } }
 }
 
-/// `config_groups.<name>`: layers it targets and the weights' quantization.
+/// `config_groups.<name>`: layers it targets, the weights' quantization and, for W8A8, the
+/// input activations' (`input_activations`, which need 8-bit int weights: compressed-tensors
+/// int-quantized stores the weight codes as int8).
 public struct ConfigGroup: Decodable, Sendable, Equatable {
     public var targets: [String]
     public var weights: WeightArgsConfig
+    public var inputActivations: ActivationArgsConfig?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case targets, weights }
+    enum CodingKeys: String, CodingKey, CaseIterable { case targets, weights, inputActivations = "input_activations" }
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
         weights = try c.decode(WeightArgsConfig.self, forKey: .weights)
+        inputActivations = try c.decodeIfPresent(ActivationArgsConfig.self, forKey: .inputActivations)
+        if inputActivations != nil, weights.numBits != 8 || weights.type != .int {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.inputActivations],
+                debugDescription: "quantized activations need 8-bit int weights (W8A8, compressed-tensors int-quantized); the weights here are \(weights.type.rawValue)\(weights.numBits)"))
+        }
     }
 }

@@ -57,15 +57,21 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     }
 }
 
-/// compressed-tensors' preset schemes (`preset_name_to_scheme`), weight part.
+/// compressed-tensors' preset schemes (`preset_name_to_scheme`): weights, and input activations
+/// for the W8A8 ones. `W8A8` (alias `INT8`) is `INT8_W8A8` of compressed-tensors 0.15
+/// `quant_scheme.py`: int8 symmetric per-channel weights, int8 symmetric *dynamic per-token*
+/// activations. compressed-tensors has no static int8 preset (its static ones are FP8), so a
+/// static W8A8 recipe spells `input_activations` out in `config_groups`.
 public enum SchemePresets {
-    static let table: [(String, WeightArgsConfig)] = [
-        ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel)),
-        ("W4A16", WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128)),
-        ("W4A16_ASYM", WeightArgsConfig(numBits: 4, symmetric: false, strategy: .group, groupSize: 128)),
-        ("W3A16", WeightArgsConfig(numBits: 3, symmetric: true, strategy: .group, groupSize: 128)),
-        ("W3A16_ASYM", WeightArgsConfig(numBits: 3, symmetric: false, strategy: .group, groupSize: 128)),
-        ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64)),
+    static let table: [(String, WeightArgsConfig, ActivationArgsConfig?)] = [
+        ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), nil),
+        ("W4A16", WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128), nil),
+        ("W4A16_ASYM", WeightArgsConfig(numBits: 4, symmetric: false, strategy: .group, groupSize: 128), nil),
+        ("W3A16", WeightArgsConfig(numBits: 3, symmetric: true, strategy: .group, groupSize: 128), nil),
+        ("W3A16_ASYM", WeightArgsConfig(numBits: 3, symmetric: false, strategy: .group, groupSize: 128), nil),
+        ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64), nil),
+        ("W8A8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
+        ("INT8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
     ]
 
     /// Preset names, for `--help` and error messages.
@@ -74,5 +80,10 @@ public enum SchemePresets {
     /// The weight arguments of preset `name` (case-insensitive).
     public static func weights(named name: String) -> WeightArgsConfig? {
         table.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+    }
+
+    /// The input activation arguments of preset `name`; nil for weight-only presets.
+    public static func inputActivations(named name: String) -> ActivationArgsConfig? {
+        table.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.2
     }
 }

@@ -17,6 +17,10 @@ import QDistTensor
 /// rejected with a one-line error naming them (write them as GPTQ, or pick a dividing group size).
 /// 2- and 3-bit layers pack (3-bit: 10 codes per word) and compressed-tensors decompresses them,
 /// but vLLM's WNA16 kernels take only 4 and 8 bits.
+///
+/// Layers whose input activations are quantized (W8A8) are written `int-quantized` instead
+/// (`CompressedTensorsFormat+IntQuantized.swift`); the config then names that format, per group
+/// and globally (`mixed-precision` when both kinds occur).
 public enum CompressedTensorsFormat {
     /// The compressed-tensors release whose `config.json` layout this writer follows.
     public static let version = "0.12.2"
@@ -47,12 +51,21 @@ public enum CompressedTensorsFormat {
     }
 
     /// The whole checkpoint: packed tensors for `linears`, `otherTensors` passed through, and
-    /// the `quantization_config`.
+    /// the `quantization_config`; linears named in `inputActivations` are written int-quantized
+    /// with their activation parameters.
     public static func write(_ linears: [QuantizedLinearWeights], otherTensors: [String: StoredTensor],
-                             options: Options = Options()) throws(QuantizedFormatError) -> QuantizedCheckpointTensors {
+                             options: Options = Options(),
+                             inputActivations: [String: InputActivationParameters] = [:]) throws(QuantizedFormatError) -> QuantizedCheckpointTensors {
         var produced: [(name: String, tensors: [String: StoredTensor])] = []
-        for linear in linears { produced.append((linear.name, try tensors(for: linear, scaleDType: options.scaleDType))) }
-        let config = try quantizationConfig(schemes: QuantizedCheckpointTensors.schemes(linears), options: options)
+        var schemes: [(name: String, scheme: QuantizedLinearScheme)] = []
+        for linear in linears {
+            let input = inputActivations[linear.name]
+            produced.append((linear.name, try tensors(for: linear, scaleDType: options.scaleDType, input: input)))
+            var scheme = linear.scheme
+            scheme.inputActivations = input?.scheme
+            schemes.append((linear.name, scheme))
+        }
+        let config = try quantizationConfig(schemes: schemes, options: options)
         return try QuantizedCheckpointTensors.assemble(linears: produced, otherTensors: otherTensors, quantizationConfig: config)
     }
 
@@ -76,8 +89,11 @@ public enum CompressedTensorsFormat {
         }
     }
 
-    /// The stored tensors of one linear, named `<module>.weight_packed` etc.
-    public static func tensors(for linear: QuantizedLinearWeights, scaleDType: DType) throws(QuantizedFormatError) -> [String: StoredTensor] {
+    /// The stored tensors of one linear, named `<module>.weight_packed` etc. — or, with `input`
+    /// activation parameters, the int-quantized `<module>.weight`, `weight_scale`, `input_scale` ….
+    public static func tensors(for linear: QuantizedLinearWeights, scaleDType: DType,
+                               input: InputActivationParameters? = nil) throws(QuantizedFormatError) -> [String: StoredTensor] {
+        if let input { return try intQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
         try validate(linear)
         let (out, inF, b, groups, m) = (linear.outFeatures, linear.inFeatures, linear.numBits, linear.groupCount, linear.name)
         let packedWidth = try PackedInt32.packedLength(inF, bits: b, layout: .wordAligned, subject: m)
@@ -117,11 +133,13 @@ public enum CompressedTensorsFormat {
             groups.append((key: "group_\(i)", value: [
                 "targets": .array(targets),
                 "weights": weightsArguments(scheme, observer: options.observer, staticActOrder: options.staticActOrder),
-                "input_activations": nil,
+                "input_activations": scheme.inputActivations?.compressedTensorsArguments ?? .null,
                 "output_activations": nil,
-                "format": .string(formatName),
+                "format": .string(format(of: scheme)),
             ]))
         }
+        let formats = Set(distinct.map(format(of:)))
+        let globalFormat = formats.count == 1 ? formats.first! : "mixed-precision"
         return [
             "version": .string(version),
             "quant_method": "compressed-tensors",
@@ -129,7 +147,7 @@ public enum CompressedTensorsFormat {
             "transform_config": [:],
             "config_groups": .object(groups),
             "kv_cache_scheme": nil,
-            "format": .string(formatName),
+            "format": .string(globalFormat),
             "quantization_status": "compressed",
             "global_compression_ratio": nil,
             "ignore": .array(options.ignore.map { .string($0) }),

@@ -14,15 +14,26 @@ extension CompressedTensorsFormat {
     /// A parsed compressed-tensors `quantization_config`: config groups in file order and the
     /// ignore list, with the module-matching rules of compressed-tensors' `is_match`.
     struct Configuration: Sendable {
-        var groups: [(name: String, targets: [String], weights: WeightArguments?)]
+        /// A config group: its targets, weight arguments, format (`pack-quantized` or
+        /// `int-quantized`) and input activations (int-quantized only).
+        struct Group: Sendable {
+            var name: String
+            var targets: [String]
+            var weights: WeightArguments?
+            var format: String
+            var inputActivations: InputActivationScheme?
+        }
+        var groups: [Group]
         var ignore: [String]
 
         /// Parses `quantization_config` (`f` is that object); anything qdist cannot dequantize
         /// is a one-line error naming the file and the key.
         init(_ f: JSONFields) throws(QDistIOError) {
             let format = try f.optionalString("format")
-            if let format, format != formatName, format != "mixed-precision" {
-                throw f.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(format)) (qdist reads \(JSONSerializer.quoted(formatName)))")
+            let readable = [formatName, intQuantizedFormatName]
+            let expected = "qdist reads \(readable.map { JSONSerializer.quoted($0) }.joined(separator: " and "))"
+            if let format, !readable.contains(format), format != "mixed-precision" {
+                throw f.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(format)) (\(expected))")
             }
             if let status = try f.optionalString("quantization_status"), status != "compressed" {
                 throw f.error("quantization_status", "\(JSONSerializer.quoted(status)): the weights are not compressed (qdist reads \"compressed\" checkpoints)")
@@ -32,33 +43,37 @@ extension CompressedTensorsFormat {
             guard let groupsField = try f.optionalObject("config_groups"), let pairs = f.value("config_groups")?.objectValue else {
                 throw QDistIOError(.config, path: f.path, "missing required key \(JSONSerializer.quoted(f.keyPath + ".config_groups"))")
             }
-            var groups: [(name: String, targets: [String], weights: WeightArguments?)] = []
+            var groups: [Group] = []
             for (name, _) in pairs {
                 guard let g = try groupsField.optionalObject(name) else { continue }
-                if let groupFormat = try g.optionalString("format"), groupFormat != formatName {
-                    throw g.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(groupFormat)) (qdist reads \(JSONSerializer.quoted(formatName)))")
+                let groupFormat = try g.optionalString("format")
+                if let groupFormat, !readable.contains(groupFormat) {
+                    throw g.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(groupFormat)) (\(expected))")
                 }
-                if format == nil || format == "mixed-precision", try g.optionalString("format") == nil {
-                    throw g.error("format", "missing: with a global format of \(JSONSerializer.quoted(format ?? "null")) each group must say \(JSONSerializer.quoted(formatName))")
+                if format == nil || format == "mixed-precision", groupFormat == nil {
+                    throw g.error("format", "missing: with a global format of \(JSONSerializer.quoted(format ?? "null")) each group must say \(JSONSerializer.quoted(formatName)) or \(JSONSerializer.quoted(intQuantizedFormatName))")
                 }
-                for key in ["input_activations", "output_activations"] where g.contains(key) {
-                    throw g.error(key, "activation quantization is not supported (qdist reads weight-only int checkpoints such as W4A16)")
+                let effective = groupFormat ?? format!
+                if g.contains("output_activations") {
+                    throw g.error("output_activations", "output activation quantization is not supported")
+                }
+                let input = try g.optionalObject("input_activations").map(InputActivationScheme.init)
+                if input != nil, effective != intQuantizedFormatName {
+                    throw g.error("input_activations", "quantized activations in a \(JSONSerializer.quoted(effective)) group are not supported (qdist reads them with \(JSONSerializer.quoted(intQuantizedFormatName)))")
                 }
                 guard let targets = try g.optionalStringArray("targets") else {
                     throw QDistIOError(.config, path: f.path, "missing required key \(JSONSerializer.quoted(g.keyPath + ".targets"))")
                 }
-                groups.append((name, targets, try g.optionalObject("weights").map(WeightArguments.init)))
+                groups.append(Group(name: name, targets: targets, weights: try g.optionalObject("weights").map(WeightArguments.init),
+                                    format: effective, inputActivations: input))
             }
             self.groups = groups
         }
 
-        /// The weight arguments governing `module`; `nil` when it is ignored or matches no group.
-        func arguments(for module: String) -> (group: String, weights: WeightArguments?)? {
+        /// The config group governing `module`; `nil` when it is ignored or matches no group.
+        func group(for module: String) -> Group? {
             if ignore.contains(where: { Self.matches(module, $0) }) { return nil }
-            for g in groups where g.targets.contains(where: { Self.matches(module, $0) || $0 == "Linear" }) {
-                return (g.name, g.weights)
-            }
-            return nil
+            return groups.first { g in g.targets.contains(where: { Self.matches(module, $0) || $0 == "Linear" }) }
         }
 
         /// compressed-tensors `_match_name`: `re:` prefixes a regex matched at the start of the

@@ -3,8 +3,10 @@ import QDistIO
 import QDistTensor
 
 /// Opens a quantized checkpoint: detects the format from `config.json`'s `quantization_config`
-/// (compressed-tensors `pack-quantized`, or GPTQ v1/v2), finds the quantized linears by their
-/// tensors (`<m>.weight_packed`, `<m>.qweight`), and rebuilds each as `QuantizedLinearWeights`.
+/// (compressed-tensors `pack-quantized` or `int-quantized`, or GPTQ v1/v2), finds the quantized
+/// linears by their tensors (`<m>.weight_packed`, `<m>.weight_scale` of an int-quantized group,
+/// `<m>.qweight`), and rebuilds each as `QuantizedLinearWeights` — plus, for W8A8 layers, the
+/// input activation parameters (`inputActivations(_:)`).
 ///
 /// Everything about the configuration is checked at open, so an AWQ, FP8, Marlin or 5-bit
 /// checkpoint fails at once with one line naming `config.json` and the key (e.g.
@@ -19,6 +21,7 @@ public struct QuantizedCheckpointReader {
 
     enum Arguments {
         case compressedTensors(CompressedTensorsFormat.WeightArguments)
+        case compressedTensorsInt(CompressedTensorsFormat.WeightArguments, input: InputActivationScheme?)
         case gptq(GPTQFormat.Configuration)
     }
 
@@ -48,13 +51,23 @@ public struct QuantizedCheckpointReader {
             format = .compressedTensors
             for name in source.tensorNames where name.hasSuffix(".weight_packed") {
                 let module = String(name.dropLast(".weight_packed".count))
-                guard let (group, weights) = config.arguments(for: module) else {
+                guard let group = config.group(for: module) else {
                     throw f.error("config_groups", "no config group targets \(module) (it has weight_packed), or ignore lists it")
                 }
-                guard let weights else {
-                    throw f.error("config_groups.\(group).weights", "absent, yet \(module) has quantized weights")
+                guard let weights = group.weights else {
+                    throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
                 }
                 args[module] = .compressedTensors(weights)
+            }
+            // int-quantized layers keep the name `<m>.weight` (int8 codes); `weight_scale` marks them.
+            for name in source.tensorNames where name.hasSuffix(".weight_scale") {
+                let module = String(name.dropLast(".weight_scale".count))
+                guard args[module] == nil, let group = config.group(for: module),
+                      group.format == CompressedTensorsFormat.intQuantizedFormatName else { continue }
+                guard let weights = group.weights else {
+                    throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
+                }
+                args[module] = .compressedTensorsInt(weights, input: group.inputActivations)
             }
         default:
             throw f.error("quant_method", "unsupported quantization method \(JSONSerializer.quoted(method)) (qdist reads \"gptq\" and \"compressed-tensors\" pack-quantized)")
@@ -86,10 +99,18 @@ public struct QuantizedCheckpointReader {
     public func linear(_ module: String) throws -> QuantizedLinearWeights {
         switch arguments[module] {
         case .compressedTensors(let a)?: return try CompressedTensorsFormat.readLinear(module: module, arguments: a, source: source)
+        case .compressedTensorsInt(let a, _)?: return try CompressedTensorsFormat.readIntQuantizedLinear(module: module, arguments: a, source: source)
         case .gptq(let c)?: return try GPTQFormat.readLinear(module: module, config: c, source: source)
         case nil:
             throw QDistIOError(.notFound, path: source.sourcePath, "\(JSONSerializer.quoted(module)) is not a quantized linear of this checkpoint")
         }
+    }
+
+    /// How `module`'s input activations are quantized (scheme, and the stored scale when
+    /// static); nil for weight-only layers and for modules that are not quantized linears.
+    public func inputActivations(_ module: String) throws -> InputActivationParameters? {
+        guard case .compressedTensorsInt(_, let scheme?)? = arguments[module] else { return nil }
+        return try CompressedTensorsFormat.readInputActivations(module: module, scheme: scheme, source: source)
     }
 
     /// Every quantized linear, in checkpoint order.

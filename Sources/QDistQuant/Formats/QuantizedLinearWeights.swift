@@ -188,15 +188,19 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
     public var groupSize: Int?
     /// True when the layer carries a non-default `g_idx` (act-order with dynamic groups).
     public var actOrder: Bool
+    /// How the layer's input is quantized (W8A8); nil for weight-only layers.
+    public var inputActivations: InputActivationScheme?
 
-    public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool) {
+    public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool, inputActivations: InputActivationScheme? = nil) {
         self.numBits = numBits
         self.symmetric = symmetric
         self.groupSize = groupSize
         self.actOrder = actOrder
+        self.inputActivations = inputActivations
     }
 
     public var description: String {
         "\(numBits)-bit \(symmetric ? "sym" : "asym") \(groupSize.map { "group \($0)" } ?? "per-channel")\(actOrder ? " act-order" : "")"
+            + (inputActivations.map { ", activations \($0)" } ?? "")
     }
 }

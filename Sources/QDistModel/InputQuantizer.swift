@@ -1,0 +1,99 @@
+import QDistTensor
+
+/// Fake quantization of a linear layer's input (W8A8 activations): each value is quantized to a
+/// signed integer grid and immediately dequantized, `x̂ = (round(clamp(x/scale + zero)) − zero)·scale`
+/// with rounding half to even, so the Float32 forward sees exactly the values an int8 kernel
+/// would multiply.
+///
+/// The grid is compressed-tensors' (FORMATS.md §5.2, the same formulas as QDistQuant's
+/// `QuantizationGrid`, restated here because the decoder does not depend on the quantizers):
+/// codes `−2^(b−1) … 2^(b−1)−1`; symmetric `scale = max(|min|, |max|)/((qmax − qmin)/2)` (int8:
+/// ÷127.5), asymmetric `scale = (max − min)/(qmax − qmin)`, `zero = round(clamp(qmin − min/scale))`;
+/// the range always includes 0 and `scale ≥ Float32 eps`.
+///
+/// Static quantizers carry a calibrated scale (and zero point); dynamic ones derive the range of
+/// each token (row) or of the whole input at run time and store nothing. Failure mode: a NaN
+/// input stays NaN (and is skipped by the dynamic range); an infinity gives an infinite dynamic
+/// scale, so its whole row turns NaN — activations are expected finite.
+public struct InputQuantizer: Sendable, Equatable {
+    /// Where the scale comes from.
+    public enum Mode: Sendable, Equatable {
+        /// A calibrated per-tensor scale and (integer-valued) zero point.
+        case staticTensor(scale: Float, zeroPoint: Float)
+        /// Min/max of each token (row of the input) at run time.
+        case dynamicToken
+        /// Min/max of the whole input at run time.
+        case dynamicTensor
+    }
+
+    public let numBits: Int
+    public let symmetric: Bool
+    public let mode: Mode
+    /// The smallest and largest code (int8: −128 and 127).
+    public let codeMin: Float
+    public let codeMax: Float
+
+    public init(numBits: Int = 8, symmetric: Bool, mode: Mode) {
+        precondition((2...16).contains(numBits), "input quantization takes 2 to 16 bits, got \(numBits)")
+        self.numBits = numBits
+        self.symmetric = symmetric
+        self.mode = mode
+        codeMin = -Float(1 << (numBits - 1))
+        codeMax = Float(1 << (numBits - 1)) - 1
+    }
+
+    /// compressed-tensors `calculate_qparams` for the range `[lo, hi]`.
+    @inlinable
+    public func parameters(min lo: Float, max hi: Float) -> (scale: Float, zeroPoint: Float) {
+        let lo = Swift.min(lo, 0), hi = Swift.max(hi, 0)
+        let span = codeMax - codeMin
+        if symmetric { return (Swift.max(Swift.max(-lo, hi) / (span / 2), Float.ulpOfOne), 0) }
+        let scale = Swift.max((hi - lo) / span, Float.ulpOfOne)
+        return (scale, Swift.min(Swift.max(codeMin - lo / scale, codeMin), codeMax).rounded(.toNearestOrEven))
+    }
+
+    /// `x` (tokens, features) with every value quantized and dequantized.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var out = x
+        let columns = x.columns, rows = x.count / max(columns, 1)
+        out.withUnsafeMutableBufferPointer { v in
+            switch mode {
+            case .staticTensor(let scale, let zero):
+                fakeQuantize(v, scale: scale, zeroPoint: zero)
+            case .dynamicTensor:
+                let (scale, zero) = parameters(range(UnsafeMutableBufferPointer(rebasing: v[...])))
+                fakeQuantize(v, scale: scale, zeroPoint: zero)
+            case .dynamicToken:
+                for r in 0..<rows {
+                    let row = UnsafeMutableBufferPointer(rebasing: v[(r * columns)..<((r + 1) * columns)])
+                    let (scale, zero) = parameters(range(row))
+                    fakeQuantize(row, scale: scale, zeroPoint: zero)
+                }
+            }
+        }
+        return out
+    }
+
+    private func parameters(_ r: (min: Float, max: Float)) -> (scale: Float, zeroPoint: Float) {
+        parameters(min: r.min, max: r.max)
+    }
+
+    private func range(_ v: UnsafeMutableBufferPointer<Float>) -> (min: Float, max: Float) {
+        var lo: Float = 0, hi: Float = 0
+        for x in v {
+            lo = Swift.min(lo, x)
+            hi = Swift.max(hi, x)
+        }
+        return (lo, hi)
+    }
+
+    /// In place: `(round(clamp(x/scale + zero)) − zero)·scale`. Division (not multiplication
+    /// by 1/scale) as torch does, so codes match a PyTorch reference bit for bit.
+    private func fakeQuantize(_ v: UnsafeMutableBufferPointer<Float>, scale: Float, zeroPoint zero: Float) {
+        let lo = codeMin, hi = codeMax
+        for i in v.indices {
+            let q = Swift.min(Swift.max(v[i] / scale + zero, lo), hi).rounded(.toNearestOrEven)
+            v[i] = (q - zero) * scale
+        }
+    }
+}

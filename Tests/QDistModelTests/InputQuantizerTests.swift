@@ -1,0 +1,98 @@
+import QDistModel
+import QDistTensor
+import XCTest
+
+/// Activation fake quantization against a Float64 statement of FORMATS.md §5.2, and the linear
+/// layer's forward with and without it.
+final class InputQuantizerTests: XCTestCase {
+    /// (tokens, features) values with a spread of magnitudes, negatives, exact zeros and one
+    /// outlier per row.
+    func sample(rows: Int = 5, columns: Int = 40, seed: UInt64 = 3) -> Tensor {
+        var rng = SeededGenerator(state: seed)
+        var v = (0..<(rows * columns)).map { _ in Float.random(in: -2...3, using: &rng) }
+        for r in 0..<rows {
+            v[r * columns] = 0
+            v[r * columns + 1 + r] = Float(10 + r)
+        }
+        return Tensor(shape: [rows, columns], scalars: v)
+    }
+
+    /// The §5.2 formulas in Float64 for range [lo, hi]: returns x̂ for every value.
+    func reference(_ xs: ArraySlice<Float>, lo: Double, hi: Double, symmetric: Bool, bits: Int = 8) -> [Double] {
+        let qmin = -Double(1 << (bits - 1)), qmax = Double(1 << (bits - 1)) - 1
+        let lo = min(lo, 0), hi = max(hi, 0)
+        let scale: Double, zero: Double
+        if symmetric {
+            scale = max(max(-lo, hi) / ((qmax - qmin) / 2), Double(Float.ulpOfOne))
+            zero = 0
+        } else {
+            scale = max((hi - lo) / (qmax - qmin), Double(Float.ulpOfOne))
+            zero = min(max(qmin - lo / scale, qmin), qmax).rounded(.toNearestOrEven)
+        }
+        return xs.map { x in (min(max(Double(x) / scale + zero, qmin), qmax).rounded(.toNearestOrEven) - zero) * scale }
+    }
+
+    func assertClose(_ got: [Float], _ want: [Double], scale: Double, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, want.count, file: file, line: line)
+        var codeFlips = 0
+        for (g, w) in zip(got, want) {
+            let d = abs(Double(g) - w)
+            // Float32 vs Float64 division may move a value sitting on a rounding midpoint by one
+            // step; anything else must agree to Float32 precision.
+            if d > 1e-5 * max(1, abs(w)) { codeFlips += 1; XCTAssertEqual(d, scale, accuracy: scale * 1e-3, message, file: file, line: line) }
+        }
+        XCTAssertLessThanOrEqual(codeFlips, 1, message, file: file, line: line)
+    }
+
+    func testStaticSymmetricAndAsymmetricMatchTheFloat64Reference() {
+        let x = sample()
+        for symmetric in [true, false] {
+            let (lo, hi) = (-1.7, 6.2)  // clips the outliers, keeps most values
+            let q = InputQuantizer(symmetric: symmetric, mode: .staticTensor(scale: 0, zeroPoint: 0))
+            let p = q.parameters(min: Float(lo), max: Float(hi))
+            let quantizer = InputQuantizer(symmetric: symmetric, mode: .staticTensor(scale: p.scale, zeroPoint: p.zeroPoint))
+            let want = reference(x.scalars[...], lo: lo, hi: hi, symmetric: symmetric)
+            assertClose(quantizer(x).scalars, want, scale: Double(p.scale), "static \(symmetric ? "sym" : "asym")")
+            XCTAssertEqual(p.scale, symmetric ? Float(6.2 / 127.5) : Float((6.2 + 1.7) / 255), accuracy: 1e-7)
+            if !symmetric { XCTAssertEqual(p.zeroPoint, (-128 + 1.7 / Double(p.scale)).rounded(.toNearestOrEven).float, accuracy: 1) }
+            XCTAssertEqual(quantizer(x).scalars.max()!, symmetric ? 127 * p.scale : (127 - p.zeroPoint) * p.scale, accuracy: 1e-6,
+                           "values above the range clamp to the last code")
+        }
+    }
+
+    func testDynamicPerTokenUsesEachRowsOwnRange() {
+        let x = sample()
+        for symmetric in [true, false] {
+            let got = InputQuantizer(symmetric: symmetric, mode: .dynamicToken)(x).scalars
+            for r in 0..<x.rows {
+                let row = x.scalars[(r * x.columns)..<((r + 1) * x.columns)]
+                let want = reference(row, lo: Double(row.min()!), hi: Double(row.max()!), symmetric: symmetric)
+                let scale = symmetric ? Double(row.max()!) / 127.5 : Double(row.max()! - row.min()!) / 255
+                assertClose(Array(got[(r * x.columns)..<((r + 1) * x.columns)]), want, scale: scale, "token \(r)")
+                // The row's largest value is representable (within half a step) under its own scale.
+                XCTAssertEqual(Double(got[r * x.columns + 1 + r]), Double(10 + r), accuracy: scale / 2 + 1e-6)
+            }
+        }
+        let perTensor = InputQuantizer(symmetric: true, mode: .dynamicTensor)(x).scalars
+        assertClose(perTensor, reference(x.scalars[...], lo: Double(x.scalars.min()!), hi: Double(x.scalars.max()!), symmetric: true),
+                    scale: Double(x.scalars.max()!) / 127.5, "dynamic per tensor")
+    }
+
+    func testLinearLayerWithoutQuantizerIsUnchangedAndWithOneMultipliesTheFakeQuantizedInput() {
+        let x = sample(rows: 3, columns: 16)
+        var rng = SeededGenerator(state: 9)
+        let w = Tensor(shape: [8, 16], scalars: (0..<128).map { _ in Float.random(in: -1...1, using: &rng) })
+        let bias = Tensor(shape: [8], scalars: (0..<8).map(Float.init))
+        let plain = LinearLayer(weight: w, bias: bias)
+        XCTAssertNil(plain.inputQuantizer)
+        XCTAssertEqual(plain(x), Tensor.matmul(x, w, transposeB: true).addingRowVector(bias))
+        let quantizer = InputQuantizer(symmetric: true, mode: .dynamicToken)
+        let quantized = LinearLayer(weight: w, bias: bias, inputQuantizer: quantizer)
+        XCTAssertEqual(quantized(x), Tensor.matmul(quantizer(x), w, transposeB: true).addingRowVector(bias))
+        XCTAssertNotEqual(quantized(x), plain(x))
+    }
+}
+
+private extension Double {
+    var float: Float { Float(self) }
+}
