@@ -60,10 +60,12 @@ final class HessianAccumulatorTests: XCTestCase {
         XCTAssertEqual(combined.sampleCount, whole.sampleCount)
         assertClose(combined.hessian, whole.hessian.scalars.map(Double.init), relative: 1e-5)
 
-        // The Allreduce form: SUM of weightedSum and of sampleCount, then divide.
-        var sum = Tensor.zeros([32, 32])
-        for p in parts { sum = sum + p.weightedSum }
-        let rebuilt = HessianAccumulator(weightedSum: sum, sampleCount: parts.reduce(0) { $0 + $1.sampleCount })
-        assertClose(rebuilt.hessian, whole.hessian.scalars.map(Double.init), relative: 1e-5)
+        // The Reduce form: SUM of the Float64 sums and of sampleCount. Float64 makes the split
+        // invisible after rounding: the same Float32 H, bit for bit, whatever the parts.
+        var sum = [Double](repeating: 0, count: 32 * 33 / 2)
+        for p in parts.reversed() { for i in sum.indices { sum[i] += p.sum[i] } }
+        let rebuilt = HessianAccumulator(sum: sum, sampleCount: parts.reduce(0) { $0 + $1.sampleCount }, columns: 32)
+        XCTAssertEqual(rebuilt.hessian.scalars, whole.hessian.scalars, "identical H for any split of the batches")
+        XCTAssertEqual(combined.hessian.scalars, whole.hessian.scalars)
     }
 }

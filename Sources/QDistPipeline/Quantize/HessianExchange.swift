@@ -3,12 +3,13 @@ import QDistModel
 import QDistQuant
 import QDistTensor
 
-/// Brings each linear group's Hessian to the ranks that solve with it: every rank's partial sum
-/// `H_r·n_r` goes by `Reduce(SUM)` to the group's lead owner (not Allreduce: only owners need
-/// H), which divides by `Σ n_r` and sends the result to the group's other owners, so all pieces
-/// of a split linear solve with bit-identical H (and so agree on act-order's group map).
+/// Brings each linear group's Hessian to the ranks that solve with it: every rank's partial
+/// Float64 sum Σ 2·XᵀX goes by `Reduce(SUM)` to the group's lead owner (not Allreduce: only
+/// owners need H), which sends the total to the group's other owners, so all pieces of a split
+/// linear solve with bit-identical H (and so agree on act-order's group map). Float64 sums make
+/// H the same for any P once rounded to Float32 (`HessianAccumulator`).
 ///
-/// Only the upper triangle travels (H is symmetric): n(n+1)/2 floats instead of n².
+/// Only the upper triangle travels (H is symmetric): n(n+1)/2 doubles.
 enum HessianExchange {
     /// `owners[g]`: ranks that solve some linear reading group g's input, ascending. Returns
     /// the complete Hessians of the groups this rank owns.
@@ -19,45 +20,23 @@ enum HessianExchange {
         for (tag, group) in LinearGroup.allCases.enumerated() {
             guard let ranks = owners[group], let lead = ranks.first, let part = parts[group] else { continue }
             let n = part.columns
-            var packed = packUpper(part.weightedSum)
+            var packed = part.sum
             var count = [part.sampleCount]
             try comm.reduce(&packed, op: .sum, root: lead)
             try comm.reduce(&count, op: .sum, root: lead)
             if comm.rank == lead {
-                let inverse = count[0] > 0 ? 1 / Float(count[0]) : 0
-                for i in packed.indices { packed[i] *= inverse }
-                for other in ranks.dropFirst() { try comm.send(packed, to: other, tag: 100 + tag) }
-                out[group] = unpackUpper(packed, columns: n)
+                for other in ranks.dropFirst() {
+                    try comm.send(packed, to: other, tag: 100 + tag)
+                    try comm.send(count, to: other, tag: 200 + tag)
+                }
+                out[group] = HessianAccumulator(sum: packed, sampleCount: count[0], columns: n).hessian
             } else if ranks.contains(comm.rank) {
-                let received: [Float] = try comm.receive(count: n * (n + 1) / 2, from: lead, tag: 100 + tag)
-                out[group] = unpackUpper(received, columns: n)
+                let received: [Double] = try comm.receive(count: n * (n + 1) / 2, from: lead, tag: 100 + tag)
+                let total: [Int] = try comm.receive(count: 1, from: lead, tag: 200 + tag)
+                out[group] = HessianAccumulator(sum: received, sampleCount: total[0], columns: n).hessian
             }
         }
         return out
-    }
-
-    /// Row-major upper triangle (j ≥ i) of a square matrix.
-    static func packUpper(_ m: Tensor) -> [Float] {
-        let n = m.shape[0]
-        var out = [Float]()
-        out.reserveCapacity(n * (n + 1) / 2)
-        m.withUnsafeBufferPointer { p in
-            for i in 0..<n { out.append(contentsOf: p[(i * n + i)..<(i * n + n)]) }
-        }
-        return out
-    }
-
-    /// The symmetric matrix whose upper triangle is `packed`.
-    static func unpackUpper(_ packed: [Float], columns n: Int) -> Tensor {
-        var m = Tensor.zeros([n, n])
-        m.withUnsafeMutableBufferPointer { p in
-            var k = 0
-            for i in 0..<n {
-                for j in i..<n { p[i * n + j] = packed[k]; k += 1 }
-            }
-        }
-        m.symmetrizeFromUpper()
-        return m
     }
 }
 

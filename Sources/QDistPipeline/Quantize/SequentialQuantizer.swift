@@ -286,6 +286,12 @@ public enum SequentialQuantizer {
         -> QuantizedLinearExchange.SolvedPiece
     {
         let t0 = Date()
+        // One BLAS thread for the solve, whatever the rank count: OpenBLAS's factorizations and
+        // small products round differently with 1 and 2 threads, and GPTQ with act-order turns a
+        // last-bit difference into different codes — results must not depend on P.
+        let threads = BLASThreads.current
+        BLASThreads.set(1)
+        defer { BLASThreads.set(threads) }
         let result: QuantizedWeight, loss: Double?
         if let hessian, plan.algorithm == .gptq {
             let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: entry.args, blockSize: plan.blockSize, dampening: plan.dampening)

@@ -1,52 +1,75 @@
 import QDistTensor
 
-/// GPTQ's layer Hessian `H = (2/N)·Σ x xᵀ` over calibration inputs, kept as a running mean
-/// exactly as gptq's `add_batch` does (FORMATS.md §3.2):
-/// `H ← H·n/(n+t) + (2/(n+t))·XᵀX`, `n ← n + t`, where `t` is the number of *sequences* in the
-/// batch (not tokens) and X holds all the batch's tokens as rows.
+/// GPTQ's layer Hessian `H = (2/N)·Σ x xᵀ` over calibration inputs, where N counts *sequences*
+/// (gptq's `add_batch`, FORMATS.md §3.2: its running mean `H ← H·n/(n+t) + (2/(n+t))·XᵀX` is
+/// this same value).
 ///
-/// Why a running mean: H stays O(1) in magnitude however many batches arrive, and partial
-/// Hessians from several ranks combine as `Σ H_k·n_k / Σ n_k` (`combine`, or Allreduce SUM of
-/// `weightedSum` and of `sampleCount`, then `init(weightedSum:sampleCount:)`). Each batch costs
-/// one `ssyrk`: tokens·columns² flops. Failure mode: a batch whose width is not the layer's
-/// input features traps; a NaN activation poisons H (GPTQ then rejects it).
+/// Why a Float64 sum of per-batch Gram matrices instead of gptq's Float32 running mean: GPTQ with
+/// act-order is chaotic in H — one flipped code changes the error fed to every later column, and
+/// a near-tie in diag(H) reorders the columns — so ranks must see the *same* H whatever P is.
+/// Each batch's `XᵀX` is one Float32 ssyrk (the same on every rank, since a window is never
+/// split); the batches add up in Float64, where summation order (which window landed on which
+/// rank, the Reduce's tree) moves the result by ~1e-16 and rounding to Float32 erases it. The
+/// parts combine exactly by summing `sum` and `sampleCount` (`Reduce(SUM)` in Float64).
+///
+/// Memory: n(n+1)/2 doubles plus an n×n Float32 scratch. Cost per batch: one ssyrk
+/// (tokens·n² flops) and n(n+1)/2 double adds. A batch whose width is not the layer's input
+/// features traps; a NaN activation poisons H (GPTQ then rejects it).
 public struct HessianAccumulator: Sendable {
-    /// The current mean `2/N·Σ x xᵀ`; only its upper triangle is kept up to date while batches
-    /// arrive (one ssyrk each), and `hessian` mirrors it when asked.
-    private var upper: Tensor
-    /// (columns, columns): the current mean `2/N·Σ x xᵀ`, full symmetric matrix.
-    public var hessian: Tensor {
-        var h = upper
-        h.symmetrizeFromUpper()
-        return h
-    }
+    /// Σ 2·XᵀX over all batches: the upper triangle (j ≥ i), row by row, in Float64.
+    public private(set) var sum: [Double]
     /// N: sequences folded in so far.
     public private(set) var sampleCount: Int
+    public let columns: Int
+    private var scratch: Tensor
 
     /// An empty accumulator for a layer with `columns` input features.
     public init(columns: Int) {
-        upper = Tensor.zeros([columns, columns])
+        self.columns = columns
+        sum = [Double](repeating: 0, count: columns * (columns + 1) / 2)
         sampleCount = 0
+        scratch = Tensor.zeros([0])
     }
 
-    /// A Hessian that is already a mean over `sampleCount` sequences.
+    /// An accumulator holding `sum` (packed upper triangle of Σ 2·XᵀX) over `sampleCount`
+    /// sequences: what the Reduce of every rank's `sum` gives.
+    public init(sum: [Double], sampleCount: Int, columns: Int) {
+        precondition(sum.count == columns * (columns + 1) / 2, "packed Hessian sum of \(sum.count) for \(columns) columns")
+        precondition(sampleCount >= 0, "negative sample count")
+        self.columns = columns
+        self.sum = sum
+        self.sampleCount = sampleCount
+        scratch = Tensor.zeros([0])
+    }
+
+    /// An accumulator whose mean is already `hessian` over `sampleCount` sequences.
     public init(hessian: Tensor, sampleCount: Int) {
         precondition(hessian.rank == 2 && hessian.shape[0] == hessian.shape[1], "Hessian must be square, got \(hessian.shape)")
-        precondition(sampleCount >= 0, "negative sample count")
-        self.upper = hessian
-        self.sampleCount = sampleCount
+        let n = hessian.shape[0], scale = Double(max(sampleCount, 1))
+        var packed = [Double]()
+        packed.reserveCapacity(n * (n + 1) / 2)
+        hessian.withUnsafeBufferPointer { h in
+            for i in 0..<n { for j in i..<n { packed.append(Double(h[i * n + j]) * scale) } }
+        }
+        self.init(sum: packed, sampleCount: sampleCount, columns: n)
     }
 
-    /// Rebuilds the mean from a summed `H·n` (what Allreduce SUM of `weightedSum` gives).
-    public init(weightedSum: Tensor, sampleCount: Int) {
-        self.init(hessian: sampleCount > 0 ? weightedSum * (1 / Float(sampleCount)) : weightedSum,
-                  sampleCount: sampleCount)
+    /// (columns, columns): the mean `2/N·Σ x xᵀ` as a full symmetric Float32 matrix.
+    public var hessian: Tensor {
+        let n = columns
+        let inverse = sampleCount > 0 ? 1 / Double(sampleCount) : 0
+        var out = [Float](repeating: 0, count: n * n)
+        var k = 0
+        for i in 0..<n {
+            for j in i..<n {
+                let v = Float(sum[k] * inverse)
+                out[i * n + j] = v
+                out[j * n + i] = v
+                k += 1
+            }
+        }
+        return Tensor(shape: [n, n], scalars: out)
     }
-
-    public var columns: Int { upper.shape[0] }
-
-    /// `H·n`: the additive form of this accumulator, for summing across ranks.
-    public var weightedSum: Tensor { hessian * Float(sampleCount) }
 
     /// Folds in a batch of inputs to the layer. `inputs` is (tokens, columns) or
     /// (batch, sequence, columns). `samples` is gptq's `tmp`: by default the first dimension of a
@@ -57,29 +80,30 @@ public struct HessianAccumulator: Sendable {
         let t = samples ?? (inputs.rank == 3 ? inputs.shape[0] : 1)
         precondition(t > 0, "a batch must count at least one sample")
         let x = inputs.rank == 2 ? inputs : inputs.reshaped([inputs.rows, columns])
-        let total = sampleCount + t
-        // One ssyrk: H = (2/(n+t))·XᵀX + (n/(n+t))·H.
-        Tensor.gramAccumulateUpper(x, into: &upper, alpha: Float(2.0 / Double(total)),
-                                   beta: Float(Double(sampleCount) / Double(total)))
-        sampleCount = total
+        let n = columns
+        if scratch.count != n * n { scratch = Tensor.zeros([n, n]) }
+        Tensor.gramAccumulateUpper(x, into: &scratch, alpha: 2, beta: 0)
+        scratch.withUnsafeBufferPointer { g in
+            sum.withUnsafeMutableBufferPointer { s in
+                var k = 0
+                for i in 0..<n {
+                    let row = i * n
+                    for j in i..<n { s[k] += Double(g[row + j]); k += 1 }
+                }
+            }
+        }
+        sampleCount += t
     }
 
-    /// The accumulator one process would hold after seeing every part's batches:
-    /// `H = Σ H_k·n_k / Σ n_k`, `N = Σ n_k` (summed in Double to keep the parts' order harmless).
+    /// The accumulator one process would hold after seeing every part's batches.
     public static func combine(_ parts: [HessianAccumulator]) -> HessianAccumulator {
         precondition(!parts.isEmpty, "combine of no Hessians")
         let n = parts[0].columns
-        let total = parts.reduce(0) { $0 + $1.sampleCount }
-        var sum = [Double](repeating: 0, count: n * n)
+        var total = [Double](repeating: 0, count: n * (n + 1) / 2)
         for p in parts {
             precondition(p.columns == n, "combining a \(p.columns)-column Hessian with a \(n)-column one")
-            let w = Double(p.sampleCount)
-            p.hessian.withUnsafeBufferPointer { h in
-                for i in 0..<(n * n) { sum[i] += Double(h[i]) * w }
-            }
+            for i in total.indices { total[i] += p.sum[i] }
         }
-        let scale = total > 0 ? 1 / Double(total) : 0
-        return HessianAccumulator(hessian: Tensor(shape: [n, n], scalars: sum.map { Float($0 * scale) }),
-                                  sampleCount: total)
+        return HessianAccumulator(sum: total, sampleCount: parts.reduce(0) { $0 + $1.sampleCount }, columns: n)
     }
 }
