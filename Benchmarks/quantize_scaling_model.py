@@ -4,14 +4,15 @@ run, for machines with enough cores (this one has ~1.2 real cores, so wall-time 
 be measured here).
 
 usage: quantize_scaling_model.py REPORT.json [--bandwidth-gbs 5] [--latency-us 5] [--ranks 1,2,4,8,64]
+       [--sequential linear|block]
        [--measured P=REPORT.json ...]
 
 REPORT.json is the quantization_report.json of a one-process run. The model, per DESIGN.md:
   forward(P)     = forward(1) / P                 calibration windows split by sequence
-  solve(P)       = Σ_blocks makespan of the block's linears dealt by SolveAssignment's rule
+  solve(P)       = Σ_stages makespan of the stage's linears dealt by SolveAssignment's rule
                    (largest first to the least-loaded rank; rows split when P > linears),
                    from the measured per-linear seconds (split: the Cholesky share is paid per piece)
-  collectives(P) = Σ_blocks [Reduce of the packed Hessians (n(n+1)/2 floats per group) to owners
+  collectives(P) = Σ_blocks [Reduce of the packed Float64 Hessians (n(n+1)/2 per group) to owners
                    + Allgatherv of codes (1 byte/weight) and scales] / bandwidth + latency·log2 P
   fixed          = calibration setup + block I/O + write (taken as not parallel: conservative)
 With --measured, prints the measured per-rank seconds of multi-rank runs next to the model.
@@ -26,13 +27,19 @@ def load(path):
         return json.load(f)
 
 
-def groups_of(layers):
-    """Linears per block, grouped into calibration stages as `sequential: block` runs them."""
-    blocks = {}
+STAGE = {"q_proj": 0, "k_proj": 0, "v_proj": 0, "o_proj": 1, "gate_proj": 2, "up_proj": 2, "down_proj": 3}
+
+
+def groups_of(layers, sequential):
+    """Linears solved together: per block (`sequential: block`), or per stage of a block —
+    q/k/v, o, gate/up, down — for `sequential: linear`, where each stage's solves finish before
+    the next stage's forward starts."""
+    groups = {}
     for l in layers:
         parts = l["name"].split(".")
-        blocks.setdefault(int(parts[2]), []).append(l)
-    return [blocks[b] for b in sorted(blocks)]
+        key = (int(parts[2]), STAGE.get(parts[-1], 0) if sequential == "linear" else 0)
+        groups.setdefault(key, []).append(l)
+    return [groups[k] for k in sorted(groups)]
 
 
 SHAPES = {  # SmolLM2-135M: (out, in)
@@ -85,11 +92,13 @@ def main():
     # Not divided by P (conservative): calibration setup, block loads and record writes, output.
     io = (report.get("seconds_per_rank") or [{}])[0].get("io", 0.0)
     forward, fixed = s.get("forward", 0.0), s.get("calibration_setup", 0.0) + s.get("write", 0.0) + io
-    blocks = groups_of(report["layers"])
+    sequential = args[args.index("--sequential") + 1] if "--sequential" in args else "linear"
+    blocks = groups_of(report["layers"], sequential)
+    block_count = len({l["name"].split(".")[2] for l in report["layers"]})
     windows = report["calibration"]["windows"]
-    # Bytes per block: packed Hessians (q/k/v, o, gate/up: 576; down: 1536) and codes + fp32 scales.
+    # Bytes per block: packed Float64 Hessians (q/k/v, o, gate/up: 576; down: 1536) and codes + fp32 scales.
     hidden, inter = 576, 1536
-    hessian_bytes = 4 * (3 * hidden * (hidden + 1) // 2 + inter * (inter + 1) // 2)
+    hessian_bytes = 8 * (3 * hidden * (hidden + 1) // 2 + inter * (inter + 1) // 2)
     params = sum(o * i for o, i in SHAPES.values())
     code_bytes = params + 4 * params // 64
     one = forward + sum(block_solve_makespan(b, 1) for b in blocks) + fixed
@@ -103,7 +112,7 @@ def main():
             print(f"{p:>4}  more ranks than calibration windows ({windows}): some ranks would idle in the forward")
         f = forward / p * math.ceil(windows / p) / (windows / p)  # whole windows per rank
         solve = sum(block_solve_makespan(b, p) for b in blocks)
-        comm = 0.0 if p == 1 else len(blocks) * ((hessian_bytes + code_bytes) / bandwidth + 8 * latency * math.log2(p))
+        comm = 0.0 if p == 1 else block_count * ((hessian_bytes + code_bytes) / bandwidth + 8 * latency * math.log2(p))
         total = f + solve + comm + fixed
         print(f"{p:>4} {f:>9.1f} {solve:>8.1f} {comm:>7.2f} {fixed:>7.1f} {total:>8.1f} {one / total:>9.2f} {one / total / p:>10.0%}")
     for p, r in sorted(measured.items()):
