@@ -69,16 +69,7 @@ extension Tensor {
     /// `c = alpha · aᵀa + beta · c` for a (rows, n) → c (n, n), through `cblas_ssyrk` (half
     /// the flops of gemm). Both triangles of c are filled, so the result is a full matrix.
     public static func gramAccumulate(_ a: Tensor, into c: inout Tensor, alpha: Float = 1, beta: Float = 1) {
-        precondition(a.rank == 2, "gramAccumulate needs a matrix, got \(a.shape)")
-        let n = a.shape[1], k = a.shape[0]
-        precondition(c.shape == [n, n], "gramAccumulate: output \(c.shape) is not [\(n), \(n)]")
-        if n == 0 { return }
-        a.withUnsafeBufferPointer { pa in
-            c.withUnsafeMutableBufferPointer { pc in
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha,
-                            pa.baseAddress, Int32(n), beta, pc.baseAddress, Int32(n))
-            }
-        }
+        gramAccumulateUpper(a, into: &c, alpha: alpha, beta: beta)
         c.symmetrizeFromUpper()
     }
 

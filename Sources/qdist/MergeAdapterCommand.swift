@@ -33,36 +33,16 @@ struct MergeAdapterCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The merged model folder to write.", valueName: "dir"))
     var output: String
 
-    @Option(name: .long, help: "Element type of the written weights: f32, f16 or bf16.")
-    var dtype = "f32"
-
-    @Flag(name: .long, help: "Replace the output folder if it exists.")
-    var overwrite = false
-
-    @Flag(name: .long, help: "Print one JSON object.")
-    var json = false
-
-    func validate() throws {
-        guard ["f32", "f16", "bf16"].contains(dtype.lowercased()) else {
-            throw ValidationError("--dtype must be f32, f16 or bf16")
-        }
-    }
+    @OptionGroup var folder: ModelFolderOptions
 
     func run() throws {
         let summary: ModelConversion.Summary
         do {
-            let target: DType = ["f32": .f32, "f16": .f16, "bf16": .bf16][dtype.lowercased()]!
             summary = try AdapterMerge.merge(base: ModelBundle.open(model), adapterFolder: URL(fileURLWithPath: adapter),
-                                             to: URL(fileURLWithPath: output), dtype: target, overwrite: overwrite)
+                                             to: URL(fileURLWithPath: output), dtype: folder.target, overwrite: folder.overwrite)
         } catch {
             throw ConsoleOutput.fail("merge-adapter", "\(error)")
         }
-        if json {
-            try ConsoleOutput.printJSON(["output": summary.destination.path, "tensors": summary.tensors,
-                                         "parameters": summary.parameters, "bytes": summary.bytes, "seconds": summary.seconds])
-        } else {
-            print(String(format: "wrote %@: %d tensors, %@ parameters, %@ (%.1f s)", summary.destination.path, summary.tensors,
-                         ConsoleOutput.count(Double(summary.parameters)), ConsoleOutput.bytes(Double(summary.bytes)), summary.seconds))
-        }
+        try folder.report(summary)
     }
 }
