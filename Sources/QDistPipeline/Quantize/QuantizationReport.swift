@@ -27,8 +27,9 @@ public struct QuantizationReport: Sendable {
     public var worldSize = 1
     public var seconds: [String: Double] = [:]
     public var peakResidentBytesPerRank: [Int] = []
-    /// Largest private (anonymous) resident bytes per rank, sampled after each block: activations
-    /// and block weights, without the shared page cache of the mmap'd checkpoint.
+    /// Largest private (anonymous) resident bytes per rank, sampled after each calibration forward
+    /// and each block: activations and block weights, without the shared page cache of the
+    /// mmap'd checkpoint.
     public var peakAnonymousBytesPerRank: [Int] = []
     /// Seconds per rank in forward, solve, collectives and I/O.
     public var perRank: [[String: Double]] = []

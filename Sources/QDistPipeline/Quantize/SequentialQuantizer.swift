@@ -104,7 +104,6 @@ public enum SequentialQuantizer {
         }
         report.seconds["calibration_setup"] = Date().timeIntervalSince(start)
         let globalTokens = report.calibrationWindows * report.calibrationSeqLen
-        var peakAnonymous = 0
 
         let progress = ProgressReporter(label: "quantize: block", total: config.numHiddenLayers,
                                         unit: needsCalibration ? "tokens" : "blocks", enabled: comm.isMain)
@@ -143,8 +142,7 @@ public enum SequentialQuantizer {
                                                                        config: config, rotary: rotary))
                 timers.forward += Date().timeIntervalSince(t0)
             }
-            // Sampled where a rank holds the most: a block's weights and its activations.
-            peakAnonymous = max(peakAnonymous, ProcessMemory.anonymousResidentBytes ?? 0)
+            timers.sampleMemory()
             progress.update(done: b + 1, work: needsCalibration ? (b + 1) * globalTokens : b + 1)
             if let stop = job.stopAfterBlock, b >= stop, b >= progressFolder.completedBlocks {
                 try comm.barrier()
@@ -158,7 +156,7 @@ public enum SequentialQuantizer {
         let writeStart = Date()
         report.perRank = try timers.gathered(communicator: comm)
         report.peakResidentBytesPerRank = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
-        report.peakAnonymousBytesPerRank = try comm.allgather([peakAnonymous])
+        report.peakAnonymousBytesPerRank = try comm.allgather([timers.peakPrivateBytes])
         report.seconds["total"] = Date().timeIntervalSince(start)
         try ShardedQuantizedOutput.write(job: job, progress: progressFolder, report: report, communicator: comm)
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
@@ -225,6 +223,7 @@ public enum SequentialQuantizer {
                     collector = observer as! CalibrationObserver
                 }
                 timers.forward += Date().timeIntervalSince(t0)
+                timers.sampleMemory()
                 guard !stageEntries.isEmpty else { continue }
                 let t1 = Date()
                 if let hessianParts = collector.hessians {
