@@ -36,17 +36,10 @@ public struct NF4WeightSource: WeightSource {
 }
 
 extension ModelBundle {
-    /// The model in float32, its block linears first rounded through `fourBit` when given
-    /// (what `--nf4` selects).
     /// This model with its decoder linears rounded through a 4-bit format on load (the base a
     /// QLoRA adapter was trained on); everything else unchanged.
     public func roundingLinears(through type: FourBitQuantType) -> ModelBundle {
         ModelBundle(path: path, config: config, weights: NF4WeightSource(wrapping: weights, type: type),
                     tokenizer: tokenizer, tokenizerFiles: tokenizerFiles, gguf: gguf)
-    }
-
-    public func loadModel(fourBit: FourBitQuantType?) throws -> LlamaModel {
-        guard let fourBit else { return try loadModel() }
-        return try LlamaModel.load(config: config, from: NF4WeightSource(wrapping: weights, type: fourBit))
     }
 }

@@ -87,12 +87,12 @@ struct QuantizeProgressFolder {
             let l = s.weights
             tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
             tensors[l.name + ".scales"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: l.scales), as: .f32)
-            if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = Self.int32Tensor(z, shape: [l.outFeatures, l.groupCount]) }
-            if let g = l.gIdx { tensors[l.name + ".g_idx"] = Self.int32Tensor(g, shape: [l.inFeatures]) }
+            if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = StoredTensor.int32(z, shape: [l.outFeatures, l.groupCount]) }
+            if let g = l.gIdx { tensors[l.name + ".g_idx"] = StoredTensor.int32(g, shape: [l.inFeatures]) }
             if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
             metadata[l.name] = "\(l.numBits),\(l.groupSize ?? 0)" + (s.input.map { ",\($0.scheme.stagingText)" } ?? "")
             if let scale = s.input?.scale { tensors[l.name + ".input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: .f32) }
-            if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = Self.int32Tensor([zero], shape: [1]) }
+            if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = StoredTensor.int32([zero], shape: [1]) }
         }
         let name = Self.fileName(block: block, rank: rank)
         try SafetensorsWriter.write(tensors, metadata: metadata, to: blocks.appendingPathComponent(name))
@@ -133,10 +133,7 @@ struct QuantizeProgressFolder {
             let (rows, columns) = (codesInfo.shape[0], codesInfo.shape[1])
             func ints(_ suffix: String) throws -> [Int32]? {
                 guard reader.contains(name + suffix) else { return nil }
-                let t = try reader.storedTensor(name + suffix)
-                return t.bytes.withUnsafeBytes { raw in
-                    (0..<t.elementCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
-                }
+                return try reader.storedTensor(name + suffix).int32Values
             }
             let weights = try QuantizedLinearWeights(
                 name: name, inFeatures: columns, outFeatures: rows, numBits: parts[0], groupSize: parts[1] == 0 ? nil : parts[1],
@@ -165,14 +162,6 @@ struct QuantizeProgressFolder {
     /// Every block file recorded so far.
     func allFiles(blockCount: Int) throws -> [String] {
         try (0..<blockCount).flatMap { try record($0).files }
-    }
-
-    static func int32Tensor(_ values: [Int32], shape: [Int]) -> StoredTensor {
-        var bytes = [UInt8](repeating: 0, count: values.count * 4)
-        bytes.withUnsafeMutableBytes { raw in
-            for (i, v) in values.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 4 * i, as: Int32.self) }
-        }
-        return StoredTensor(dtype: .i32, shape: shape, bytes: bytes)
     }
 }
 

@@ -49,14 +49,8 @@ extension CompressedTensorsFormat {
     static func readIntQuantizedLinear(module: String, arguments a: WeightArguments,
                                        source: any StoredTensorSource) throws -> QuantizedLinearWeights {
         let path = source.sourcePath
-        func fail(_ tensor: String, _ message: String) -> QDistIOError {
-            QDistIOError(.config, path: path, "tensor \(JSONSerializer.quoted("\(module).\(tensor)")): \(message)")
-        }
-        func load(_ tensor: String) throws -> StoredTensor {
-            let name = "\(module).\(tensor)"
-            guard source.contains(name) else { throw fail(tensor, "missing (compressed-tensors int-quantized needs it)") }
-            return try source.storedTensor(name)
-        }
+        let tensors = ModuleTensors(module: module, source: source, missingHint: "compressed-tensors int-quantized needs it")
+        let fail = tensors.fail, load = tensors.load
         let weight = try load("weight")
         guard weight.dtype == .i8, weight.shape.count == 2, let codes = weight.integerValues else {
             throw fail("weight", "expected I8 [out, in] codes, found \(weight.dtype.rawValue) \(weight.shape)")

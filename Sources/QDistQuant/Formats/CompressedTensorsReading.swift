@@ -89,14 +89,8 @@ extension CompressedTensorsFormat {
     /// Reads `<module>.weight_packed` and its companions back into our convention.
     static func readLinear(module: String, arguments a: WeightArguments, source: any StoredTensorSource) throws -> QuantizedLinearWeights {
         let path = source.sourcePath
-        func fail(_ tensor: String, _ message: String) -> QDistIOError {
-            QDistIOError(.config, path: path, "tensor \(JSONSerializer.quoted("\(module).\(tensor)")): \(message)")
-        }
-        func load(_ tensor: String) throws -> StoredTensor {
-            let name = "\(module).\(tensor)"
-            guard source.contains(name) else { throw fail(tensor, "missing (compressed-tensors pack-quantized needs it)") }
-            return try source.storedTensor(name)
-        }
+        let tensors = ModuleTensors(module: module, source: source, missingHint: "compressed-tensors pack-quantized needs it")
+        let fail = tensors.fail, load = tensors.load
         let shapeTensor = try load("weight_shape")
         guard let shape = shapeTensor.integerValues, shape.count == 2, shape[0] > 0, shape[1] > 0 else {
             throw fail("weight_shape", "expected 2 positive integers [out, in], found \(shapeTensor.dtype.rawValue) \(shapeTensor.shape)")

@@ -44,14 +44,8 @@ extension GPTQFormat {
     static func readLinear(module: String, config c: Configuration, source: any StoredTensorSource) throws -> QuantizedLinearWeights {
         let path = source.sourcePath
         let b = c.numBits
-        func fail(_ tensor: String, _ message: String) -> QDistIOError {
-            QDistIOError(.config, path: path, "tensor \(JSONSerializer.quoted("\(module).\(tensor)")): \(message)")
-        }
-        func load(_ tensor: String) throws -> StoredTensor {
-            let name = "\(module).\(tensor)"
-            guard source.contains(name) else { throw fail(tensor, "missing (a GPTQ linear needs qweight, qzeros and scales)") }
-            return try source.storedTensor(name)
-        }
+        let tensors = ModuleTensors(module: module, source: source, missingHint: "a GPTQ linear needs qweight, qzeros and scales")
+        let fail = tensors.fail, load = tensors.load
         let qweight = try load("qweight")
         guard let words = qweight.int32Values, qweight.shape.count == 2, qweight.shape[1] > 0, qweight.shape[0] * 32 % b == 0 else {
             throw fail("qweight", "expected I32 [in·\(b)/32, out], found \(qweight.dtype.rawValue) \(qweight.shape)")

@@ -41,7 +41,7 @@ public struct InMemoryStoredTensors: StoredTensorSource, Sendable {
 
 extension StoredTensor {
     /// An `I32` tensor holding `values` (bit patterns kept: packed words go through unchanged).
-    static func int32(_ values: [Int32], shape: [Int]) -> StoredTensor {
+    public static func int32(_ values: [Int32], shape: [Int]) -> StoredTensor {
         var bytes = [UInt8](repeating: 0, count: values.count * 4)
         bytes.withUnsafeMutableBytes { raw in
             for (i, v) in values.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: 4 * i, as: Int32.self) }
@@ -59,7 +59,7 @@ extension StoredTensor {
     }
 
     /// The elements of an `I32` tensor as bit patterns; `nil` for any other dtype.
-    var int32Values: [Int32]? {
+    public var int32Values: [Int32]? {
         guard dtype == .i32 else { return nil }
         return bytes.withUnsafeBytes { raw in
             (0..<elementCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
@@ -82,5 +82,26 @@ extension StoredTensor {
             default: return nil
             }
         }
+    }
+}
+
+/// The tensors of one quantized module (`<module>.<tensor>`) in a source, with the one-line
+/// errors every checkpoint reader gives: naming the source file and the tensor.
+struct ModuleTensors {
+    let module: String
+    let source: any StoredTensorSource
+    /// What a missing tensor's error says the format needs, e.g. "compressed-tensors int-quantized needs it".
+    let missingHint: String
+
+    /// An error about `<module>.<tensor>`.
+    func fail(_ tensor: String, _ message: String) -> QDistIOError {
+        QDistIOError(.config, path: source.sourcePath, "tensor \(JSONSerializer.quoted("\(module).\(tensor)")): \(message)")
+    }
+
+    /// `<module>.<tensor>`, which must exist.
+    func load(_ tensor: String) throws -> StoredTensor {
+        let name = "\(module).\(tensor)"
+        guard source.contains(name) else { throw fail(tensor, "missing (\(missingHint))") }
+        return try source.storedTensor(name)
     }
 }
