@@ -51,16 +51,15 @@ extension Tensor {
         let n = transposeB ? b.shape[0] : b.shape[1]
         precondition(c.shape == [m, n], "gemm: output \(c.shape) is not [\(m), \(n)]")
         if m == 0 || n == 0 { return }
+        if k == 0 { c.scaleInPlace(by: beta); return }  // an empty product: no pointers to pass
         let lda = a.shape[1], ldb = b.shape[1]
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
-                    cblas_sgemm(CblasRowMajor,
-                                transposeA ? CblasTrans : CblasNoTrans,
-                                transposeB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), alpha,
-                                pa.baseAddress, Int32(max(lda, 1)), pb.baseAddress, Int32(max(ldb, 1)),
-                                beta, pc.baseAddress, Int32(max(n, 1)))
+                    // Through BLAS.sgemm: the same bits for any thread count.
+                    BLAS.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                               a: pa.baseAddress!, lda: max(lda, 1), b: pb.baseAddress!, ldb: max(ldb, 1),
+                               beta: beta, c: pc.baseAddress!, ldc: max(n, 1))
                 }
             }
         }
@@ -81,12 +80,19 @@ extension Tensor {
         let n = a.shape[1], k = a.shape[0]
         precondition(c.shape == [n, n], "gramAccumulateUpper: output \(c.shape) is not [\(n), \(n)]")
         if n == 0 { return }
+        if k == 0 { c.scaleInPlace(by: beta); return }
         a.withUnsafeBufferPointer { pa in
             c.withUnsafeMutableBufferPointer { pc in
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), alpha,
-                            pa.baseAddress, Int32(n), beta, pc.baseAddress, Int32(n))
+                BLAS.ssyrkUpperTransposed(n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: n,
+                                          beta: beta, c: pc.baseAddress!, ldc: n)
             }
         }
+    }
+
+    /// Multiplies every element by `factor` (BLAS's `beta · c` when there is nothing to add).
+    mutating func scaleInPlace(by factor: Float) {
+        if factor == 1 { return }
+        withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = factor == 0 ? 0 : p[i] * factor } }
     }
 
     /// Copies the upper triangle onto the lower one (row-major square matrix), in tiles so both

@@ -67,7 +67,16 @@ extension BLAS {
         beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        // The depth split of `sgemm`, so references too are the same for any thread count.
+        let ta = transposeA ? CblasTrans : CblasNoTrans, tb = transposeB ? CblasTrans : CblasNoTrans
+        let (main, rest) = depthSplit(k)
+        if main == 0 || rest == 0 {
+            cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(main), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(rest), alpha,
+                    transposeA ? a + main * lda : a + main, Int32(lda), transposeB ? b + main : b + main * ldb, Int32(ldb),
+                    1, c, Int32(ldc))
     }
 }
