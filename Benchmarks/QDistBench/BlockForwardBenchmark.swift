@@ -41,7 +41,9 @@ enum BlockForwardBenchmark {
             var cache: KVCache? = nil
             let sizes: [(LinearGroup, Int)] = [(.qkv, 576), (.o, 576), (.gateUp, 576), (.down, 1536)]
             var observer: (any BlockInputObserver)? = BenchHessianObserver(accumulators: Dictionary(uniqueKeysWithValues: sizes.map {
-                ($0.0, HessianAccumulator(columns: $0.1)) }))
+                // A grid wide enough for any activation of this random block (|x| < 2^20).
+                ($0.0, HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: [Float](repeating: 524_288, count: $0.1),
+                                                                        totalTokens: tokens * windows))) }))
             for x in inputs { _ = block.forward(x, cache: &cache, observer: &observer) }
             _ = (observer as! BenchHessianObserver).accumulators[.down]!.hessian
         }

@@ -13,6 +13,17 @@ public enum BLASThreads {
     /// Sets the OpenBLAS thread count (clamped to ≥ 1).
     public static func set(_ threads: Int) { openblas_set_num_threads(Int32(max(1, threads))) }
 
+    /// Runs `body` with OpenBLAS on one thread, then restores the count. For LAPACK calls:
+    /// OpenBLAS's threaded factorizations (spotrf, strtri) are other algorithms than its
+    /// one-thread ones and round differently, and `BLAS`'s depth split cannot reach inside them.
+    public static func withOneThread<T>(_ body: () throws -> T) rethrows -> T {
+        let threads = current
+        if threads == 1 { return try body() }
+        set(1)
+        defer { set(threads) }
+        return try body()
+    }
+
     /// The kernel family OpenBLAS chose for this CPU (e.g. "Haswell", "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 

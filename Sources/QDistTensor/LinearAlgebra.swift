@@ -138,9 +138,9 @@ extension Tensor {
         precondition(rank == 2 && shape[0] == shape[1], "cholesky needs a square matrix, got \(shape)")
         var a = self
         let n = shape[0]
-        let info = a.withUnsafeMutableBufferPointer { p in
+        let info = BLASThreads.withOneThread { a.withUnsafeMutableBufferPointer { p in
             LAPACKE_spotrf(LAPACK_ROW_MAJOR, triangle.lapackChar, Int32(n), p.baseAddress, Int32(max(n, 1)))
-        }
+        } }
         if info > 0 { throw LinearAlgebraError.notPositiveDefinite(minor: Int(info)) }
         if info < 0 { throw LinearAlgebraError.invalidArgument(info: Int(info)) }
         a.zeroOtherTriangle(keeping: triangle)
@@ -153,9 +153,9 @@ extension Tensor {
         precondition(rank == 2 && shape[0] == shape[1], "choleskyInverse needs a square matrix, got \(shape)")
         var a = try cholesky(.lower)
         let n = shape[0]
-        let info = a.withUnsafeMutableBufferPointer { p in
+        let info = BLASThreads.withOneThread { a.withUnsafeMutableBufferPointer { p in
             LAPACKE_spotri(LAPACK_ROW_MAJOR, Triangle.lower.lapackChar, Int32(n), p.baseAddress, Int32(max(n, 1)))
-        }
+        } }
         if info > 0 { throw LinearAlgebraError.singular(index: Int(info)) }
         if info < 0 { throw LinearAlgebraError.invalidArgument(info: Int(info)) }
         a.withUnsafeMutableBufferPointer { p in
@@ -170,10 +170,10 @@ extension Tensor {
         precondition(rank == 2 && shape[0] == shape[1], "triangularInverse needs a square matrix, got \(shape)")
         var a = self
         let n = shape[0]
-        let info = a.withUnsafeMutableBufferPointer { p in
+        let info = BLASThreads.withOneThread { a.withUnsafeMutableBufferPointer { p in
             LAPACKE_strtri(LAPACK_ROW_MAJOR, triangle.lapackChar, Int8(UInt8(ascii: "N")), Int32(n),
                            p.baseAddress, Int32(max(n, 1)))
-        }
+        } }
         if info > 0 { throw LinearAlgebraError.singular(index: Int(info)) }
         if info < 0 { throw LinearAlgebraError.invalidArgument(info: Int(info)) }
         a.zeroOtherTriangle(keeping: triangle)

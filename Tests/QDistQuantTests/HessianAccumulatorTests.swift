@@ -2,7 +2,8 @@ import XCTest
 import QDistTensor
 @testable import QDistQuant
 
-/// The running-mean Hessian of gptq's `add_batch`, and its combination across ranks.
+/// The running-mean Hessian of gptq's `add_batch`, summed on a fixed-point grid so that its bits
+/// do not depend on how batches are split or ordered.
 final class HessianAccumulatorTests: XCTestCase {
     /// 2/N·XᵀX in Double over `x`'s rows, N = `samples`.
     private func referenceHessian(_ x: Tensor, samples: Int) -> [Double] {
@@ -24,10 +25,16 @@ final class HessianAccumulatorTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, relative * scale, message, file: file, line: line)
     }
 
+    private func scale(for x: Tensor) -> HessianFixedPointScale {
+        var absMax = [Float](repeating: 0, count: x.columns)
+        HessianFixedPointScale.foldAbsMax(x, into: &absMax)
+        return HessianFixedPointScale(columnAbsMax: absMax, totalTokens: x.rows)
+    }
+
     func testRunningMeanEqualsTwoOverNTimesXTransposeXInFloat64() {
         // 3 batches of (2 sequences × 16 tokens, 24 features) → N = 6 sequences.
         let x = QuantTestData.correlatedInputs(tokens: 96, columns: 24, seed: 1)
-        var acc = HessianAccumulator(columns: 24)
+        var acc = HessianAccumulator(scale: scale(for: x))
         for b in 0..<3 {
             let batch = x.rows(b * 32..<(b + 1) * 32).reshaped([2, 16, 24])
             acc.add(batch)
@@ -40,32 +47,61 @@ final class HessianAccumulatorTests: XCTestCase {
 
     func testRankTwoBatchesCountAsOneSampleEachAsGPTQDoes() {
         let x = QuantTestData.correlatedInputs(tokens: 40, columns: 8, seed: 2)
-        var acc = HessianAccumulator(columns: 8)
+        var acc = HessianAccumulator(scale: scale(for: x))
         acc.add(x.rows(0..<10))
         acc.add(x.rows(10..<40))
         XCTAssertEqual(acc.sampleCount, 2)
         assertClose(acc.hessian, referenceHessian(x, samples: 2), relative: 1e-5)
     }
 
-    func testCombineOfPartsEqualsOneAccumulatorOverAllBatches() {
-        let x = QuantTestData.correlatedInputs(tokens: 7 * 20, columns: 32, seed: 3)
-        let batches = (0..<7).map { x.rows($0 * 20..<($0 + 1) * 20).reshaped([$0 % 2 + 1, 20 / ($0 % 2 + 1), 32]) }
-        var whole = HessianAccumulator(columns: 32)
-        for b in batches { whole.add(b) }
-        // Uneven split over three "ranks", one of which saw nothing.
-        var parts = [HessianAccumulator(columns: 32), HessianAccumulator(columns: 32), HessianAccumulator(columns: 32),
-                     HessianAccumulator(columns: 32)]
-        for (i, b) in batches.enumerated() { parts[i < 2 ? 0 : (i < 6 ? 1 : 3)].add(b) }
-        let combined = HessianAccumulator.combine(parts)
-        XCTAssertEqual(combined.sampleCount, whole.sampleCount)
-        assertClose(combined.hessian, whole.hessian.scalars.map(Double.init), relative: 1e-5)
+    func testQuietColumnsKeepTheirPrecisionNextToLoudOnes() {
+        // Column scales spanning 2^-20…2^20: a per-matrix grid would round the quiet entries
+        // away; per-column exponents keep each entry to Float32 precision of its own size.
+        var rng = SeededGenerator(state: 9)
+        let columns = 6, tokens = 64
+        let scales: [Float] = [1e-6, 1e-3, 1, 1, 1e3, 1e6]
+        let x = Tensor(shape: [tokens, columns], scalars: (0..<(tokens * columns)).map { scales[$0 % columns] * rng.nextGaussian() })
+        let acc = HessianAccumulator.over([x])
+        let ref = referenceHessian(x, samples: 1)
+        for i in 0..<columns { for j in 0..<columns {
+            let r = ref[i * columns + j], bound = 2 * Double(tokens) * Double(scales[i] * scales[j]) * 16
+            XCTAssertEqual(Double(acc.hessian[i, j]), r, accuracy: 1e-5 * bound, "entry (\(i), \(j))")
+        } }
+    }
 
-        // The Reduce form: SUM of the Float64 sums and of sampleCount. Float64 makes the split
-        // invisible after rounding: the same Float32 H, bit for bit, whatever the parts.
-        var sum = [Double](repeating: 0, count: 32 * 33 / 2)
-        for p in parts.reversed() { for i in sum.indices { sum[i] += p.sum[i] } }
-        let rebuilt = HessianAccumulator(sum: sum, sampleCount: parts.reduce(0) { $0 + $1.sampleCount }, columns: 32)
-        XCTAssertEqual(rebuilt.hessian.scalars, whole.hessian.scalars, "identical H for any split of the batches")
-        XCTAssertEqual(combined.hessian.scalars, whole.hessian.scalars)
+    func testAnySplitAndOrderOfTheBatchesGivesTheSameBits() {
+        // Windows of 512 tokens at SmolLM2's width: what ranks hold in quantize.
+        let windows = (0..<6).map { QuantTestData.correlatedInputs(tokens: 512, columns: 96, seed: UInt64(10 + $0)) }
+        var absMax = [Float](repeating: 0, count: 96)
+        for w in windows { HessianFixedPointScale.foldAbsMax(w, into: &absMax) }
+        let grid = HessianFixedPointScale(columnAbsMax: absMax, totalTokens: 6 * 512)
+        var whole = HessianAccumulator(scale: grid)
+        for w in windows { whole.add(w) }
+        // Round-robin over 1…4 "ranks" (as CalibrationSet.share deals windows), each rank in
+        // reverse order, combined in reverse rank order; one rank may see nothing.
+        for ranks in 1...4 {
+            var parts = (0..<ranks).map { _ in HessianAccumulator(scale: grid) }
+            for (i, w) in windows.enumerated().reversed() { parts[i % ranks].add(w) }
+            let combined = HessianAccumulator.combine(parts.reversed())
+            XCTAssertEqual(combined.sum, whole.sum, "\(ranks) ranks: integer sums")
+            XCTAssertEqual(combined.hessian.scalars.map(\.bitPattern), whole.hessian.scalars.map(\.bitPattern), "\(ranks) ranks")
+            XCTAssertEqual(combined.sampleCount, 6)
+        }
+        // And it is the Hessian: against a Float64 re-computation.
+        var all = [Float]()
+        for w in windows { all += w.scalars }
+        assertClose(whole.hessian, referenceHessian(Tensor(shape: [6 * 512, 96], scalars: all), samples: 6), relative: 1e-5)
+    }
+
+    func testANonFiniteInputPoisonsTheHessianInsteadOfTrapping() {
+        var x = QuantTestData.correlatedInputs(tokens: 16, columns: 4, seed: 4)
+        x[3, 2] = .nan
+        var absMax = [Float](repeating: 0, count: 4)
+        HessianFixedPointScale.foldAbsMax(x, into: &absMax)
+        XCTAssertEqual(absMax[2], .infinity)
+        var acc = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: 16))
+        acc.add(x)
+        XCTAssertTrue(acc.nonFinite)
+        XCTAssertTrue(acc.hessian.scalars.allSatisfy(\.isNaN))
     }
 }

@@ -35,12 +35,9 @@ enum QuantTestData {
 
     /// 2/N·XᵀX from `x` fed as `batches` sequences, through the accumulator under test.
     static func hessian(_ x: Tensor, batches: Int = 4) -> Tensor {
-        var acc = HessianAccumulator(columns: x.columns)
         let per = (x.rows + batches - 1) / batches
-        for b in 0..<batches where b * per < x.rows {
-            acc.add(x.rows(b * per..<min((b + 1) * per, x.rows)))
-        }
-        return acc.hessian
+        let parts = (0..<batches).filter { $0 * per < x.rows }.map { x.rows($0 * per..<min(($0 + 1) * per, x.rows)) }
+        return HessianAccumulator.over(parts).hessian
     }
 
     /// ‖(W − Q)·Xᵀ‖_F: the layer's output error on inputs X (tokens, columns).

@@ -105,17 +105,6 @@ struct ActivationRangeCollector: BlockInputObserver {
     }
 }
 
-/// A block observer that feeds GPTQ's Hessians and the activation ranges from one forward.
-struct CalibrationObserver: BlockInputObserver {
-    var hessians: HessianCollector?
-    var ranges: ActivationRangeCollector
-
-    mutating func observe(block: Int, group: LinearGroup, input: Tensor) {
-        hessians?.observe(block: block, group: group, input: input)
-        ranges.observe(block: block, group: group, input: input)
-    }
-}
-
 enum ActivationCalibration {
     /// The input parameters of every entry that quantizes its input: dynamic schemes as they
     /// are, static ones with the scale (and zero point) from the combined `ranges`.

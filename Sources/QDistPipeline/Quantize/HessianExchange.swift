@@ -4,12 +4,13 @@ import QDistQuant
 import QDistTensor
 
 /// Brings each linear group's Hessian to the ranks that solve with it: every rank's partial
-/// Float64 sum Σ 2·XᵀX goes by `Reduce(SUM)` to the group's lead owner (not Allreduce: only
-/// owners need H), which sends the total to the group's other owners, so all pieces of a split
-/// linear solve with bit-identical H (and so agree on act-order's group map). Float64 sums make
-/// H the same for any P once rounded to Float32 (`HessianAccumulator`).
+/// fixed-point sum Σ 2·XᵀX goes by `Reduce(SUM)` on Int64 to the group's lead owner (not
+/// Allreduce: only owners need H), which sends the total to the group's other owners. Integer
+/// sums are exact, so H has the same bits for any P and any reduction tree
+/// (`HessianAccumulator`); every rank built its accumulator on the same grid (the scale comes
+/// from the Allreduce(MAX) of the inputs' column maxima).
 ///
-/// Only the upper triangle travels (H is symmetric): n(n+1)/2 doubles.
+/// Only the upper triangle travels (H is symmetric): n(n+1)/2 Int64.
 enum HessianExchange {
     /// `owners[g]`: ranks that solve some linear reading group g's input, ascending. Returns
     /// the complete Hessians of the groups this rank owns.
@@ -19,22 +20,24 @@ enum HessianExchange {
         var out: [LinearGroup: Tensor] = [:]
         for (tag, group) in LinearGroup.allCases.enumerated() {
             guard let ranks = owners[group], let lead = ranks.first, let part = parts[group] else { continue }
-            let n = part.columns
             var packed = part.sum
-            var count = [part.sampleCount]
+            // Sequences, and how many ranks saw a non-finite input.
+            var counts = [part.sampleCount, part.nonFinite ? 1 : 0]
             try comm.reduce(&packed, op: .sum, root: lead)
-            try comm.reduce(&count, op: .sum, root: lead)
+            try comm.reduce(&counts, op: .sum, root: lead)
             if comm.rank == lead {
                 for other in ranks.dropFirst() {
                     try comm.send(packed, to: other, tag: 100 + tag)
-                    try comm.send(count, to: other, tag: 200 + tag)
+                    try comm.send(counts, to: other, tag: 200 + tag)
                 }
-                out[group] = HessianAccumulator(sum: packed, sampleCount: count[0], columns: n).hessian
             } else if ranks.contains(comm.rank) {
-                let received: [Double] = try comm.receive(count: n * (n + 1) / 2, from: lead, tag: 100 + tag)
-                let total: [Int] = try comm.receive(count: 1, from: lead, tag: 200 + tag)
-                out[group] = HessianAccumulator(sum: received, sampleCount: total[0], columns: n).hessian
+                packed = try comm.receive(count: packed.count, from: lead, tag: 100 + tag)
+                counts = try comm.receive(count: 2, from: lead, tag: 200 + tag)
+            } else {
+                continue
             }
+            out[group] = HessianAccumulator(sum: packed, sampleCount: counts[0], scale: part.scale,
+                                            nonFinite: counts[1] > 0).hessian
         }
         return out
     }

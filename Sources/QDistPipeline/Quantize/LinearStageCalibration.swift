@@ -23,35 +23,44 @@ struct LinearStageCalibration {
         residual = activations
     }
 
-    /// Runs every window up to the input of `group` with `block`'s current weights, showing
-    /// each window's input of `group` to `observe` (Hessian accumulation). Groups must come in
-    /// order, each exactly once.
-    mutating func advance(to group: LinearGroup, block: LlamaBlock, observe: ((Tensor) -> Void)?) {
+    /// The group reached last (nil before the first `advance`).
+    var current: LinearGroup? { reached }
+
+    /// Runs every window up to the input of `group` with `block`'s current weights. Groups must
+    /// come in order, each exactly once; the inputs are then read by `forEachInput`.
+    mutating func advance(to group: LinearGroup, block: LlamaBlock) {
         let order = LinearGroup.allCases
         precondition(order.firstIndex(of: group)! == reached.map { order.firstIndex(of: $0)! + 1 } ?? 0,
                      "linear stages must run in order: \(reached.map(\.rawValue) ?? "start") → \(group.rawValue)")
         reached = group
         switch group {
         case .qkv:
-            if let observe { for x in residual { observe(block.attentionInput(x)) } }
+            break  // the normalized residual, made on demand
         case .o:
             pending = residual.map { x in
                 var cache: KVCache? = nil
-                let attended = block.attentionOutput(normalized: block.attentionInput(x), cache: &cache)
-                observe?(attended)
-                return attended
+                return block.attentionOutput(normalized: block.attentionInput(x), cache: &cache)
             }
         case .gateUp:
             for i in residual.indices {
                 residual[i] = block.residualAfterAttention(residual[i], attended: pending[i])
                 pending[i] = Tensor.zeros([0])
-                observe?(block.mlpInput(residual[i]))
             }
         case .down:
-            for i in residual.indices {
-                pending[i] = block.mlpActivation(normalized: block.mlpInput(residual[i]))
-                observe?(pending[i])
-            }
+            for i in residual.indices { pending[i] = block.mlpActivation(normalized: block.mlpInput(residual[i])) }
+        }
+    }
+
+    /// Shows every window's input of the group reached last to `body`, in window order. It may
+    /// be called several times (statistics that need a first pass: the column maxima that fix
+    /// the Hessian's grid); the normalized inputs of q/k/v and gate/up are recomputed each time
+    /// (an RMSNorm, cheap next to the products) rather than held.
+    func forEachInput(block: LlamaBlock, _ body: (Tensor) throws -> Void) rethrows {
+        switch reached {
+        case .qkv?: for x in residual { try body(block.attentionInput(x)) }
+        case .gateUp?: for x in residual { try body(block.mlpInput(x)) }
+        case .o?, .down?: for p in pending { try body(p) }
+        case nil: preconditionFailure("forEachInput before the first stage")
         }
     }
 

@@ -91,6 +91,7 @@ public enum SequentialQuantizer {
         // calibrates on this rank's windows.
         let needsCalibration = job.plan.needsCalibration
         var activations: [Tensor] = []
+        var calibrationTokens = 0  // over every rank: fixes the Hessians' grid
         if needsCalibration {
             guard let data = job.calibration.data else {
                 throw QuantizePlanError(description: "\(job.plan.algorithm == .gptq ? "GPTQ" : "static input activations") need calibration data: set calibration.data or --data")
@@ -99,6 +100,7 @@ public enum SequentialQuantizer {
                                               seed: job.calibration.seed, tokenizer: job.bundle.tokenizer, communicator: comm)
             report.calibrationWindows = set.windows.count
             report.calibrationSeqLen = job.calibration.seqLen
+            calibrationTokens = set.windows.reduce(0) { $0 + $1.count }
             let embedding = try job.bundle.weights.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
             activations = set.share(rank: comm.rank, size: comm.size).map { LlamaModel.embed($0, table: embedding) }
         }
@@ -125,7 +127,8 @@ public enum SequentialQuantizer {
                 timers.io += Date().timeIntervalSince(t0)
             } else {
                 let solved = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
-                                               rotary: rotary, timers: &timers, communicator: comm)
+                                               calibrationTokens: calibrationTokens, rotary: rotary, timers: &timers,
+                                               communicator: comm)
                 let t0 = Date()
                 let mine = solved.filter { $0.writer == comm.rank }.map { StagedLinear(weights: $0.linear.weights, input: $0.input) }
                 let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
@@ -182,19 +185,24 @@ public enum SequentialQuantizer {
     /// propagates: leaves `weights` holding the dequantized linears on every rank and
     /// `activations` holding the next block's inputs.
     ///
-    /// `sequential: block` observes all four groups in one forward with the original weights and
-    /// then propagates through the quantized block; `linear` quantizes group by group in one
-    /// staged forward (`LinearStageCalibration`); `none` propagates through the original block.
+    /// Every mode calibrates through the staged forward (`LinearStageCalibration`), which holds
+    /// each group's inputs for the statistics passes. `sequential: linear` quantizes group by
+    /// group, each stage seeing the earlier groups quantized, and its last stage's state is the
+    /// next block's input; `block` observes all four groups with the original weights, solves
+    /// them together and propagates through the quantized block; `none` propagates through the
+    /// original block.
     static func quantizeBlock(_ b: Int, original: LlamaBlockWeights, weights: inout LlamaBlockWeights, job: Job,
-                              activations: inout [Tensor], rotary: RotaryEmbedding, timers: inout RankTimers,
-                              communicator comm: any Communicator) throws -> [BlockLinear] {
+                              activations: inout [Tensor], calibrationTokens: Int, rotary: RotaryEmbedding,
+                              timers: inout RankTimers, communicator comm: any Communicator) throws -> [BlockLinear] {
         let config = job.bundle.config
         let needsCalibration = job.plan.needsCalibration, usesHessians = job.plan.algorithm == .gptq
         let entries = job.plan.entries(inBlock: b)
-        let staged = job.sequential == .linear && needsCalibration
-        let stages: [[LinearGroup]] = job.sequential == .linear ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
-        var linearStages = staged ? LinearStageCalibration(activations: activations) : nil
-        if staged { activations = [] }  // the staged state owns them now
+        let linearMode = job.sequential == .linear
+        let stages: [[LinearGroup]] = linearMode ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
+        var calibration = needsCalibration ? LinearStageCalibration(activations: activations) : nil
+        // `block` and `none` propagate from the block's inputs; `linear` carries them staged.
+        let blockInputs = linearMode ? [] : activations
+        activations = []
         var out: [BlockLinear] = []
         for stage in stages {
             let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
@@ -205,33 +213,20 @@ public enum SequentialQuantizer {
             var ranges: ActivationRangeCollector? = nil
             if needsCalibration {
                 let t0 = Date()
-                let sizes = Dictionary(stageEntries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
-                var collector = CalibrationObserver(
-                    hessians: usesHessians ? HessianCollector(groups: stage, inputSizes: sizes) : nil,
-                    ranges: ActivationRangeCollector(entries: stageEntries))
                 let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
-                if staged {
-                    // Every stage runs (it carries the windows forward), observed only if it has linears.
-                    let group = stage[0]
-                    linearStages!.advance(to: group, block: block,
-                                          observe: stageEntries.isEmpty ? nil : { collector.observe(block: b, group: group, input: $0) })
-                } else if !stageEntries.isEmpty {
-                    var observer: (any BlockInputObserver)? = collector
-                    // Only as far as this stage's last input: nothing after it feeds a Hessian.
-                    let last = LinearGroup.allCases.last { stage.contains($0) }!
-                    for x in activations { block.observeInputs(x, through: last, observer: &observer) }
-                    collector = observer as! CalibrationObserver
-                }
+                let statistics = try collectStatistics(stage: stage, entries: stageEntries, calibration: &calibration!, block: block,
+                                                       carryThroughStage: linearMode, usesHessians: usesHessians,
+                                                       calibrationTokens: calibrationTokens, communicator: comm)
                 timers.forward += Date().timeIntervalSince(t0)
                 timers.sampleMemory()
                 guard !stageEntries.isEmpty else { continue }
                 let t1 = Date()
-                if let hessianParts = collector.hessians {
+                if usesHessians {
                     let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
                         .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
-                    hessians = try HessianExchange.deliver(hessianParts.accumulators, to: owners, communicator: comm)
+                    hessians = try HessianExchange.deliver(statistics.hessians, to: owners, communicator: comm)
                 }
-                ranges = collector.ranges
+                ranges = statistics.ranges
                 try ranges!.combine(communicator: comm)
                 timers.collectives += Date().timeIntervalSince(t1)
             }
@@ -268,10 +263,10 @@ public enum SequentialQuantizer {
         // model's, for `sequential: none`).
         if needsCalibration {
             let t0 = Date()
-            if staged {
-                activations = linearStages!.finish(block: LlamaBlock(index: b, weights: weights, config: config, rotary: rotary))
+            if linearMode {
+                activations = calibration!.finish(block: LlamaBlock(index: b, weights: weights, config: config, rotary: rotary))
             } else {
-                activations = propagate(activations, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
+                activations = propagate(blockInputs, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
                                                                        config: config, rotary: rotary))
             }
             timers.forward += Date().timeIntervalSince(t0)
@@ -285,12 +280,8 @@ public enum SequentialQuantizer {
         -> QuantizedLinearExchange.SolvedPiece
     {
         let t0 = Date()
-        // One BLAS thread for the solve, whatever the rank count: OpenBLAS's factorizations and
-        // small products round differently with 1 and 2 threads, and GPTQ with act-order turns a
-        // last-bit difference into different codes — results must not depend on P.
-        let threads = BLASThreads.current
-        BLASThreads.set(1)
-        defer { BLASThreads.set(threads) }
+        // Every thread count gives the same bits: products through `BLAS` (depth split), the
+        // factorizations on one thread (`BLASThreads.withOneThread` inside the solver).
         let result: QuantizedWeight, loss: Double?
         if let hessian, plan.algorithm == .gptq {
             let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: entry.args, blockSize: plan.blockSize, dampening: plan.dampening)

@@ -49,7 +49,7 @@ public enum GPTQBenchmark {
             if rng.nextUniform() < 0.001 { w[i] *= 8 }
         }
         let scales = (0..<columns).map { _ in Float(0.1 * pow(10, 2 * Double(rng.nextUniform()))) }
-        var acc = HessianAccumulator(columns: columns)
+        var windows: [Tensor] = []
         let seq = 512
         var done = 0
         while done < tokens {
@@ -62,9 +62,9 @@ public enum GPTQBenchmark {
                     x[r * columns + c] = prev * scales[c]
                 }
             }
-            acc.add(Tensor(shape: [t, columns], scalars: x), samples: 1)
+            windows.append(Tensor(shape: [t, columns], scalars: x))
             done += t
         }
-        return (Tensor(shape: [rows, columns], scalars: w), acc.hessian)
+        return (Tensor(shape: [rows, columns], scalars: w), HessianAccumulator.over(windows, samples: 1).hessian)
     }
 }

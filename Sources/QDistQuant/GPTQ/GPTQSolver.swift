@@ -125,15 +125,16 @@ public enum GPTQSolver {
         }
         let upper = Int8(UInt8(ascii: "U")), lower = Int8(UInt8(ascii: "L")), nonUnit = Int8(UInt8(ascii: "N"))
         // Column-major 'U' of the (symmetric) buffer = row-major lower L with JHJ = LLᵀ.
-        let info = a.withUnsafeMutableBufferPointer { p in
+        // One thread: OpenBLAS's threaded factorizations round differently (BLASThreads.withOneThread).
+        let info = BLASThreads.withOneThread { a.withUnsafeMutableBufferPointer { p in
             LAPACKE_spotrf_work(LAPACK_COL_MAJOR, upper, Int32(n), p.baseAddress, Int32(max(n, 1)))
-        }
+        } }
         if info > 0 { throw LinearAlgebraError.notPositiveDefinite(minor: Int(info)) }
         if info < 0 { throw LinearAlgebraError.invalidArgument(info: Int(info)) }
         a.reverse()  // J L J = Ũ, row-major upper = column-major lower
-        let info2 = a.withUnsafeMutableBufferPointer { p in
+        let info2 = BLASThreads.withOneThread { a.withUnsafeMutableBufferPointer { p in
             LAPACKE_strtri_work(LAPACK_COL_MAJOR, lower, nonUnit, Int32(n), p.baseAddress, Int32(max(n, 1)))
-        }
+        } }
         if info2 > 0 { throw LinearAlgebraError.singular(index: Int(info2)) }
         if info2 < 0 { throw LinearAlgebraError.invalidArgument(info: Int(info2)) }
         a.withUnsafeMutableBufferPointer { p in  // LAPACK leaves the other triangle as it was
