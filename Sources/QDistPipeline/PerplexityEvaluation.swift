@@ -6,8 +6,9 @@ import QDistModel
 /// non-overlapping windows of `seqLen` tokens, the first `windows` of them (default all);
 /// ppl = exp(mean NLL over the seqLen − 1 predicted tokens of every window).
 ///
-/// Under MPI window i belongs to rank i mod P; NLL sums and counts are combined with one
-/// Allreduce(SUM), so the result equals the single-process one up to summation order.
+/// Under MPI window i belongs to rank i mod P. Each window's NLL sum travels by Allgatherv and
+/// every rank adds them up in window order, so the result is the single-process one to the
+/// last bit for any P (an Allreduce(SUM) would add in an order that depends on P).
 public enum PerplexityEvaluation {
     /// What an evaluation measured; identical on every rank after the reduction.
     public struct Result: Sendable {
@@ -38,22 +39,35 @@ public enum PerplexityEvaluation {
         let mine = all.indices.filter { $0 % comm.size == comm.rank }
         let progress = ProgressReporter(label: "eval: window", total: mine.count, enabled: comm.isMain)
         let start = Date()
-        var sums: [Double] = [0, 0]  // NLL sum, predicted tokens
+        var nllSums: [Double] = [], predicted: [Int] = []  // per window of mine
         for (done, i) in mine.enumerated() {
             let window = Array(tokens[all[i]])
             let nll = model.negativeLogLikelihood(window)
-            sums[0] += nll.sum
-            sums[1] += Double(nll.predicted)
+            nllSums.append(nll.sum)
+            predicted.append(nll.predicted)
             progress.update(done: done + 1, work: (done + 1) * seqLen * comm.size)
         }
-        try comm.allreduce(&sums, op: .sum)
+        let sums = try orderedSums(nllSums, predicted, windows: all.count, communicator: comm)
         var elapsed = [Date().timeIntervalSince(start)]
         try comm.allreduce(&elapsed, op: .max)
         let peaks = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
-        let mean = sums[1] > 0 ? sums[0] / sums[1] : .nan
-        return Result(perplexity: exp(mean), meanNegativeLogLikelihood: mean, predictedTokens: Int(sums[1]),
+        let mean = sums.predicted > 0 ? sums.nll / Double(sums.predicted) : .nan
+        return Result(perplexity: exp(mean), meanNegativeLogLikelihood: mean, predictedTokens: sums.predicted,
                       windows: all.count, seqLen: seqLen,
                       tokensPerSecond: elapsed[0] > 0 ? Double(all.count * seqLen) / elapsed[0] : 0,
                       seconds: elapsed[0], peakResidentBytesPerRank: peaks)
+    }
+
+    /// Every rank's per-window sums (window i is the (i / P)-th of rank i mod P), added in
+    /// window order on every rank.
+    static func orderedSums(_ nll: [Double], _ predicted: [Int], windows: Int,
+                            communicator comm: any Communicator) throws -> (nll: Double, predicted: Int) {
+        let nllByRank = try comm.allgatherv(nll), predictedByRank = try comm.allgatherv(predicted)
+        var total = 0.0, count = 0
+        for i in 0..<windows {
+            total += nllByRank[i % comm.size][i / comm.size]
+            count += predictedByRank[i % comm.size][i / comm.size]
+        }
+        return (total, count)
     }
 }

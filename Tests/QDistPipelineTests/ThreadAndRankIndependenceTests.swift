@@ -1,0 +1,78 @@
+import Foundation
+import QDistIO
+import QDistTestSupport
+import XCTest
+
+/// Quantize writes the same bytes whatever the OpenBLAS thread count and the number of ranks:
+/// on a SmolLM2-shaped model (hidden 576, intermediate 1536, 9 heads / 3 KV heads), whose
+/// products are large enough for OpenBLAS to really use several threads, with windows of 512
+/// tokens and of 500 (a depth that OpenBLAS's one-thread and threaded drivers block
+/// differently), act-order GPTQ (chaotic in H: one last bit turns into other codes). Outputs are
+/// compared tensor by tensor, byte for byte, with no tolerance.
+final class ThreadAndRankIndependenceTests: XCTestCase {
+    var dir: URL!
+    var model: URL!
+
+    override func setUpWithError() throws {
+        dir = try QdistProcess.temporaryDirectory(self)
+        model = dir.appendingPathComponent("smollm2-shaped")
+        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "576", "--heads", "9",
+                                      "--kv-heads", "3", "--intermediate", "1536", "--vocab", "1024", "--seed", "5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func recipe(seqLen: Int, samples: Int) throws -> String {
+        let url = dir.appendingPathComponent("recipe-\(seqLen).yaml")
+        try Data("""
+            format: compressed-tensors
+            sequential: linear
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: \(samples), seq_len: \(seqLen), seed: 1}
+            recipe:
+              GPTQModifier:
+                actorder: group
+                config_groups:
+                  g0: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 64}}
+            """.utf8).write(to: url)
+        return url.path
+    }
+
+    /// Quantizes into `name` with `threads` OpenBLAS threads per rank (and `ranks` under mpirun).
+    func quantize(_ recipe: String, _ name: String, threads: Int, ranks: Int? = nil) throws -> URL {
+        let out = dir.appendingPathComponent(name)
+        let r = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path],
+                                     ranks: ranks, environment: ["OPENBLAS_NUM_THREADS": String(threads)], timeout: 900)
+        XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+        return out
+    }
+
+    /// Names of the tensors whose bytes (or dtype/shape) differ, over the union of both outputs.
+    func differingTensors(_ one: URL, _ other: URL) throws -> [String] {
+        let a = try CheckpointFolder(url: one), b = try CheckpointFolder(url: other)
+        let names = Set(a.tensorNames).union(b.tensorNames)
+        XCTAssertGreaterThan(names.count, 2 * 7 * 3, "packed codes, scales and zero points of 14 linears at least")
+        return try names.sorted().filter { name in
+            guard a.tensorNames.contains(name), b.tensorNames.contains(name) else { return true }
+            let x = try a.storedTensor(name), y = try b.storedTensor(name)
+            return x != y
+        }
+    }
+
+    func testOneAndTwoThreadsAndTwoAndThreeRanksWriteIdenticalTensors() throws {
+        let recipe = try recipe(seqLen: 512, samples: 6)
+        let reference = try quantize(recipe, "t1", threads: 1)
+        let runs = [("t2", try quantize(recipe, "t2", threads: 2)),
+                    ("n2", try quantize(recipe, "n2", threads: 1, ranks: 2)),
+                    ("n3", try quantize(recipe, "n3", threads: 1, ranks: 3))]
+        for (name, out) in runs {
+            XCTAssertEqual(try differingTensors(reference, out), [], "\(name) against one process on one thread")
+        }
+    }
+
+    func testAWindowDepthThatOpenBLASBlocksByThreadCountStillGivesIdenticalTensors() throws {
+        // 500 tokens: each window's Gram has depth 500, inside (GEMM_Q, 2·GEMM_Q), not a multiple of 32.
+        let recipe = try recipe(seqLen: 500, samples: 4)
+        let one = try quantize(recipe, "d1", threads: 1)
+        let two = try quantize(recipe, "d2", threads: 2)
+        XCTAssertEqual(try differingTensors(one, two), [])
+    }
+}
