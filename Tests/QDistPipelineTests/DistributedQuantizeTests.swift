@@ -27,7 +27,7 @@ final class DistributedQuantizeTests: XCTestCase {
             calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 12, seq_len: 64, seed: 3}
             recipe:
               GPTQModifier:
-                actorder: group
+                actorder: static
                 config_groups:
                   g0: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 32}}
             """.utf8).write(to: url)

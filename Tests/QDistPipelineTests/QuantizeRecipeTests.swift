@@ -1,5 +1,6 @@
 import Foundation
 import QDistTestSupport
+import QDistIO
 import XCTest
 @testable import QDistPipeline
 
@@ -41,6 +42,35 @@ final class QuantizeRecipeTests: XCTestCase {
         XCTAssertEqual(job.recipe.modifier.ignore, ["lm_head"])
         let w = try XCTUnwrap(job.recipe.modifier.weightGroups.first?.weights)
         XCTAssertEqual(w, WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128, actorder: .static))
+    }
+
+    /// GPTQ's act-order as llm-compressor resolves it: `static` by default for grouped weights,
+    /// compressed-tensors' aliases, an explicit `null` to turn it off, and `group` (g_idx)
+    /// refused for compressed-tensors, which today's transformers and vLLM cannot load.
+    func testActOrderDefaultsToStaticAcceptsAliasesAndRefusesGroupForCompressedTensors() throws {
+        let config = ModelConfiguration(hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1, numAttentionHeads: 4,
+                                        numKeyValueHeads: 2, vocabSize: 512)
+        func orders(_ modifier: String, format: QuantizeJobConfig.OutputFormat = .compressedTensors) throws -> Set<String> {
+            let job = try decode("recipe: {\(modifier)}")
+            let plan = try QuantizationPlan(recipe: job.recipe, config: config, format: format)
+            return Set(plan.entries.map { $0.args.actorder?.rawValue ?? "none" })
+        }
+        let grouped = "config_groups: {g: {targets: [Linear], weights: {num_bits: 4, strategy: group, group_size: 32}}}"
+        XCTAssertEqual(try orders("GPTQModifier: {\(grouped)}"), ["static"], "llm-compressor's default")
+        XCTAssertEqual(try orders("GPTQModifier: {actorder: null, \(grouped)}"), ["none"])
+        XCTAssertEqual(try orders("GPTQModifier: {actorder: weight, \(grouped)}"), ["static"])
+        XCTAssertEqual(try orders("GPTQModifier: {actorder: dynamic, \(grouped)}", format: .gptq), ["group"])
+        XCTAssertEqual(try orders("GPTQModifier: {scheme: W8A16}"), ["none"], "channel weights have no act-order by default")
+        XCTAssertEqual(try orders("QuantizationModifier: {\(grouped)}"), ["none"], "round-to-nearest has no column order")
+        let job = try decode("recipe: {GPTQModifier: {actorder: group, \(grouped)}}")
+        XCTAssertThrowsError(try QuantizationPlan(recipe: job.recipe, config: config, format: .compressedTensors)) { error in
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n"))
+            for part in ["actorder group", "g_idx", "actorder: static", "--format gptq"] {
+                XCTAssertTrue(text.contains(part), "\(text) should say \(part)")
+            }
+        }
+        assertError("recipe: {GPTQModifier: {actorder: sideways, \(grouped)}}", contains: ["actorder", "sideways", "weight"])
     }
 
     func testUnknownKeyNamesFileLineAndKey() {

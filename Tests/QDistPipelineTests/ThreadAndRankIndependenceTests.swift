@@ -29,7 +29,7 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
             calibration: {data: \(QdistProcess.wikitext("valid").path), samples: \(samples), seq_len: \(seqLen), seed: 1}
             recipe:
               GPTQModifier:
-                actorder: group
+                actorder: static
                 config_groups:
                   g0: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 64}}
             """.utf8).write(to: url)

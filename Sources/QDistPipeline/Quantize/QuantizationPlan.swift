@@ -50,6 +50,9 @@ public struct QuantizationPlan: Sendable {
         algorithm = recipe.algorithm
         blockSize = modifier.blockSize ?? 128
         dampening = modifier.dampeningFrac ?? 0.01
+        // llm-compressor's GPTQModifier default: grouped weights solve in activation order with
+        // groups kept in column order (`static`), unless the modifier says otherwise.
+        let defaultActOrder: WeightArgsConfig.ActOrder? = algorithm == .gptq && !modifier.actorderGiven ? .static : nil
         var entries: [Entry] = []
         for shape in config.linearLayers {
             guard !Self.matches(shape.name, modifier.ignore) else { continue }
@@ -57,7 +60,8 @@ public struct QuantizationPlan: Sendable {
             let parts = shape.name.split(separator: ".")
             guard parts.count >= 5, let block = Int(parts[2]) else { continue }
             entries.append(Entry(block: block, suffix: parts[3...].joined(separator: "."), inFeatures: shape.inFeatures,
-                                 outFeatures: shape.outFeatures, args: try Self.arguments(group.weights),
+                                 outFeatures: shape.outFeatures,
+                                 args: try Self.arguments(group.weights, defaultActOrder: defaultActOrder),
                                  inputActivations: group.inputActivations?.scheme))
         }
         guard !entries.isEmpty else {
@@ -68,12 +72,13 @@ public struct QuantizationPlan: Sendable {
     }
 
     /// Recipe weight arguments → the quantizer's.
-    static func arguments(_ w: WeightArgsConfig) throws -> QuantizationArgs {
+    static func arguments(_ w: WeightArgsConfig, defaultActOrder: WeightArgsConfig.ActOrder? = nil) throws -> QuantizationArgs {
         var a = QuantizationArgs(numBits: w.numBits, type: w.type == .int ? .int : .float, symmetric: w.symmetric,
                                  strategy: QuantizationArgs.Strategy(rawValue: w.strategy.rawValue) ?? .channel,
                                  groupSize: w.groupSize)
         a.observer = QuantizationArgs.ObserverKind(rawValue: w.observer.rawValue) ?? .minmax
-        a.actorder = w.actorder.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
+        let order = w.actorder ?? (w.strategy == .group ? defaultActOrder : nil)
+        a.actorder = order.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
         do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }
         return a
     }
@@ -81,6 +86,10 @@ public struct QuantizationPlan: Sendable {
     /// Group sizes must divide every targeted input dimension for formats that cannot carry a
     /// shorter last group; the message names the layers and the sizes that would work.
     func validate(format: QuantizeJobConfig.OutputFormat) throws {
+        if format == .compressedTensors, let e = entries.first(where: { $0.args.actorder == .group }) {
+            throw QuantizePlanError(description:
+                "\(e.name): actorder group stores a g_idx, which compressed-tensors ≥ 0.19 (and so transformers and vLLM) no longer load; use actorder: static (alias weight), or --format gptq")
+        }
         for (size, layers) in Dictionary(grouping: entries.filter { $0.args.strategy == .group }, by: { $0.args.groupSize ?? 0 }) {
             let bad = layers.filter { $0.inFeatures % size != 0 }
             guard !bad.isEmpty else { continue }

@@ -96,7 +96,9 @@ enum ShardedQuantizedOutput {
         let quantizationConfig: JSONValue
         switch job.format {
         case .compressedTensors:
-            quantizationConfig = try CompressedTensorsFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: scaleType))
+            let staticOrder = job.plan.entries.contains { $0.args.actorder == .static }
+            quantizationConfig = try CompressedTensorsFormat.quantizationConfig(
+                schemes: schemes, options: .init(scaleDType: scaleType, staticActOrder: staticOrder))
         case .gptq:
             quantizationConfig = try GPTQFormat.quantizationConfig(schemes: schemes, options: gptqOptions(job))
         }

@@ -44,6 +44,10 @@ public struct ModifierConfig: Decodable, Sendable, Equatable {
     public var blockSize: Int?
     public var dampeningFrac: Double?
     public var actorder: WeightArgsConfig.ActOrder?
+    /// Whether the recipe set `actorder` at the modifier level (an explicit `null` turns
+    /// act-order off); when it did not, GPTQ uses llm-compressor's default, `static`, for the
+    /// grouped config groups that set none themselves.
+    public var actorderGiven: Bool
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case targets, ignore, scheme, configGroups = "config_groups", blockSize = "block_size"
@@ -60,6 +64,7 @@ public struct ModifierConfig: Decodable, Sendable, Equatable {
         blockSize = try c.decodeIfPresent(Int.self, forKey: .blockSize)
         dampeningFrac = try c.decodeIfPresent(Double.self, forKey: .dampeningFrac)
         actorder = try c.decodeIfPresent(WeightArgsConfig.ActOrder.self, forKey: .actorder)
+        actorderGiven = c.contains(.actorder)
         if (scheme == nil) == (configGroups == nil) {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "give exactly one of scheme or config_groups"))
         }
@@ -76,7 +81,8 @@ public struct ModifierConfig: Decodable, Sendable, Equatable {
     }
 
     /// The weight (and input activation) arguments of every config group (the scheme's, for a
-    /// preset), with the modifier's `actorder` applied over the groups' own.
+    /// preset), with the modifier's `actorder` applied over the groups' own (as given: GPTQ's
+    /// default is applied by `QuantizationPlan`, which knows the algorithm).
     public var weightGroups: [(name: String, targets: [String], weights: WeightArgsConfig, inputActivations: ActivationArgsConfig?)] {
         var groups: [(name: String, targets: [String], weights: WeightArgsConfig, inputActivations: ActivationArgsConfig?)]
         if let s = scheme, let w = SchemePresets.weights(named: s) {
@@ -86,7 +92,7 @@ public struct ModifierConfig: Decodable, Sendable, Equatable {
                 (name: $0.key, targets: $0.value.targets, weights: $0.value.weights, inputActivations: $0.value.inputActivations)
             }
         }
-        if let a = actorder { for i in groups.indices { groups[i].weights.actorder = a } }
+        if actorderGiven { for i in groups.indices { groups[i].weights.actorder = actorder } }
         return groups
     }
 

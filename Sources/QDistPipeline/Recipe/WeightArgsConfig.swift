@@ -10,7 +10,23 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     public enum Observer: String, Decodable, Sendable, CaseIterable { case minmax, mse, percentile, kl }
     /// GPTQ's column order: by descending Hessian diagonal, with groups kept in original order
     /// (`static`) or formed along the permuted order (`group`).
-    public enum ActOrder: String, Decodable, Sendable { case `static`, group }
+    /// Spelled as compressed-tensors does, aliases included: `weight` ≡ `static`, `dynamic` ≡
+    /// `group`.
+    public enum ActOrder: String, Decodable, Sendable {
+        case `static`, group
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            switch text {
+            case "static", "weight": self = .static
+            case "group", "dynamic": self = .group
+            default:
+                throw DecodingError.dataCorruptedError(in: c, debugDescription:
+                    "unknown actorder '\(text)' (static or its alias weight: groups in column order, loads everywhere; group or its alias dynamic: groups in activation order with g_idx, GPTQ format only)")
+            }
+        }
+    }
 
     public var numBits: Int
     public var type: NumberType
