@@ -8,8 +8,10 @@ import QDistTensor
 ///
 /// The example stream is epoch after epoch of a seeded permutation of `0..<exampleCount`
 /// (Fisher–Yates driven by SplitMix64 seeded from `seed` and the epoch); global batch k is
-/// positions `k·B ..< (k+1)·B` of that stream. Rank r of P takes the batch's members at
-/// positions i with i mod P = r, then cuts them into micro-batches of `microBatchSize`.
+/// positions `k·B ..< (k+1)·B` of that stream, cut into consecutive micro-batches of
+/// `microBatchSize`; rank r of P takes micro-batches c with c mod P = r. So every micro-batch
+/// holds the same examples for any P — its forward and backward are the same computation — and
+/// only which rank runs it changes.
 public struct BatchSchedule: Sendable, Equatable {
     public let exampleCount: Int
     public let globalBatchSize: Int
@@ -50,12 +52,19 @@ public struct BatchSchedule: Sendable, Equatable {
         return result
     }
 
-    /// Rank `rank` of `ranks`'s share of global batch `step`, as micro-batches of at most
-    /// `microBatchSize` (a rank may get an empty list when the batch is smaller than P).
+    /// Global batch `step` cut into micro-batches of at most `microBatchSize`, in stream order.
+    public func microBatches(step: Int, microBatchSize: Int) -> [[(example: Int, position: Int)]] {
+        precondition(microBatchSize > 0, "micro-batch \(microBatchSize)")
+        let all = globalBatch(step: step)
+        return stride(from: 0, to: all.count, by: microBatchSize).map { Array(all[$0..<min($0 + microBatchSize, all.count)]) }
+    }
+
+    /// Rank `rank` of `ranks`'s share of global batch `step`: micro-batches c (of
+    /// `microBatches(step:microBatchSize:)`) with c mod P = rank, in order (a rank may get none
+    /// when there are fewer micro-batches than ranks).
     public func microBatches(step: Int, rank: Int, ranks: Int, microBatchSize: Int) -> [[(example: Int, position: Int)]] {
-        precondition(microBatchSize > 0 && (0..<ranks).contains(rank), "rank \(rank) of \(ranks), micro-batch \(microBatchSize)")
-        let mine = globalBatch(step: step).enumerated().filter { $0.offset % ranks == rank }.map(\.element)
-        return stride(from: 0, to: mine.count, by: microBatchSize).map { Array(mine[$0..<min($0 + microBatchSize, mine.count)]) }
+        precondition((0..<ranks).contains(rank), "rank \(rank) of \(ranks)")
+        return microBatches(step: step, microBatchSize: microBatchSize).enumerated().filter { $0.offset % ranks == rank }.map(\.element)
     }
 
     /// The epoch (0-based, fractional) reached after `steps` updates.

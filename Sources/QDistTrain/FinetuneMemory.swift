@@ -10,12 +10,13 @@ public struct FinetuneRankMemory: Sendable, Equatable {
     public var baseWeights: Double
     /// The fp32 LoRA parameters this rank keeps between steps.
     public var adapters: Double
-    /// The fp32 gradients kept between the backward and the optimizer step.
+    /// The fp32 gradients kept between the backward and the optimizer step, with the exact
+    /// fixed-point sum they are made from (`FixedPointLimbs`: 24 bytes per gradient).
     public var gradients: Double
     /// AdamW's fp32 m and v.
     public var optimizerState: Double
     /// Activations of one micro-batch under per-block gradient checkpointing, plus the step's
-    /// transient buffers (logit chunk; under ZeRO ≥ 2 the backward's full gradient scratch;
+    /// transient buffers (logit chunk; the backward's full-size gradient scratch;
     /// under ZeRO-3 one gathered block and the gathered embedding).
     public var activations: Double
 
@@ -86,8 +87,8 @@ extension MemoryEstimator {
 
     /// QLoRA fine-tuning per rank at a ZeRO stage, by category: the frozen base (decoder linears
     /// in `baseFormat`, the rest in `keptFormat`; sharded only at stage 3), fp32 adapters
-    /// (sharded at 3), fp32 gradients (2), AdamW m and v (1), and activations with the stage's
-    /// transient buffers. `model` comes from the config or the checkpoint headers.
+    /// (sharded at 3), fp32 gradients with their exact sum (2), AdamW m and v (1), and activations
+    /// with the step's transient buffers. `model` comes from the config or the checkpoint headers.
     public static func finetune(_ model: ModelParameterSummary, config: ModelConfiguration, lora: LoRAShapeSummary,
                                 microBatchSize: Int, seqLen: Int, zeroStage: Int, worldSize: Int,
                                 baseFormat: NumberFormat, keptFormat: NumberFormat) -> FinetuneRankMemory {
@@ -96,7 +97,7 @@ extension MemoryEstimator {
         let base = weightBytes(parameters: model.linear, format: baseFormat)
             + weightBytes(parameters: model.total - model.linear, format: keptFormat)
         var activations = 4 * checkpointedActivationElements(config, lora: lora, tokens: microBatchSize * seqLen, seqLen: seqLen)
-        if zeroStage >= 2 { activations += 4 * lora.parameters }  // the backward's full-size gradient scratch
+        activations += 4 * lora.parameters  // the backward's full-size gradient scratch (one micro-batch)
         if zeroStage >= 3 {
             // One block gathered (payload and its decoded fp32 weights), and the embedding.
             let blockLinear = model.linear / Double(max(config.numHiddenLayers, 1))
@@ -105,7 +106,8 @@ extension MemoryEstimator {
         }
         return FinetuneRankMemory(baseWeights: base / (zeroStage >= 3 ? n : 1),
                                   adapters: 4 * lora.parameters / (zeroStage >= 3 ? n : 1),
-                                  gradients: 4 * lora.parameters / (zeroStage >= 2 ? n : 1),
+                                  // fp32 gradients and their exact sum (FixedPointLimbs digits)
+                                  gradients: Double(4 + 8 * FixedPointLimbs.gradients.limbs) * lora.parameters / (zeroStage >= 2 ? n : 1),
                                   optimizerState: 8 * lora.parameters / (zeroStage >= 1 ? n : 1),
                                   activations: activations)
     }

@@ -75,4 +75,36 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
         let two = try quantize(recipe, "d2", threads: 2)
         XCTAssertEqual(try differingTensors(one, two), [])
     }
+
+    func testFinetuneLossesAreIdenticalForOneAndTwoThreadsAndForRanksUnderZeROZeroAndThree() throws {
+        // Micro-batches of 2 × 249 predicted tokens: the weight-gradient products have depth 498.
+        let data = dir.appendingPathComponent("train.txt")
+        try Data(contentsOf: QdistProcess.wikitext("valid")).prefix(60_000).write(to: data)
+        let config = dir.appendingPathComponent("ft.yaml")
+        try Data("""
+            model: \(model.path)
+            data: \(data.path)
+            seq_len: 250
+            micro_batch_size: 2
+            global_batch_size: 6
+            steps: 3
+            learning_rate: 1.0e-2
+            max_grad_norm: 0.5
+            seed: 2
+            lora: {r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: all-linear}
+            """.utf8).write(to: config)
+        func losses(_ name: String, threads: Int, ranks: Int? = nil, stage: Int) throws -> [UInt64] {
+            let r = try QdistProcess.run(["finetune", "--config", config.path, "--output", dir.appendingPathComponent(name).path,
+                                          "--zero-stage", "\(stage)", "--json"],
+                                         ranks: ranks, environment: ["OPENBLAS_NUM_THREADS": String(threads)], timeout: 900)
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            return try XCTUnwrap(try QdistProcess.jsonObject(r)["losses"] as? [Double]).map(\.bitPattern)
+        }
+        let reference = try losses("f1", threads: 1, stage: 0)
+        XCTAssertEqual(reference.count, 3)
+        XCTAssertEqual(try losses("f2", threads: 2, stage: 0), reference, "2 threads")
+        XCTAssertEqual(try losses("f2z3", threads: 2, stage: 3), reference, "2 threads, ZeRO-3")
+        XCTAssertEqual(try losses("n2z0", threads: 1, ranks: 2, stage: 0), reference, "2 ranks, ZeRO-0")
+        XCTAssertEqual(try losses("n3z3", threads: 1, ranks: 3, stage: 3), reference, "3 ranks, ZeRO-3")
+    }
 }

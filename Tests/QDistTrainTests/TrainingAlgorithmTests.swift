@@ -138,6 +138,10 @@ final class TrainingAlgorithmTests: XCTestCase {
             for ranks in 1...4 {
                 let union = (0..<ranks).flatMap { r in s.microBatches(step: step, rank: r, ranks: ranks, microBatchSize: 2).flatMap { $0 } }
                 XCTAssertEqual(union.map(\.position).sorted(), global, "step \(step), \(ranks) ranks")
+                // Micro-batches are the same groups of examples for every P (only the rank changes).
+                let groups = Set((0..<ranks).flatMap { r in s.microBatches(step: step, rank: r, ranks: ranks, microBatchSize: 2) }
+                    .map { $0.map(\.position) })
+                XCTAssertEqual(groups, Set(s.microBatches(step: step, microBatchSize: 2).map { $0.map(\.position) }))
             }
         }
     }

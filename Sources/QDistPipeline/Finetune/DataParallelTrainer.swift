@@ -52,11 +52,15 @@ public struct TrainingStepResult: Sendable, Equatable {
 /// | 2 | + its shard of the gradients | Reduce_scatter each block's grads as soon as the backward finishes it; update; Allgather(params) |
 /// | 3 | + its shard of the parameters and of the frozen base | all-gather each block (adapters and base) before its forward and its backward; Reduce_scatter(grads); update its shard |
 ///
-/// Each global batch is split across ranks by `BatchSchedule` and every micro-batch's loss is
-/// normalized by the global batch's counted tokens, so the summed gradient — and the losses —
-/// do not depend on P beyond summation order. Ranks run the same number of micro-steps (a
-/// rank short of examples runs empty ones) so collectives stay paired. The arithmetic lives in
-/// QDistTrain (AdamW, clipping, partition); this type only moves data and calls it.
+/// Each global batch is cut into micro-batches that are the same for every P (`BatchSchedule`),
+/// and every micro-batch's loss is normalized by the global batch's counted tokens. Gradients
+/// are summed exactly — each micro-batch's gradient rounded once onto a fixed grid
+/// (`FixedPointLimbs`), then integer sums locally and in the Allreduce / Reduce_scatter — and so
+/// are the squared norm for clipping and, in micro-batch order, the losses: a run gives the same
+/// losses and weights, bit for bit, for any number of ranks and threads. Ranks run the same
+/// number of micro-steps (a rank short of micro-batches runs empty ones) so collectives stay
+/// paired. The arithmetic lives in QDistTrain (AdamW, clipping, partition, limbs); this type
+/// only moves data and calls it.
 public final class DataParallelTrainer {
     public let graph: LlamaTrainingGraph
     public let settings: TrainerSettings
@@ -72,9 +76,17 @@ public final class DataParallelTrainer {
     public private(set) var optimizer: AdamWState
     /// Gradients kept for the optimizer: the full buffer below stage 2, this rank's shard from 2.
     var gradients: [Float]
-    /// Stage ≥ 2: the full-size buffer the graph accumulates one micro-batch into before each
-    /// block is reduce-scattered (and zeroed) — transient in ZeRO's terms.
+    /// The exact sum of the step's micro-batch gradients over `gradients`' range, as
+    /// `FixedPointLimbs.gradients` digits (`limbs` Int64 per value).
+    var gradientDigits: [Int64]
+    /// The full-size buffer the graph computes one micro-batch's gradient into before it is
+    /// folded into the digits (below stage 2) or reduce-scattered block by block (from 2) —
+    /// transient in ZeRO's terms.
     var scratch: [Float]
+    /// Whether some micro-batch gradient of this step was non-finite (the step's gradient is
+    /// then NaN, as a Float32 sum would have made it).
+    var nonFiniteGradient = false
+    let limbs = FixedPointLimbs.gradients
     /// Optimizer steps taken so far.
     public private(set) var completedSteps = 0
 
@@ -92,7 +104,8 @@ public final class DataParallelTrainer {
         parameters = stage.shardsParameters ? Array(initial.values[own]) : initial.values
         optimizer = AdamWState(count: stage.shardsOptimizerState ? own.count : graph.layout.count)
         gradients = [Float](repeating: 0, count: stage.shardsGradients ? own.count : graph.layout.count)
-        scratch = stage.shardsGradients ? [Float](repeating: 0, count: graph.layout.count) : []
+        gradientDigits = [Int64](repeating: 0, count: gradients.count * FixedPointLimbs.gradients.limbs)
+        scratch = [Float](repeating: 0, count: graph.layout.count)
     }
 
     /// This rank's range of the flat index (its shard at stages ≥ 1, and what it checkpoints).
@@ -113,38 +126,43 @@ public final class DataParallelTrainer {
         let batches = settings.batches, micro = settings.microBatchSize
         let learningRate = settings.schedule.rate(at: k)
         let normalizer = batches.globalBatch(step: k).reduce(0) { $0 + examples[$1.example].countedTokens }
+        let chunks = batches.microBatches(step: k, microBatchSize: micro).count
         let mine = batches.microBatches(step: k, rank: communicator.rank, ranks: ranks, microBatchSize: micro)
-        let share = (batches.globalBatchSize + ranks - 1) / ranks
-        let microSteps = (share + micro - 1) / micro
+        let microSteps = (chunks + ranks - 1) / ranks
 
-        for i in gradients.indices { gradients[i] = 0 }
+        for i in gradientDigits.indices { gradientDigits[i] = 0 }
+        nonFiniteGradient = false
         let adapters: any AdapterParameterSource = stage.shardsParameters
             ? ShardedAdapterSource(layout: graph.layout, partition: partition, shard: parameters, communicator: communicator)
             : TrainableParameters(layout: graph.layout, values: parameters)
-        var lossSum = 0.0, counted = 0, inputs = 0
+        var lossSums: [Double] = [], counts = [0, 0, 0]  // counted targets, input tokens, non-finite ranks
         for j in 0..<microSteps {
             let batch = j < mine.count ? mine[j].map { examples[$0.example].sequence(dropoutSeed: exampleSeed($0.position)) } : []
-            inputs += batch.reduce(0) { $0 + $1.tokens.count - 1 }
+            counts[1] += batch.reduce(0) { $0 + $1.tokens.count - 1 }
             let loss: LossSummary
             if stage.shardsGradients {
                 loss = try graph.accumulateGradients(batch, frozen: frozen, adapters: adapters, into: &scratch,
                                                      lossNormalizer: max(normalizer, 1),
                                                      blockGradientsReady: { [self] block, slice in try reduceScatter(block: block, slice) })
             } else {
-                loss = try graph.accumulateGradients(batch, frozen: frozen, adapters: adapters, into: &gradients,
+                loss = try graph.accumulateGradients(batch, frozen: frozen, adapters: adapters, into: &scratch,
                                                      lossNormalizer: max(normalizer, 1))
+                foldScratch()
             }
-            lossSum += loss.sum
-            counted += loss.countedTokens
+            if j < mine.count { lossSums.append(loss.sum) }
+            counts[0] += loss.countedTokens
         }
-        if !stage.shardsGradients { try communicator.allreduce(&gradients, op: .sum) }
+        if !stage.shardsGradients { try communicator.allreduce(&gradientDigits, op: .sum) }
+        counts[2] = nonFiniteGradient ? 1 : 0
+        try communicator.allreduce(&counts, op: .sum)
+        gradients = counts[2] > 0 ? [Float](repeating: .nan, count: gradients.count) : limbs.floats(gradientDigits)
+        let lossSum = try orderedLossSum(lossSums, microBatches: chunks)
 
-        // Clipping by the global norm, from per-shard sums of squares.
+        // Clipping by the global norm, from per-shard exact sums of squares.
         let own = ownedRange
         var shardGradients = stage.shardsGradients ? gradients : Array(gradients[own])
-        var totals = [GradientClipping.sumOfSquares(shardGradients), lossSum, Double(counted), Double(inputs)]
-        try communicator.allreduce(&totals, op: .sum)
-        let (norm, factor) = GradientClipping.coefficient(totalSumOfSquares: totals[0], maxNorm: settings.maxGradNorm)
+        let (norm, factor) = GradientClipping.coefficient(totalSumOfSquares: try exactSumOfSquares(shardGradients),
+                                                          maxNorm: settings.maxGradNorm)
 
         // AdamW on what this rank owns: everything at stage 0, its shard otherwise.
         if stage == .zero {
@@ -164,21 +182,60 @@ public final class DataParallelTrainer {
             }
         }
         completedSteps += 1
-        return TrainingStepResult(step: completedSteps, loss: totals[2] > 0 ? totals[1] / totals[2] : 0,
-                                  countedTokens: Int(totals[2]), inputTokens: Int(totals[3]),
+        return TrainingStepResult(step: completedSteps, loss: counts[0] > 0 ? lossSum / Double(counts[0]) : 0,
+                                  countedTokens: counts[0], inputTokens: counts[1],
                                   learningRate: learningRate, gradientNorm: norm)
     }
 
-    /// ZeRO-2/3: reduce-scatters block `block`'s gradients (the slice the graph just finished),
-    /// adds this rank's piece into its gradient shard and zeroes the slice for the next
-    /// micro-batch. Every rank calls it for every block of every micro-step.
+    /// Below stage 2: folds the micro-batch gradient in `scratch` into the digits and zeroes it.
+    func foldScratch() {
+        scratch.withUnsafeMutableBufferPointer { g in
+            gradientDigits.withUnsafeMutableBufferPointer { d in
+                if !limbs.add(UnsafeBufferPointer(g), to: d) { nonFiniteGradient = true }
+            }
+            for i in g.indices { g[i] = 0 }
+        }
+    }
+
+    /// ZeRO-2/3: reduce-scatters block `block`'s gradients (the slice the graph just finished)
+    /// as exact digits, adds this rank's piece into its shard's digits and zeroes the slice for
+    /// the next micro-batch. Every rank calls it for every block of every micro-step.
     func reduceScatter(block: Int, _ slice: UnsafeMutableBufferPointer<Float>) throws {
         let window = graph.layout.blockRange(block)
         let pieces = partition.pieces(of: window)
-        let reduced = try communicator.reduceScatter(Array(slice), counts: pieces.map(\.count))
-        let mine = pieces[communicator.rank], start = ownedRange.lowerBound
-        for (i, x) in reduced.enumerated() { gradients[mine.lowerBound - start + i] += x }
+        var digits = [Int64](repeating: 0, count: slice.count * limbs.limbs)
+        let finite = digits.withUnsafeMutableBufferPointer { limbs.add(UnsafeBufferPointer(slice), to: $0) }
+        if !finite { nonFiniteGradient = true }
+        let reduced = try communicator.reduceScatter(digits, counts: pieces.map { $0.count * limbs.limbs })
+        let mine = pieces[communicator.rank], start = (mine.lowerBound - ownedRange.lowerBound) * limbs.limbs
+        for (i, x) in reduced.enumerated() { gradientDigits[start + i] &+= x }
         for i in 0..<slice.count { slice[i] = 0 }
+    }
+
+    /// The global batch's loss sum: every rank's per-micro-batch sums added in micro-batch
+    /// order (micro-batch c is the (c / P)-th of rank c mod P), the same bits for any P.
+    func orderedLossSum(_ mine: [Double], microBatches: Int) throws -> Double {
+        let byRank = try communicator.allgatherv(mine), p = communicator.size
+        var total = 0.0
+        for c in 0..<microBatches { total += byRank[c % p][c / p] }
+        return total
+    }
+
+    /// Σ g² over every rank's shard, exactly (`FixedPointLimbs.squares`, Allreduce on the digits).
+    func exactSumOfSquares(_ shard: [Float]) throws -> Double {
+        let squares = FixedPointLimbs.squares
+        var digits = [Int64](repeating: 0, count: squares.limbs)
+        var finite = true
+        digits.withUnsafeMutableBufferPointer { d in
+            for g in shard where g != 0 {
+                if !squares.add(Double(g) * Double(g), to: d.baseAddress!) { finite = false }
+            }
+        }
+        var flag = [finite ? 0 : 1]
+        try communicator.allreduce(&digits, op: .sum)
+        try communicator.allreduce(&flag, op: .sum)
+        if flag[0] > 0 { return .nan }
+        return digits.withUnsafeBufferPointer { squares.value(of: $0.baseAddress!) }
     }
 
     /// All trainable values, in layout order. Collective at stage 3 (an all-gather).
@@ -210,7 +267,8 @@ public final class DataParallelTrainer {
     /// step), plus the stage's transient buffers.
     public func heldMemory(activations: Double) -> FinetuneRankMemory {
         FinetuneRankMemory(baseWeights: Double(frozen.heldBytes), adapters: Double(4 * parameters.count),
-                           gradients: Double(4 * gradients.count), optimizerState: Double(optimizer.byteCount),
+                           gradients: Double(4 * gradients.count + 8 * gradientDigits.count),
+                           optimizerState: Double(optimizer.byteCount),
                            activations: activations)
     }
 }
