@@ -7,15 +7,20 @@ import QDistTensor
 ///
 /// The folder appears whole or not at all: everything is written into a hidden staging folder
 /// beside the destination and renamed into place at the end; a failure removes the staging
-/// folder. An existing destination is replaced only when `overwrite` is set.
+/// folder. An existing destination is replaced only when `overwrite` is set and qdist wrote it,
+/// and never when it is, holds or lies inside one of `inputs` (`OutputFolderGuard`).
 public struct ModelFolderWriter {
     public var destination: URL
     public var overwrite: Bool
     public var maxShardSize: Int
+    /// What the folder is made from (model folders, files): the destination must keep clear.
+    public var inputs: [URL]
 
-    public init(destination: URL, overwrite: Bool = false, maxShardSize: Int = ShardedCheckpointWriter.defaultMaxShardSize) {
+    public init(destination: URL, overwrite: Bool = false, inputs: [URL] = [],
+                maxShardSize: Int = ShardedCheckpointWriter.defaultMaxShardSize) {
         self.destination = destination
         self.overwrite = overwrite
+        self.inputs = inputs
         self.maxShardSize = maxShardSize
     }
 
@@ -27,9 +32,7 @@ public struct ModelFolderWriter {
                       generationConfig: JSONValue?, metadata: [String: String] = ["format": "pt"],
                       extraFiles: [String: [UInt8]] = [:]) throws {
         let fm = FileManager.default
-        if fm.fileExists(atPath: destination.path) && !overwrite {
-            throw QDistIOError(.io, path: destination.path, "already exists (pass --overwrite to replace it)")
-        }
+        try OutputFolderGuard.check(destination, inputs: inputs, overwrite: overwrite)
         let parent = destination.deletingLastPathComponent()
         do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
             throw QDistIOError(.io, path: parent.path, "cannot create folder: \(error.localizedDescription)")
@@ -38,6 +41,7 @@ public struct ModelFolderWriter {
         try? fm.removeItem(at: staging)
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+            try OutputFolderGuard.mark(staging)
             try config.write(to: staging.appendingPathComponent("config.json"))
             let plan = ShardedCheckpointWriter(maxShardSize: maxShardSize, metadata: metadata)
             let stored = try tensors.map { entry -> (name: String, tensor: StoredTensor) in
@@ -57,7 +61,7 @@ public struct ModelFolderWriter {
             for (name, bytes) in extraFiles.sorted(by: { $0.key < $1.key }) {
                 try AtomicFileWriter.write(bytes, to: staging.appendingPathComponent(name))
             }
-            if fm.fileExists(atPath: destination.path) { try fm.removeItem(at: destination) }
+            try OutputFolderGuard.replace(destination, overwrite: overwrite)
             try fm.moveItem(at: staging, to: destination)
         } catch {
             try? fm.removeItem(at: staging)

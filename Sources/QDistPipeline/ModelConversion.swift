@@ -16,7 +16,8 @@ public enum ModelConversion {
         public var seconds: Double
     }
 
-    public static func convert(_ bundle: ModelBundle, to destination: URL, dtype: DType, overwrite: Bool) throws -> Summary {
+    public static func convert(_ bundle: ModelBundle, to destination: URL, dtype: DType, overwrite: Bool,
+                               otherInputs: [URL] = []) throws -> Summary {
         guard [.f32, .f16, .bf16].contains(dtype) else {
             throw QDistIOError(.invalidArgument, path: destination.path, "--dtype must be f32, f16 or bf16")
         }
@@ -24,9 +25,12 @@ public enum ModelConversion {
         let shapes = bundle.config.tensorShapes
         var config = bundle.config
         config.torchDtype = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue.lowercased()]
+        config.quantizationConfig = nil  // the weights are written dequantized
+
         let files = try bundle.tokenizerFileContents()
         var bytes = 0
-        try ModelFolderWriter(destination: destination, overwrite: overwrite).write(
+        try ModelFolderWriter(destination: destination, overwrite: overwrite,
+                              inputs: [URL(fileURLWithPath: bundle.path)] + otherInputs).write(
             config: config, tensors: shapes,
             load: { name in
                 let stored = StoredTensor(try bundle.weights.tensor(name), as: dtype)

@@ -18,6 +18,6 @@ public enum AdapterMerge {
     public static func merge(base: ModelBundle, adapterFolder: URL, to destination: URL, dtype: DType,
                              overwrite: Bool) throws -> ModelConversion.Summary {
         let adapted = try base.applyingAdapter(at: adapterFolder)
-        return try ModelConversion.convert(adapted, to: destination, dtype: dtype, overwrite: overwrite)
+        return try ModelConversion.convert(adapted, to: destination, dtype: dtype, overwrite: overwrite, otherInputs: [adapterFolder])
     }
 }

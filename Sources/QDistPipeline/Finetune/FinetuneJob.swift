@@ -44,6 +44,8 @@ public struct FinetuneJob: Sendable {
     public var modelPath: String
     public var output: URL
     public var dataPath: String
+    /// The files and folders the run reads: its output must keep clear of them.
+    public var inputs: [URL] { [modelPath, dataPath].map { URL(fileURLWithPath: $0) } }
     public var lora: LoRAConfig
     public var zeroStage: ZeROStage
     public var stopAfter: Int?

@@ -154,11 +154,18 @@ public enum FinetuneRun {
         if !job.overwrite && FileManager.default.fileExists(atPath: adapter.path) {
             throw FinetuneSetupError("\(job.output.path): already holds a finished adapter (pass --overwrite to train again)")
         }
+        // A folder this run may continue (its checkpoints) or qdist wrote is fine; anything else
+        // is refused rather than written into or deleted.
+        let exists = FileManager.default.fileExists(atPath: job.output.path)
+        try OutputFolderGuard.check(job.output, inputs: job.inputs, overwrite: true)
         try comm.barrier()
-        if job.overwrite && comm.isMain && FileManager.default.fileExists(atPath: job.output.path) {
-            try FileManager.default.removeItem(at: job.output)
+        if job.overwrite && comm.isMain && exists {
+            try OutputFolderGuard.replace(job.output, overwrite: true)
         }
-        if comm.isMain { try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true) }
+        if comm.isMain {
+            try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
+            try OutputFolderGuard.mark(job.output)
+        }
         try comm.barrier()
     }
 }

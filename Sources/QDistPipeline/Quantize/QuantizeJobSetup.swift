@@ -35,9 +35,8 @@ public enum QuantizeJobSetup {
             throw QuantizePlanError(description: "--samples must be ≥ 1 and --seq-len ≥ 2")
         }
         let out = URL(fileURLWithPath: outputPath)
-        if FileManager.default.fileExists(atPath: out.path) && !overwrite {
-            throw QuantizePlanError(description: "\(out.path): already exists (pass --overwrite to replace it)")
-        }
+        let inputs = [modelPath, recipePath].map { URL(fileURLWithPath: $0) } + (recipe.calibration.data.map { [URL(fileURLWithPath: expand($0))] } ?? [])
+        try OutputFolderGuard.check(out, inputs: inputs, overwrite: overwrite)
         let calibrates = recipe.recipe.algorithm == .gptq || recipe.recipe.modifier.weightGroups.contains { $0.inputActivations?.dynamic == false }
         if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")

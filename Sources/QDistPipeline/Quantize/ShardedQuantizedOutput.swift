@@ -115,12 +115,8 @@ enum ShardedQuantizedOutput {
                                    to: staging.appendingPathComponent("quantization_report.json"))
         try fm.removeItem(at: progress.blocks)
         try fm.removeItem(at: staging.appendingPathComponent("job.json"))
-        if fm.fileExists(atPath: job.output.path) {
-            guard job.overwrite else {
-                throw QDistIOError(.io, path: job.output.path, "already exists (pass --overwrite to replace it)")
-            }
-            try fm.removeItem(at: job.output)
-        }
+        try OutputFolderGuard.mark(staging)
+        try OutputFolderGuard.replace(job.output, overwrite: job.overwrite)
         do { try fm.moveItem(at: staging, to: job.output) } catch {
             throw QDistIOError(.io, path: job.output.path, "cannot move the finished output into place: \(error.localizedDescription)")
         }

@@ -1,0 +1,102 @@
+import Foundation
+import QDistTestSupport
+import XCTest
+
+/// Outputs never destroy what qdist did not write: `--overwrite` replaces only a folder with
+/// qdist's marker, and no output may be, hold or lie inside an input (issue 12, part 0). Each
+/// refusal is one line naming the path, with a non-zero exit and everything left as it was.
+final class OutputSafetyTests: XCTestCase {
+    var dir: URL!
+    var model: URL!
+
+    override func setUpWithError() throws {
+        dir = try QdistProcess.temporaryDirectory(self)
+        model = dir.appendingPathComponent("tiny")
+        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "1", "--hidden", "32", "--heads", "2",
+                                      "--kv-heads", "1", "--intermediate", "64", "--seed", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    /// A folder of someone else's files.
+    func foreignFolder(_ name: String) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        try Data("precious".utf8).write(to: url.appendingPathComponent("notes.txt"))
+        return url
+    }
+
+    func assertRefused(_ r: QdistProcess.Result, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(r.status, 0, file: file, line: line)
+        let message = r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(message.contains("\n"), "one line: \(message)", file: file, line: line)
+        for p in parts { XCTAssertTrue(message.contains(p), "\(message) should mention \(p)", file: file, line: line) }
+    }
+
+    func assertIntact(_ folder: URL, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(try? String(contentsOf: folder.appendingPathComponent("notes.txt"), encoding: .utf8), "precious",
+                       file: file, line: line)
+    }
+
+    func rtnRecipe() throws -> String {
+        let url = dir.appendingPathComponent("rtn.yaml")
+        try Data("recipe: {QuantizationModifier: {scheme: W8A16}}\n".utf8).write(to: url)
+        return url.path
+    }
+
+    func testOverwriteRefusesAFolderQdistDidNotWriteForEveryWriter() throws {
+        let foreign = try foreignFolder("foreign")
+        let recipe = try rtnRecipe()
+        assertRefused(try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", foreign.path, "--overwrite"]),
+                      mentions: [foreign.path, "not written by qdist"])
+        assertRefused(try QdistProcess.run(["tiny-model", foreign.path, "--overwrite"]), mentions: [foreign.path, "not written by qdist"])
+        assertRefused(try QdistProcess.run(["convert", model.path, foreign.path, "--overwrite"]), mentions: [foreign.path, "not written by qdist"])
+        assertIntact(foreign)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".foreign.qdist-partial").path),
+                       "a refused job leaves no staging folder")
+    }
+
+    func testOverwriteReplacesWhatQdistWrote() throws {
+        let recipe = try rtnRecipe()
+        let out = dir.appendingPathComponent("q")
+        for _ in 0..<2 {
+            let r = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path, "--overwrite"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let again = try QdistProcess.run(["tiny-model", model.path, "--layers", "1", "--hidden", "32", "--heads", "2",
+                                          "--kv-heads", "1", "--intermediate", "64", "--overwrite"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+    }
+
+    func testAnOutputThatIsHoldsOrLiesInsideAnInputIsRefused() throws {
+        let recipe = try rtnRecipe()
+        let before = try FileManager.default.contentsOfDirectory(atPath: model.path).sorted()
+        for (output, reason) in [(model.path, "is the input"), (model.appendingPathComponent("q").path, "lies inside the input"),
+                                 (dir.path, "contains the input")] {
+            assertRefused(try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", output, "--overwrite"]),
+                          mentions: [reason])
+        }
+        assertRefused(try QdistProcess.run(["convert", model.path, model.path + "/", "--overwrite"]), mentions: ["is the input"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: model.path).sorted(), before, "the model is untouched")
+    }
+
+    func testFinetuneRefusesAForeignOutputFolder() throws {
+        let foreign = try foreignFolder("run")
+        let data = dir.appendingPathComponent("train.txt")
+        try Data(contentsOf: QdistProcess.wikitext("valid")).prefix(5_000).write(to: data)
+        let config = dir.appendingPathComponent("ft.yaml")
+        try Data("""
+            model: \(model.path)
+            data: \(data.path)
+            seq_len: 16
+            micro_batch_size: 1
+            global_batch_size: 2
+            steps: 1
+            lora: {r: 2, lora_alpha: 4, target_modules: all-linear}
+            """.utf8).write(to: config)
+        for extra in [[], ["--overwrite"]] {
+            assertRefused(try QdistProcess.run(["finetune", "--config", config.path, "--output", foreign.path] + extra),
+                          mentions: [foreign.path, "not written by qdist"])
+        }
+        assertIntact(foreign)
+    }
+}
