@@ -38,8 +38,10 @@ public struct ModelBundle {
         // A quantized folder (compressed-tensors or GPTQ) dequantizes its linears on request.
         let folder = try CheckpointFolder(url: url)
         let weights = try QuantizedWeightSource.open(folder: folder, config: config) ?? folder
+        let tokenizer = try BPETokenizer(folder: url)
+        try checkVocabulary(tokenizer, config: config, path: tokenizerURL.path)
         return ModelBundle(path: path, config: config, weights: weights,
-                           tokenizer: try BPETokenizer(folder: url), tokenizerFiles: nil, gguf: nil)
+                           tokenizer: tokenizer, tokenizerFiles: nil, gguf: nil)
     }
 
     static func openGGUF(_ url: URL) throws -> ModelBundle {
@@ -58,8 +60,19 @@ public struct ModelBundle {
             contextLength: checkpoint.config.maxPositionEmbeddings)
         let tokenizer = try BPETokenizer(json: tokenizerJSON, path: url.path,
                                          config: TokenizerConfig(json: tokenizerConfig, path: url.path))
+        try checkVocabulary(tokenizer, config: checkpoint.config, path: url.path)
         return ModelBundle(path: url.path, config: checkpoint.config, weights: checkpoint, tokenizer: tokenizer,
                            tokenizerFiles: (tokenizerJSON, tokenizerConfig), gguf: checkpoint)
+    }
+
+    /// A token id past the embedding would index outside it in every forward: refuse the pair
+    /// when the model is opened, naming both sizes.
+    static func checkVocabulary(_ tokenizer: BPETokenizer, config: ModelConfiguration, path: String) throws {
+        let largest = tokenizer.largestID
+        guard largest < config.vocabSize else {
+            throw QDistIOError(.config, path: path,
+                               "the tokenizer has token ids up to \(largest), but vocab_size is \(config.vocabSize): the embedding has no row for them")
+        }
     }
 
     /// The tokenizer.json, tokenizer_config.json and generation_config.json contents an output

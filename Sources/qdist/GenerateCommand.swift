@@ -52,7 +52,7 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
-        if temperature < 0 { throw ValidationError("--temperature must be 0 or more") }
+        if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number, 0 or more") }
         if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     }
 

@@ -139,6 +139,8 @@ final class GGUFMalformedFileTests: XCTestCase {
         let dimsAt = Self.firstInfo + 8 + 1
         try expectFailure(Self.file(tensors: [("w", [48, 2], 2, 0)]), at: dimsAt + 4, "row length ne[0] = 48 is not a multiple of the Q4_0 block size 32")
         try expectFailure(Self.file(tensors: [("w", [1, 1, 1, 1, 1], 0, 0)]), at: dimsAt, "has 5 dimensions")
+        // Zero dimensions: refused at the count (the old error path indexed ne[0] and trapped).
+        try expectFailure(Self.file(tensors: [("w", [], 2, 0)]), at: dimsAt, "has 0 dimensions")
         try expectFailure(Self.file(tensors: [("w", [1 << 62, 1 << 62], 0, 0)]), at: dimsAt + 4, "too large")
     }
 

@@ -73,6 +73,17 @@ final class QuantizeRecipeTests: XCTestCase {
         assertError("recipe: {GPTQModifier: {actorder: sideways, \(grouped)}}", contains: ["actorder", "sideways", "weight"])
     }
 
+    func testDuplicateKeysAndDeepNestingAreOneLineErrorsNotSilentOrCrashes() {
+        assertError("calibration: {samples: 8}\ncalibration: {samples: 9}\nrecipe: {GPTQModifier: {scheme: W4A16}}",
+                    contains: ["r.yaml:2", "duplicate key 'calibration'"])
+        assertError("recipe:\n  GPTQModifier:\n    scheme: W4A16\n    scheme: W8A16\n", contains: ["r.yaml:4", "duplicate key 'scheme'"])
+        // 3,000 levels: flow brackets, and block indentation (the parser would overflow its stack).
+        assertError("recipe: " + String(repeating: "[", count: 3000) + String(repeating: "]", count: 3000),
+                    contains: ["r.yaml:1", "nested", "at most 64"])
+        let block = (0..<3000).map { String(repeating: " ", count: 2 * $0) + "k\($0):" }.joined(separator: "\n")
+        assertError(block, contains: ["nested", "at most 64"])
+    }
+
     func testUnknownKeyNamesFileLineAndKey() {
         assertError("""
             model: m

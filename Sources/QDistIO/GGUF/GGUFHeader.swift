@@ -92,8 +92,8 @@ public struct GGUFHeader: Sendable, Equatable {
             let quoted = JSONSerializer.quoted(name)
             let dimsAt = c.offset
             let n = try c.integer(UInt32.self, "n_dims of tensor \(quoted)")
-            guard n <= maximumDimensions else {
-                throw c.failure("tensor \(quoted) has \(n) dimensions (u32 at byte \(dimsAt)); ggml allows at most \(maximumDimensions)", at: dimsAt)
+            guard n >= 1 && n <= maximumDimensions else {
+                throw c.failure("tensor \(quoted) has \(n) dimensions (u32 at byte \(dimsAt)); ggml tensors have 1 to \(maximumDimensions)", at: dimsAt)
             }
             var dims: [Int] = []
             for d in 0..<Int(n) {

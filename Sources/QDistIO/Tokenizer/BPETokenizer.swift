@@ -211,6 +211,12 @@ public struct BPETokenizer: Sendable {
         core.definition.model.vocabulary.count + core.definition.addedTokens.filter { core.definition.model.vocabulary[$0.content] == nil }.count
     }
 
+    /// The largest id the tokenizer can produce (vocabulary or added token); −1 when empty.
+    /// The model's embedding must have a row for it.
+    public var largestID: Int {
+        max(core.definition.model.vocabulary.values.max() ?? -1, core.definition.addedTokens.map(\.id).max() ?? -1)
+    }
+
     /// True for ids of added tokens marked special.
     public func isSpecialToken(_ id: Int) -> Bool { core.specialIDs.contains(id) }
 

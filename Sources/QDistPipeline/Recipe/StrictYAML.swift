@@ -13,7 +13,14 @@ public enum StrictYAML {
         public let description: String
     }
 
+    /// Deeper nesting is refused before parsing: the YAML parser recurses once per level, and
+    /// a few thousand levels overflow the stack. Real recipes nest about six deep.
+    public static let maximumDepth = 64
+
     public static func decode<T: Decodable>(_ type: T.Type, from text: String, path: String) throws -> T {
+        if let (line, depth) = firstTooDeep(text) {
+            throw Error(description: "\(path):\(line): nested \(depth) levels deep; qdist reads at most \(maximumDepth)")
+        }
         let node: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else {
@@ -24,6 +31,9 @@ public enum StrictYAML {
             throw error
         } catch let error as YamlError {
             throw Error(description: "\(path): not valid YAML: \(oneLine(error))")
+        }
+        if let duplicate = firstDuplicateKey(node) {
+            throw Error(description: "\(path):\(duplicate.line): duplicate key '\(duplicate.key)' (a later value would silently replace the first)")
         }
         do {
             return try YAMLDecoder().decode(T.self, from: text)
@@ -40,6 +50,57 @@ public enum StrictYAML {
             throw Error(description: "\(url.path): not UTF-8 text")
         }
         return try decode(T.self, from: text, path: url.path)
+    }
+
+    /// The first line whose nesting exceeds `maximumDepth`: flow brackets (`[`, `{`) open
+    /// outside quotes and comments, or block structure (indentation plus `- ` markers, each
+    /// level at least one column), with that depth.
+    static func firstTooDeep(_ text: String) -> (line: Int, depth: Int)? {
+        var flow = 0
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var block = 0, atStart = true, quote: Character? = nil
+            var previous: Character = " "
+            for ch in line {
+                if let q = quote {
+                    if ch == q { quote = nil }
+                } else if ch == "#" && (previous == " " || atStart) {
+                    break
+                } else if ch == "\"" || ch == "'" {
+                    quote = ch
+                    atStart = false
+                } else if ch == "[" || ch == "{" {
+                    flow += 1
+                    atStart = false
+                } else if ch == "]" || ch == "}" {
+                    flow = max(0, flow - 1)
+                    atStart = false
+                } else if atStart && (ch == " " || ch == "-") {
+                    if ch == " " && previous != "-" { block += 1 } else if ch == "-" { block += 1 }
+                } else {
+                    atStart = false
+                }
+                previous = ch
+                if flow > maximumDepth { return (index + 1, flow) }
+            }
+            // Indentation counts columns: two spaces per level is the convention.
+            if block / 2 > maximumDepth { return (index + 1, block / 2) }
+        }
+        return nil
+    }
+
+    /// The first mapping key that appears twice in its mapping, with its line (1-based).
+    static func firstDuplicateKey(_ node: Node, depth: Int = 0) -> (key: String, line: Int)? {
+        guard depth <= maximumDepth + 1 else { return nil }
+        if let mapping = node.mapping {
+            var seen = Set<String>()
+            for (key, value) in mapping {
+                if let k = key.string, !seen.insert(k).inserted { return (k, key.mark.map { $0.line } ?? 0) }
+                if let d = firstDuplicateKey(value, depth: depth + 1) { return d }
+            }
+        } else if let sequence = node.sequence {
+            for item in sequence { if let d = firstDuplicateKey(item, depth: depth + 1) { return d } }
+        }
+        return nil
     }
 
     static func oneLine(_ error: Swift.Error) -> String {
