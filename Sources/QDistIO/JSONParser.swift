@@ -54,22 +54,13 @@ public struct JSONParser {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw QDistIOError(.io, url: url, "cannot read: \(Self.reason(error))")
+            throw QDistIOError(.io, url: url, "cannot read: \(FileErrorReason.describe(error, path: url.path))")
         }
         do {
             return try parse([UInt8](data), options: options)
         } catch {
             throw QDistIOError(.json, url: url, "invalid JSON at byte \(error.offset): \(error.message)", byteOffset: error.offset)
         }
-    }
-
-    static func reason(_ error: Error) -> String {
-        if let e = error as? CocoaError, let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if let e = error as? CocoaError, e.code == .fileReadNoSuchFile { return "No such file or directory" }
-        return error.localizedDescription
     }
 
     // MARK: - Machinery

@@ -31,7 +31,9 @@ final class MappedFile: @unchecked Sendable {
     init(url: URL) throws(QDistIOError) {
         self.url = url
         let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: opening a FIFO for reading would otherwise wait forever for a writer;
+        // it is then refused below as not a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw QDistIOError.posix("cannot open", path: path) }
         defer { _ = close(fd) }
         var status = stat()

@@ -35,7 +35,7 @@ public struct ModelFolderWriter {
         try OutputFolderGuard.check(destination, inputs: inputs, overwrite: overwrite)
         let parent = destination.deletingLastPathComponent()
         do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
-            throw QDistIOError(.io, path: parent.path, "cannot create folder: \(error.localizedDescription)")
+            throw QDistIOError(.io, path: parent.path, "cannot create folder: \(FileErrorReason.describe(error))")
         }
         let staging = parent.appendingPathComponent(".\(destination.lastPathComponent).partial-\(getpid())")
         try? fm.removeItem(at: staging)

@@ -55,7 +55,7 @@ public enum OutputFolderGuard {
         try check(destination, inputs: [], overwrite: overwrite)
         guard FileManager.default.fileExists(atPath: destination.path) else { return }
         do { try FileManager.default.removeItem(at: destination) } catch {
-            throw QDistIOError(.io, path: destination.path, "cannot remove the previous output: \(error.localizedDescription)")
+            throw QDistIOError(.io, path: destination.path, "cannot remove the previous output: \(FileErrorReason.describe(error))")
         }
     }
 

@@ -78,7 +78,7 @@ public struct ShardedCheckpointWriter: Sendable {
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
-            throw QDistIOError(.io, url: folder, "cannot create the folder: \(JSONParser.reason(error))")
+            throw QDistIOError(.io, url: folder, "cannot create the folder: \(FileErrorReason.describe(error))")
         }
         let groups = plan(tensors.map { (name: $0.name, byteCount: $0.tensor.bytes.count) })
         let indexURL = folder.appendingPathComponent(SafetensorsIndex.fileName)

@@ -134,7 +134,9 @@ extension InspectCommand {
     /// True for a `.gguf` name or a regular file whose first bytes are "GGUF".
     static func isGGUF(_ path: String) -> Bool {
         if path.lowercased().hasSuffix(".gguf") { return true }
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        // Only a regular file is sniffed: opening a FIFO would wait for a writer forever.
+        guard let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType,
+              type == .typeRegular, let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
         return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
     }

@@ -92,4 +92,21 @@ final class HostileModelTests: XCTestCase {
         XCTAssertEqual(r.status, 64, r.stderr)
         XCTAssertTrue(r.stderr.split(separator: "\n").first?.contains("--temperature must be a finite number") == true, r.stderr)
     }
+
+    func testAFIFOIsRefusedNotWaitedOnAndAFolderAsTokenizerIsNamed() throws {
+        for name in ["pipe.safetensors", "pipe.gguf"] {
+            let fifo = dir.appendingPathComponent(name)
+            XCTAssertEqual(mkfifo(fifo.path, 0o644), 0)
+            // A hang would hit the process timeout and fail the run, not just this assertion.
+            let r = try QdistProcess.run(["inspect", fifo.path], timeout: 20)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("not a regular file"), r.stderr)
+        }
+        let folder = dir.appendingPathComponent("tok-folder")
+        try FileManager.default.copyItem(at: model, to: folder)
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("tokenizer.json"))
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("tokenizer.json"), withIntermediateDirectories: false)
+        try assertOneLineFailure(["eval", "--model", folder.path, "--data", QdistProcess.wikitext("test").path, "--windows", "1"],
+                                 mentions: ["tokenizer.json", "is a folder, not a file"])
+    }
 }

@@ -23,7 +23,7 @@ public enum PEFTAdapterWriter {
         let fm = FileManager.default
         let parent = destination.deletingLastPathComponent()
         do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
-            throw QDistIOError(.io, path: parent.path, "cannot create folder: \(error.localizedDescription)")
+            throw QDistIOError(.io, path: parent.path, "cannot create folder: \(FileErrorReason.describe(error))")
         }
         try checkReplaceable(destination)
         let token = "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
@@ -52,7 +52,7 @@ public enum PEFTAdapterWriter {
                                   baseModel: String, into folder: URL) throws {
         try check(config: config, layout: layout, parameters: parameters, destination: folder)
         do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw QDistIOError(.io, path: folder.path, "cannot create folder: \(error.localizedDescription)")
+            throw QDistIOError(.io, path: folder.path, "cannot create folder: \(FileErrorReason.describe(error))")
         }
         var tensors: [String: StoredTensor] = [:]
         for entry in layout.entries {

@@ -61,7 +61,7 @@ struct QuantizeProgressFolder {
         } else {
             try? fm.removeItem(at: staging)
             do { try fm.createDirectory(at: blocks, withIntermediateDirectories: true) } catch {
-                throw QDistIOError(.io, path: staging.path, "cannot create folder: \(error.localizedDescription)")
+                throw QDistIOError(.io, path: staging.path, "cannot create folder: \(FileErrorReason.describe(error))")
             }
             try AtomicFileWriter.write(fingerprint.serialized(.pretty(sortKeys: false)) + [0x0A], to: jobURL)
         }

@@ -118,7 +118,7 @@ enum ShardedQuantizedOutput {
         try OutputFolderGuard.mark(staging)
         try OutputFolderGuard.replace(job.output, overwrite: job.overwrite)
         do { try fm.moveItem(at: staging, to: job.output) } catch {
-            throw QDistIOError(.io, path: job.output.path, "cannot move the finished output into place: \(error.localizedDescription)")
+            throw QDistIOError(.io, path: job.output.path, "cannot move the finished output into place: \(FileErrorReason.describe(error))")
         }
     }
 }
