@@ -69,6 +69,10 @@ struct EvalCommand: ParsableCommand {
                 llama = try bundle.loadModel()
             }
             let loadSeconds = Date().timeIntervalSince(loadStart)
+            let context = bundle.config.maxPositionEmbeddings
+            if seqLen > context, comm.isMain {
+                FileHandle.standardError.write(Data("qdist eval: warning: --seq-len \(seqLen) is longer than the model's context (max_position_embeddings \(context)); positions past it were never trained, so this perplexity says little\n".utf8))
+            }
             let tokens = try TextTokens.load(data, tokenizer: bundle.tokenizer, communicator: comm)
             if let dumpLogits, comm.isMain, tokens.count >= seqLen {
                 // The first window's logits for the predicted positions, float32 little-endian,

@@ -52,11 +52,20 @@ struct QuantizeProgressFolder {
         let fm = FileManager.default
         let jobURL = staging.appendingPathComponent("job.json")
         if fresh { try? fm.removeItem(at: staging) }
+        var recordedBlocks = 0
+        while fm.fileExists(atPath: recordURL(blocks, recordedBlocks).path) { recordedBlocks += 1 }
+        if fm.fileExists(atPath: jobURL.path), let recorded = try? JSONParser.parseFile(at: jobURL), recorded != fingerprint,
+           recordedBlocks == 0 {
+            // A job that failed or was refused before finishing a block left nothing worth
+            // keeping: the corrected rerun starts over instead of being blocked by it.
+            try? fm.removeItem(at: staging)
+        }
         if fm.fileExists(atPath: jobURL.path) {
             let recorded = try JSONParser.parseFile(at: jobURL)
             guard recorded == fingerprint else {
+                let changed = differingKeys(recorded, fingerprint)
                 throw QDistIOError(.invalidArgument, path: staging.path,
-                                   "holds a different unfinished quantization job (other model, recipe or calibration); pass --no-resume to discard it")
+                                   "holds \(recordedBlocks) finished blocks of another quantization job (it differs in \(changed.joined(separator: ", "))); rerun with its settings to resume, or pass --no-resume to discard them")
             }
         } else {
             try? fm.removeItem(at: staging)
@@ -68,6 +77,14 @@ struct QuantizeProgressFolder {
         var done = 0
         while fm.fileExists(atPath: recordURL(blocks, done).path) { done += 1 }
         return done
+    }
+
+    /// The top-level keys whose values differ between two fingerprints.
+    static func differingKeys(_ a: JSONValue, _ b: JSONValue) -> [String] {
+        guard case .object(let x) = a, case .object(let y) = b else { return ["everything"] }
+        let keys = (x.map(\.key) + y.map(\.key)).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let changed = keys.filter { k in x.first { $0.key == k }?.value != y.first { $0.key == k }?.value }
+        return changed.isEmpty ? ["its settings"] : changed
     }
 
     static func recordURL(_ blocks: URL, _ block: Int) -> URL {

@@ -81,6 +81,7 @@ public enum SequentialQuantizer {
         report.worldSize = comm.size
         var timers = RankTimers()
 
+        if job.plan.needsCalibration { try checkCalibrationMemory(job, communicator: comm) }
         let progressFolder = try QuantizeProgressFolder.open(output: job.output, fingerprint: job.fingerprint, fresh: !job.resume,
                                                              communicator: comm)
         if progressFolder.completedBlocks > 0 {
@@ -165,6 +166,22 @@ public enum SequentialQuantizer {
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
         report.seconds["total"] = Date().timeIntervalSince(start)
         return report
+    }
+
+    /// Refuses, before anything is loaded, a calibration set whose activations cannot fit: each
+    /// rank holds its windows' residual stream plus one stage's pending tensor (at most the MLP
+    /// activation) and the window tokens. The limit is this node's memory shared by its ranks.
+    static func checkCalibrationMemory(_ job: Job, communicator comm: any Communicator) throws {
+        let config = job.bundle.config
+        let windows = (job.calibration.samples + comm.size - 1) / comm.size
+        let perToken = 4 * (config.hiddenSize + max(config.hiddenSize, config.intermediateSize)) + 8
+        let (needed, overflow) = windows.multipliedReportingOverflow(by: job.calibration.seqLen * perToken)
+        let available = Int(ProcessInfo.processInfo.physicalMemory) / max(comm.ranksOnNode, 1)
+        if overflow || needed > available {
+            let gib = { (b: Int) in String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+            throw QuantizePlanError(description:
+                "calibration: \(job.calibration.samples) samples × \(job.calibration.seqLen) tokens need about \(overflow ? "more than 2^63 bytes" : gib(needed)) of activations per rank (\(windows) windows on each of \(comm.size) ranks), but a rank has \(gib(available)) here; lower --samples or --seq-len, or use more nodes")
+        }
     }
 
     /// A solved linear, its input parameters (W8A8) and the rank that writes it.
