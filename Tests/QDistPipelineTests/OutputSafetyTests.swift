@@ -99,4 +99,23 @@ final class OutputSafetyTests: XCTestCase {
         }
         assertIntact(foreign)
     }
+
+    func testAFinetuneThatFailsBeforeTrainingLeavesNoOutputFolder() throws {
+        let data = dir.appendingPathComponent("tiny.txt")
+        try Data("too short".utf8).write(to: data)
+        let config = dir.appendingPathComponent("ft-short.yaml")
+        try Data("""
+            model: \(model.path)
+            data: \(data.path)
+            seq_len: 64
+            micro_batch_size: 1
+            global_batch_size: 2
+            steps: 1
+            lora: {r: 2, lora_alpha: 4, target_modules: all-linear}
+            """.utf8).write(to: config)
+        let out = dir.appendingPathComponent("never")
+        let r = try QdistProcess.run(["finetune", "--config", config.path, "--output", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no empty output folder: \(r.stderr)")
+    }
 }

@@ -61,8 +61,22 @@ public struct FinetuneReport: Sendable {
 public enum FinetuneRun {
     public static func run(_ job: FinetuneJob, communicator comm: any Communicator,
                            log: (String) -> Void) throws -> FinetuneReport {
-        let c = job.config
         try prepareOutput(job, communicator: comm)
+        do {
+            return try train(job, communicator: comm, log: log)
+        } catch {
+            // A run that failed before writing anything leaves no folder holding only the marker.
+            if comm.isMain, let contents = try? FileManager.default.contentsOfDirectory(atPath: job.output.path),
+               contents == [OutputFolderGuard.markerName] {
+                try? FileManager.default.removeItem(at: job.output)
+            }
+            throw error
+        }
+    }
+
+    static func train(_ job: FinetuneJob, communicator comm: any Communicator,
+                      log: (String) -> Void) throws -> FinetuneReport {
+        let c = job.config
         let (model, examples, frozen) = try loadInputs(job, communicator: comm)
         let graph = LlamaTrainingGraph(config: model, lora: job.lora)
         let settings = job.settings(exampleCount: examples.count, ranks: comm.size)
