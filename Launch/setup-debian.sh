@@ -17,4 +17,6 @@ if [ ! -x .venv/bin/python3 ]; then
 fi
 .venv/bin/python3 -c 'import safetensors, numpy, gguf, tokenizers' 2>/dev/null || \
   .venv/bin/pip install -q --disable-pip-version-check safetensors numpy gguf tokenizers
+# The Python stack the load test checks outputs against (transformers, compressed-tensors, peft).
+bash Launch/setup-load-test.sh >/dev/null
 echo "setup: Open MPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'), OpenBLAS $(dpkg -s libopenblas0-pthread 2>/dev/null | awk '/^Version/{print $2}'), venv .venv ready" >&2

@@ -14,7 +14,7 @@ final class QuantizedFormatConfigTests: XCTestCase {
     func testCompressedTensorsW4A16ConfigIsWhatLlmCompressorWrites() throws {
         let config = try CompressedTensorsFormat.quantizationConfig(schemes: scheme(4, sym: true, group: 128))
         let expected: JSONValue = [
-            "version": "0.12.2", "quant_method": "compressed-tensors", "sparsity_config": [:], "transform_config": [:],
+            "version": "0.20.1", "quant_method": "compressed-tensors", "sparsity_config": [:], "transform_config": [:],
             "config_groups": ["group_0": [
                 "targets": ["Linear"],
                 "weights": ["num_bits": 4, "type": "int", "symmetric": true, "group_size": 128, "strategy": "group",

@@ -130,6 +130,19 @@ extension QdistProcess {
         return (folder, gguf)
     }
 
+    /// The venv with today's transformers, compressed-tensors and peft (`Launch/setup-load-test.sh`,
+    /// which `Launch/setup-debian.sh` runs): $QDIST_LOADTEST_PYTHON, else ~/.cache/qdist's. Fails
+    /// the test, never skips, when missing.
+    public static func loadTestPython() throws -> String {
+        if let p = ProcessInfo.processInfo.environment["QDIST_LOADTEST_PYTHON"], !p.isEmpty { return p }
+        let venv = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/qdist/loadtest-venv/bin/python").path
+        if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        struct Missing: Error, CustomStringConvertible {
+            var description: String { "no load-test venv: run `bash Launch/setup-load-test.sh` (or set QDIST_LOADTEST_PYTHON)" }
+        }
+        throw Missing()
+    }
+
     /// wikitext-2 from the shared data folder beside the repository.
     public static func wikitext(_ split: String) -> URL {
         repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data/wikitext-2/\(split).txt")

@@ -41,6 +41,8 @@ def main():
         c = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         report["quant_method"] = c.get("quant_method")
         report["format"] = c.get("format")
+        with open(f"{args.model}/config.json", encoding="utf-8") as f:
+            report["config_version"] = json.load(f)["quantization_config"].get("version")
     if args.adapter:
         import peft
         from peft import PeftModel

@@ -22,8 +22,10 @@ import QDistTensor
 /// (`CompressedTensorsFormat+IntQuantized.swift`); the config then names that format, per group
 /// and globally (`mixed-precision` when both kinds occur).
 public enum CompressedTensorsFormat {
-    /// The compressed-tensors release whose `config.json` layout this writer follows.
-    public static let version = "0.12.2"
+    /// The compressed-tensors release whose layout this writer follows, checked by loading its
+    /// outputs with that release's validators and compressors (pack-quantized and int-quantized
+    /// rows: `CurrentStackLoadTests`, with transformers 5.23).
+    public static let version = "0.20.1"
     /// The `format` value this writer and reader handle.
     public static let formatName = "pack-quantized"
 

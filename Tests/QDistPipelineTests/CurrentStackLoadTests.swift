@@ -1,0 +1,178 @@
+import Foundation
+import QDistTestSupport
+import XCTest
+
+/// Every output qdist writes loads in today's Python stack (transformers 5.23, compressed-tensors
+/// 0.20.1, peft 0.21.2, pinned in Launch/setup-load-test.sh) and means there what it means to
+/// qdist: the first window's logits from transformers against `qdist eval --dump-logits`, to
+/// 1e-4. One test per row of the format table, plus PEFT adapters (issue 23).
+final class CurrentStackLoadTests: XCTestCase {
+    static let tolerance = 1e-4
+    var dir: URL!
+    var model: URL!
+    var text: URL!
+
+    override func setUpWithError() throws {
+        dir = try QdistProcess.temporaryDirectory(self)
+        model = dir.appendingPathComponent("tiny")
+        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--heads", "4",
+                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        text = dir.appendingPathComponent("text.txt")
+        try Data(contentsOf: QdistProcess.wikitext("test")).prefix(3_000).write(to: text)
+    }
+
+    /// Quantizes the tiny model by `recipe` (YAML) into a new folder.
+    func quantize(_ name: String, _ recipe: String) throws -> URL {
+        let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)
+        try Data(recipe.utf8).write(to: url)
+        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path])
+        XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+        return out
+    }
+
+    /// transformers' report on `folder` (with `adapter`) next to qdist's logits of the same window.
+    func load(_ folder: URL, adapter: URL? = nil) throws -> [String: Any] {
+        let logits = dir.appendingPathComponent("\(folder.lastPathComponent)-\(adapter == nil ? "" : "adapter").f32")
+        var args = ["eval", "--model", folder.path, "--data", text.path, "--seq-len", "64", "--windows", "1", "--dump-logits", logits.path]
+        if let adapter { args += ["--adapter", adapter.path, "--no-nf4"] }
+        let e = try QdistProcess.run(args)
+        XCTAssertEqual(e.status, 0, e.stderr)
+        var script = ["--model", folder.path, "--data", text.path, "--seq-len", "64", "--logits", logits.path]
+        if let adapter { script += ["--adapter", adapter.path] }
+        let script_path = QdistProcess.repositoryRoot.appendingPathComponent("Tests/Reference/transformers_load_check.py").path
+        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), [script_path] + script, environment: [:], timeout: 300)
+        XCTAssertEqual(r.status, 0, "transformers could not load \(folder.lastPathComponent): \(r.stderr.suffix(2000))")
+        return try QdistProcess.jsonObject(r)
+    }
+
+    func assertSameLogits(_ report: [String: Any], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNil(report["error"], "\(what): \(report)", file: file, line: line)
+        let diff = report["max_abs_diff"] as? Double ?? .nan
+        XCTAssertLessThanOrEqual(diff, Self.tolerance, "\(what): transformers and qdist logits differ by \(diff): \(report)", file: file, line: line)
+        XCTAssertEqual(report["transformers"] as? String, "5.23.0", file: file, line: line)
+        XCTAssertEqual(report["compressed_tensors"] as? String, "0.20.1", file: file, line: line)
+        if report["quant_method"] != nil {
+            XCTAssertEqual(report["config_version"] as? String, "0.20.1", "the layout version the folder claims", file: file, line: line)
+        }
+    }
+
+    func testFloatModelAsTheBaseline() throws {
+        assertSameLogits(try load(model), "float")
+    }
+
+    func testPackQuantizedSymmetricRoundToNearestAndGPTQWithStaticActOrder() throws {
+        let rtn = try quantize("rtn-w4", """
+            format: compressed-tensors
+            recipe: {QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: true, strategy: group, group_size: 32}}}}}
+            """)
+        let report = try load(rtn)
+        XCTAssertEqual(report["format"] as? String, "pack-quantized")
+        assertSameLogits(report, "RTN W4 g32 sym")
+        let gptq = try quantize("gptq-w4", """
+            format: compressed-tensors
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}
+            recipe: {GPTQModifier: {actorder: static, config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: true, strategy: group, group_size: 32}}}}}
+            """)
+        assertSameLogits(try load(gptq), "GPTQ W4 g32 sym, static act-order")
+        let w8 = try quantize("rtn-w8", "format: compressed-tensors\nrecipe: {QuantizationModifier: {scheme: W8A16}}\n")
+        assertSameLogits(try load(w8), "RTN W8A16")
+    }
+
+    func testIntQuantizedW8A8WithStaticInputScales() throws {
+        let out = try quantize("w8a8-static", """
+            format: compressed-tensors
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}
+            recipe: {QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 8, strategy: channel},
+                     input_activations: {num_bits: 8, strategy: tensor, dynamic: false}}}}}
+            """)
+        let report = try load(out)
+        XCTAssertEqual(report["format"] as? String, "int-quantized")
+        assertSameLogits(report, "W8A8 static per-tensor")
+    }
+
+    /// Dynamic per-token int8: transformers loads it and quantizes every input per token, as
+    /// qdist does, with the same formula (checked linear by linear while this was written). The
+    /// logits still differ by more than 1e-4: the largest element of a token lands on ±127.5
+    /// steps by construction, so an ulp of difference in the RMSNorm before it (torch and qdist
+    /// sum in other orders) flips that one code between 127 and 128 for some tokens. So this
+    /// row checks the weights exactly (transformers' decompressed weights against qdist's
+    /// dequantized ones) and the logits loosely.
+    func testIntQuantizedW8A8WithDynamicPerTokenInputs() throws {
+        let out = try quantize("w8a8-dynamic", "format: compressed-tensors\nrecipe: {QuantizationModifier: {scheme: W8A8}}\n")
+        let report = try load(out)
+        XCTAssertEqual(report["format"] as? String, "int-quantized")
+        let diff = try XCTUnwrap(report["max_abs_diff"] as? Double)
+        XCTAssertLessThan(diff, 0.1 * (report["max_abs_logit"] as? Double ?? 1), "\(report)")
+        // The weights, exactly: qdist's dequantized folder against what transformers decompressed.
+        let floats = dir.appendingPathComponent("w8a8-dynamic-f32")
+        XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
+        let compare = """
+            import sys, torch
+            from safetensors.torch import load_file
+            from transformers import AutoModelForCausalLM
+            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+            with torch.no_grad(): m(torch.tensor([[1, 2]]))
+            ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
+            print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
+            """
+        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
+        XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "decompressed weights equal qdist's: \(r.stdout)")
+    }
+
+    func testPEFTAdapterOnTheFloatBase() throws {
+        let data = dir.appendingPathComponent("train.txt")
+        try Data(contentsOf: QdistProcess.wikitext("valid")).prefix(20_000).write(to: data)
+        let config = dir.appendingPathComponent("ft.yaml")
+        try Data("""
+            model: \(model.path)
+            data: \(data.path)
+            seq_len: 32
+            micro_batch_size: 2
+            global_batch_size: 4
+            steps: 3
+            learning_rate: 1.0e-2
+            lora: {r: 4, lora_alpha: 8, target_modules: all-linear}
+            """.utf8).write(to: config)
+        let adapter = dir.appendingPathComponent("adapter")
+        let r = try QdistProcess.run(["finetune", "--config", config.path, "--output", adapter.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try load(model, adapter: adapter)
+        XCTAssertNotNil(report["peft"])
+        assertSameLogits(report, "PEFT LoRA adapter")
+    }
+
+    /// Asymmetric pack-quantized folders — qdist's and llm-compressor's alike — do not load in
+    /// this stack: compressed-tensors 0.20.1 builds the model's empty (meta) parameters with the
+    /// zero point unpacked, (out, groups), while its own compressor stores it packed along the
+    /// output dimension, (out·bits/32, groups), as 0.19 and earlier loaded. qdist writes what the
+    /// compressor writes. This test pins the upstream failure so that a fixed release shows up:
+    /// when it fails, move asymmetric weights into the rows above.
+    func testAsymmetricPackQuantizedIsRefusedByThisStackUpstreamAndItsZeroPointsArePackedAsTheCompressorPacksThem() throws {
+        let out = try quantize("rtn-w4-asym", """
+            format: compressed-tensors
+            recipe: {QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 32}}}}}
+            """)
+        let check = """
+            import sys, torch
+            from safetensors.torch import load_file
+            from compressed_tensors.compressors.pack_quantized.helpers import pack_to_int32, unpack_from_int32
+            t = load_file(sys.argv[1] + "/model.safetensors")
+            zp = t["model.layers.0.mlp.up_proj.weight_zero_point"]
+            unpacked = unpack_from_int32(zp, 4, torch.Size([128, zp.shape[1]]), packed_dim=0)
+            print("repack_equal", bool(torch.equal(pack_to_int32(unpacked, 4, packed_dim=0), zp)))
+            try:
+                from transformers import AutoModelForCausalLM
+                AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+                print("loaded")
+            except Exception as e:
+                print("refused", type(e).__name__, str(e).replace(chr(10), " ")[:200])
+            """
+        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", check, out.path], environment: [:], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
+        XCTAssertTrue(r.stdout.contains("repack_equal True"), "zero points packed as compressed-tensors packs them: \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("refused") && r.stderr.contains("weight_zero_point"),
+                      "compressed-tensors 0.20.1 still refuses asymmetric folders on load — or a fixed release loads them now: \(r.stdout)")
+    }
+}
