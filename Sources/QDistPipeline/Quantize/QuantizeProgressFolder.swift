@@ -34,7 +34,10 @@ struct QuantizeProgressFolder {
         var completed = [0]
         var failure: String? = nil
         if comm.isMain {
-            do { completed[0] = try prepare(staging: staging, blocks: blocks, fingerprint: fingerprint, fresh: fresh) } catch {
+            do {
+                try lock(output: output)
+                completed[0] = try prepare(staging: staging, blocks: blocks, fingerprint: fingerprint, fresh: fresh)
+            } catch {
                 failure = "\(error)"
             }
         }
@@ -46,6 +49,30 @@ struct QuantizeProgressFolder {
             throw QuantizePlanError(description: "rank 0 could not prepare \(staging.path)")
         }
         return QuantizeProgressFolder(staging: staging, blocks: blocks, completedBlocks: code[0])
+    }
+
+    /// The descriptor of the lock this process holds on its output (rank 0), kept open for the
+    /// life of the job: the kernel releases it when the process ends, however it ends.
+    nonisolated(unsafe) private static var heldLock: Int32 = -1
+
+    /// `.out.qdist-lock` beside the output, locked with flock: a second job into the same output
+    /// is refused in one line instead of both writing the staging folder.
+    static func lock(output: URL) throws {
+        guard heldLock < 0 else { return }
+        let url = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).qdist-lock")
+        try? FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let fd = Glibc.open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw QDistIOError(.io, path: url.path, "cannot create the job lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw QDistIOError(.io, path: output.path, "another qdist job is writing this output now (\(url.lastPathComponent) is locked); wait for it to finish or choose another output")
+        }
+        heldLock = fd
+    }
+
+    /// After a finished job: the lock file goes (the lock itself ends with the process).
+    static func removeLock(output: URL) {
+        try? FileManager.default.removeItem(at: output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).qdist-lock"))
     }
 
     private static func prepare(staging: URL, blocks: URL, fingerprint: JSONValue, fresh: Bool) throws -> Int {

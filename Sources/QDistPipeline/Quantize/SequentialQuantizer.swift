@@ -163,6 +163,7 @@ public enum SequentialQuantizer {
         report.peakAnonymousBytesPerRank = try comm.allgather([timers.peakPrivateBytes])
         report.seconds["total"] = Date().timeIntervalSince(start)
         try ShardedQuantizedOutput.write(job: job, progress: progressFolder, report: report, communicator: comm)
+        if comm.isMain { QuantizeProgressFolder.removeLock(output: job.output) }
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
         report.seconds["total"] = Date().timeIntervalSince(start)
         return report

@@ -15,6 +15,11 @@ enum DistributedJob {
         } catch {
             throw ConsoleOutput.fail(command, "\(error)")
         }
+        if command == "quantize" || command == "finetune" {
+            InterruptHandler.install(message: comm.isMain
+                ? "qdist \(command): interrupted; finished \(command == "quantize" ? "blocks are" : "checkpoints are") kept — rerun the same command to resume"
+                : nil)
+        }
         do {
             try body(comm)
         } catch let stop as SequentialQuantizer.StoppedAfterBlock {
