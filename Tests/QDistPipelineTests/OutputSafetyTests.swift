@@ -118,4 +118,26 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no empty output folder: \(r.stderr)")
     }
+
+    /// A full disk, as a file-size limit (`ulimit -f`, what the test can impose without root
+    /// mounts): one line naming the file and the cause, no output folder, and the rerun with
+    /// room to write finishes. The same for a model folder writer (tiny-model).
+    func testAFullDiskIsOneLineAndLeavesNoOutput() throws {
+        let recipe = try rtnRecipe()
+        let out = dir.appendingPathComponent("full")
+        let exe = try QdistProcess.binary.path
+        for (args, target) in [(["quantize", "--config", recipe, "--model", model.path, "--output", out.path], out),
+                               (["tiny-model", dir.appendingPathComponent("t2").path, "--layers", "2", "--hidden", "256"],
+                                dir.appendingPathComponent("t2"))] {
+            let r = try QdistProcess.runProcess("/bin/bash", ["-c", "ulimit -f 40; exec \"$0\" \"$@\"", exe] + args,
+                                                environment: [:], timeout: 120)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            let errorLines = r.stderr.split(separator: "\n").filter { $0.contains("error:") }
+            XCTAssertEqual(errorLines.count, 1, r.stderr)
+            XCTAssertTrue(errorLines.first?.contains("File too large") == true, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: target.path), "no output after a failed write")
+        }
+        let rerun = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path])
+        XCTAssertEqual(rerun.status, 0, rerun.stderr)
+    }
 }
