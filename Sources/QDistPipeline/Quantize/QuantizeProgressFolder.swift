@@ -80,7 +80,14 @@ struct QuantizeProgressFolder {
         let jobURL = staging.appendingPathComponent("job.json")
         if fresh { try? fm.removeItem(at: staging) }
         var recordedBlocks = 0
-        while fm.fileExists(atPath: recordURL(blocks, recordedBlocks).path) { recordedBlocks += 1 }
+        while recordIsIntact(blocks, recordedBlocks) { recordedBlocks += 1 }
+        // A damaged record or block file (a torn write, a bad disk) and everything after it is
+        // recomputed rather than trusted.
+        var later = recordedBlocks
+        while fm.fileExists(atPath: recordURL(blocks, later).path) {
+            try? fm.removeItem(at: recordURL(blocks, later))
+            later += 1
+        }
         if fm.fileExists(atPath: jobURL.path), let recorded = try? JSONParser.parseFile(at: jobURL), recorded != fingerprint,
            recordedBlocks == 0 {
             // A job that failed or was refused before finishing a block left nothing worth
@@ -102,7 +109,7 @@ struct QuantizeProgressFolder {
             try AtomicFileWriter.write(fingerprint.serialized(.pretty(sortKeys: false)) + [0x0A], to: jobURL)
         }
         var done = 0
-        while fm.fileExists(atPath: recordURL(blocks, done).path) { done += 1 }
+        while recordIsIntact(blocks, done) { done += 1 }
         return done
     }
 
@@ -143,14 +150,38 @@ struct QuantizeProgressFolder {
         return name
     }
 
-    /// Marks `block` complete (rank 0, after every rank's file is in place).
+    /// Marks `block` complete (rank 0, after every rank's file is in place), with each file's
+    /// length and FNV-1a checksum so that a resume can tell a damaged file from a good one.
     func recordBlock(_ block: Int, files: [String], layers: [QuantizationReport.Layer]) throws {
+        let sums = try files.map { try Self.checksum(of: blocks.appendingPathComponent($0)) }
         let record: JSONValue = .object([
             (key: "block", value: .integer(block)),
             (key: "files", value: .array(files.map { .string($0) })),
+            (key: "checksums", value: .array(sums.map { .string($0) })),
             (key: "layers", value: .array(layers.map(\.jsonValue))),
         ])
         try AtomicFileWriter.write(record.serialized(.pretty(sortKeys: false)) + [0x0A], to: Self.recordURL(blocks, block))
+    }
+
+    /// `<bytes>:<FNV-1a 64 hex>` of a file (not cryptographic: it catches torn and damaged
+    /// writes, which is what a crash or a bad disk leaves).
+    static func checksum(of url: URL) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw QDistIOError(.io, path: url.path, "cannot read: \(FileErrorReason.describe(error, path: url.path))")
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { p in for b in p { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+        return "\(data.count):" + String(hash, radix: 16)
+    }
+
+    /// Whether block `block`'s record parses and every file it names is there with the recorded
+    /// checksum.
+    static func recordIsIntact(_ blocks: URL, _ block: Int) -> Bool {
+        guard let json = try? JSONParser.parseFile(at: recordURL(blocks, block)),
+              let files = json["files"]?.arrayValue?.compactMap(\.stringValue),
+              let sums = json["checksums"]?.arrayValue?.compactMap(\.stringValue), sums.count == files.count else { return false }
+        return zip(files, sums).allSatisfy { (try? checksum(of: blocks.appendingPathComponent($0))) == $1 }
     }
 
     // MARK: - Reading back
