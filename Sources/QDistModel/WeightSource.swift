@@ -48,18 +48,6 @@ extension WeightSource {
     }
 }
 
-extension Tensor {
-    /// The index of the first NaN or infinity, if any.
-    public var firstNonFiniteIndex: Int? {
-        withUnsafeBufferPointer { p in
-            // A sum is finite only if every term is (and no overflow): one cheap pass first.
-            var sum: Float = 0
-            for x in p { sum += x * 0 }
-            return sum.isNaN ? p.firstIndex { !$0.isFinite } : nil
-        }
-    }
-}
-
 extension CheckpointFolder: WeightSource {
     public func storedDType(of name: String) -> DType? { try? info(name).dtype }
 }

@@ -147,3 +147,16 @@ extension Tensor {
         zip(gate, up) { g, u in g / (1 + Foundation.exp(-g)) * u }
     }
 }
+
+extension Tensor {
+    /// The index of the first NaN or infinity, if any. One vectorizable pass first: a value is
+    /// not finite exactly when its exponent bits are all ones, and an integer max over the
+    /// exponent fields (unlike a float sum) has no order for the compiler to keep.
+    public var firstNonFiniteIndex: Int? {
+        withUnsafeBufferPointer { p in
+            var largest: UInt32 = 0
+            for x in p { largest = Swift.max(largest, x.bitPattern & 0x7F80_0000) }
+            return largest == 0x7F80_0000 ? p.firstIndex { !$0.isFinite } : nil
+        }
+    }
+}

@@ -18,7 +18,8 @@ import QDistTensor
 /// Cauchy–Schwarz bound, far below the Float32 rounding already in each batch's product.
 ///
 /// Memory: n(n+1)/2 Int64 plus an n×n Float32 scratch. Cost per batch: one ssyrk
-/// (tokens·n² flops) and n(n+1)/2 conversions. A non-finite batch poisons H (NaN; GPTQ then
+/// (tokens·n² flops) and n(n+1)/2 conversions (truncating: as deterministic as rounding, and
+/// one instruction). A non-finite batch poisons H (NaN; GPTQ then
 /// rejects it); a batch larger than the scale's bound is a caller bug (the scale must come from
 /// these very inputs) and traps.
 public struct HessianAccumulator: Sendable {
@@ -98,29 +99,28 @@ public struct HessianAccumulator: Sendable {
         let n = columns
         if scratch.count != n * n { scratch = Tensor.zeros([n, n]) }
         Tensor.gramAccumulateUpper(x, into: &scratch, alpha: 2, beta: 0)
+        sampleCount += t
+        // A non-finite product poisons H (checked in one vectorizable pass, so the conversion
+        // loop below has no branch).
+        if scratch.firstNonFiniteIndex != nil { nonFinite = true }
+        if nonFinite { return }
         let rowScale = scale.rowScales, columnScale = scale.columnScales
-        var poisoned = false
         scratch.withUnsafeBufferPointer { g in
             sum.withUnsafeMutableBufferPointer { s in
-                var k = 0
-                for i in 0..<n {
-                    let row = i * n, ri = rowScale[i]
-                    for j in i..<n {
-                        // Powers of two: the products are exact; only the rounding to an integer
-                        // happens, and it is the same on every rank.
-                        let v = Double(g[row + j]) * ri * columnScale[j]
-                        if v.isFinite {
-                            s[k] &+= Int64(v.rounded())
-                        } else {
-                            poisoned = true
+                columnScale.withUnsafeBufferPointer { cs in
+                    var k = 0
+                    for i in 0..<n {
+                        let row = i * n, ri = rowScale[i]
+                        for j in i..<n {
+                            // Powers of two: the products are exact; the one rounding is the
+                            // truncation to an integer, the same on every rank.
+                            s[k] &+= Int64(Double(g[row + j]) * ri * cs[j])
+                            k += 1
                         }
-                        k += 1
                     }
                 }
             }
         }
-        if poisoned { nonFinite = true }
-        sampleCount += t
     }
 
     /// The accumulator one process would hold after seeing every part's batches (the same
