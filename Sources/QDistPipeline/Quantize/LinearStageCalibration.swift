@@ -1,10 +1,12 @@
 import QDistModel
 import QDistTensor
 
-/// `sequential: linear` calibration of one block in a single forward: the block runs stage by
-/// stage — q/k/v, o, gate/up, down — each stage with every earlier linear already quantized, and
-/// the per-window state at the stage boundary is kept, so no stage recomputes an earlier one
-/// and the last stage's output *is* the next block's input.
+/// The calibration forward of one block, stage by stage — q/k/v, o, gate/up, down — with the
+/// per-window state at each stage boundary kept, so no stage recomputes an earlier one and each
+/// group's inputs can be read more than once (`forEachInput`: column maxima first, then the
+/// Hessian products). Under `sequential: linear` each stage runs with every earlier linear
+/// already quantized and the last stage's output *is* the next block's input; `block` and
+/// `none` run every stage with the original weights.
 ///
 /// This is GPTQ's "true sequential" order (each linear's Hessian sees the quantization error of
 /// the linears before it in the block) at the cost of one quantized forward plus the Hessian
