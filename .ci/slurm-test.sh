@@ -167,7 +167,7 @@ recipe:
   GPTQModifier:
     targets: [Linear]
     ignore: [lm_head]
-    actorder: group
+    actorder: static
     config_groups:
       g0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}
 EOF
