@@ -36,6 +36,10 @@ let package = Package(
             dependencies: ["QDistTensor", "QDistModel", "QDistQuant", "CBLAS"],
             path: "Benchmarks/QDistBench"),
 
+        // The fuzz driver the reliability tests run (one process per reader and seed, so a trap
+        // is caught from outside): Tests/QDistFuzz.
+        .executableTarget(name: "QDistFuzz", dependencies: ["QDistIO", "QDistPipeline", "QDistTensor"], path: "Tests/QDistFuzz"),
+
         // Runs the built binary (and mpirun, and Python references) for end-to-end tests.
         .target(name: "QDistTestSupport", path: "Tests/QDistTestSupport"),
 
@@ -43,7 +47,7 @@ let package = Package(
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"]),
         .testTarget(name: "QDistModelTests", dependencies: ["QDistModel", "QDistIO", "QDistTestSupport"]),
-        .testTarget(name: "QDistPipelineTests", dependencies: ["QDistPipeline", "QDistTestSupport", "qdist"]),
+        .testTarget(name: "QDistPipelineTests", dependencies: ["QDistPipeline", "QDistTestSupport", "qdist", "QDistFuzz"]),
         .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant", "QDistIO", "QDistTensor"]),
         .testTarget(name: "QDistTrainTests", dependencies: ["QDistTrain", "QDistQuant"]),
         .testTarget(name: "qdistTests", dependencies: ["QDistTrain", "QDistTestSupport", "qdist"]),

@@ -139,6 +139,8 @@ public struct ModelConfiguration: Sendable, Equatable, Codable {
             }
             headDim = hiddenSize / numAttentionHeads
         }
+        // Rotary embeddings rotate pairs of dimensions.
+        guard headDim % 2 == 0 else { throw f.error("head_dim", "must be even for rotary embeddings, found \(headDim)") }
         vocabSize = try positive("vocab_size", f.int("vocab_size"))
         rmsNormEps = try f.optionalDouble("rms_norm_eps") ?? 1e-6
         let ropeParameters = try f.optionalObject("rope_parameters")

@@ -157,6 +157,8 @@ final class ModelConfigurationTests: XCTestCase {
     func testMissingKeyWrongTypeAndUnsupportedModelTypeNameTheFileAndKey() {
         let base = #""model_type":"llama","intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100"#
         assertConfigError("{\(base)}", #"missing required key "hidden_size""#)
+        // Found by the fuzz harness: an odd head dimension trapped in the rotary embedding.
+        assertConfigError(#"{\#(base),"hidden_size":64,"head_dim":15}"#, #"key "head_dim": must be even for rotary embeddings, found 15"#)
         assertConfigError(#"{\#(base),"hidden_size":"64"}"#, #"key "hidden_size": expected an integer, found a string ("64")"#)
         assertConfigError(#"{\#(base),"hidden_size":64.5}"#, #"key "hidden_size": expected an integer, found a number (64.5)"#)
         assertConfigError(#"{\#(base),"hidden_size":64,"tie_word_embeddings":"yes"}"#, #"key "tie_word_embeddings": expected a boolean, found a string ("yes")"#)
