@@ -140,4 +140,25 @@ final class OutputSafetyTests: XCTestCase {
         let rerun = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path])
         XCTAssertEqual(rerun.status, 0, rerun.stderr)
     }
+
+    /// A read-only file system under the output (a tmpfs mounted read-only: the tests run as
+    /// root, for whom permission bits do not bind): one line with the path and the cause.
+    func testAReadOnlyOutputParentIsOneLine() throws {
+        let mount = dir.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: mount, withIntermediateDirectories: true)
+        let mounted = try QdistProcess.runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", mount.path],
+                                                  environment: [:], timeout: 30)
+        XCTAssertEqual(mounted.status, 0, "mounting a read-only tmpfs needs root: \(mounted.stderr)")
+        guard mounted.status == 0 else { return }
+        defer { _ = try? QdistProcess.runProcess("/bin/umount", [mount.path], environment: [:], timeout: 30) }
+        let out = mount.appendingPathComponent("q")
+        for args in [["quantize", "--config", try rtnRecipe(), "--model", model.path, "--output", out.path],
+                     ["tiny-model", out.path]] {
+            let r = try QdistProcess.run(args)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            let errorLines = r.stderr.split(separator: "\n").filter { $0.contains("error:") }
+            XCTAssertEqual(errorLines.count, 1, r.stderr)
+            XCTAssertTrue(errorLines.first.map { $0.contains(mount.path) && $0.contains("Read-only file system") } == true, r.stderr)
+        }
+    }
 }
