@@ -44,7 +44,10 @@ struct QDistFuzz {
             }
         }
         try? Data("\(count)".utf8).write(to: URL(fileURLWithPath: progress))
-        print("{\"reader\": \"\(reader)\", \"inputs\": \(count), \"errors\": \(errors), \"valid\": \(valid)}")
+        // Peak memory over all inputs: a header that claims 2^60 elements must be refused
+        // before allocating, so this stays near the driver's own size.
+        let peak = ProcessMemory.peakResidentBytes ?? 0
+        print("{\"reader\": \"\(reader)\", \"inputs\": \(count), \"errors\": \(errors), \"valid\": \(valid), \"peak_rss_bytes\": \(peak)}")
     }
 
     /// Opens the input as qdist would and touches everything it declares.

@@ -28,6 +28,10 @@ final class FuzzReadersTests: XCTestCase {
         let summary = try QdistProcess.jsonObject(r, file: file, line: line)
         XCTAssertEqual(summary["inputs"] as? Int, Self.inputsPerReader, file: file, line: line)
         XCTAssertGreaterThan(summary["errors"] as? Int ?? 0, 0, "\(reader): mutations must reach the error paths", file: file, line: line)
+        // Inputs are at most a few MB: no input may make a reader allocate far beyond that.
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: seedPath.path)[.size] as? Int) ?? 1 << 20
+        XCTAssertLessThan(summary["peak_rss_bytes"] as? Int ?? .max, 400 << 20 + 64 * fileBytes,
+                          "\(reader): peak memory \(summary["peak_rss_bytes"] ?? "?") bytes", file: file, line: line)
     }
 
     func testModelFileReadersSurviveMutatedInputs() throws {

@@ -161,4 +161,15 @@ final class OutputSafetyTests: XCTestCase {
             XCTAssertTrue(errorLines.first.map { $0.contains(mount.path) && $0.contains("Read-only file system") } == true, r.stderr)
         }
     }
+
+    func testAnOutputPathThatIsAFileIsOneLineAndTheFileStays() throws {
+        let file = dir.appendingPathComponent("out.txt")
+        try Data("mine".utf8).write(to: file)
+        let recipe = try rtnRecipe()
+        assertRefused(try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", file.path]),
+                      mentions: [file.path, "already exists"])
+        assertRefused(try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", file.path, "--overwrite"]),
+                      mentions: [file.path, "not written by qdist"])
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "mine")
+    }
 }
