@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A long fuzz campaign over every reader (issue 12): N mutated inputs per reader, in chunks of
 # 10,000 with consecutive seeds, each chunk in its own process so a trap names its seed and input.
-#   bash Benchmarks/fuzz.sh N            (after `swift build --build-tests`)
+#   bash Benchmarks/fuzz.sh N            (after `swift build --build-tests`; READERS="a b" for some)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -18,8 +18,10 @@ readers=("safetensors $work/tiny/model.safetensors" "tokenizer $work/tiny/tokeni
          "recipe Configs/quantize/smollm2-gptq-w4a16-asym.yaml" "finetune Configs/finetune/smollm2-qlora.yaml"
          "peft $work/adapter" "quantized $work/q")
 chunk=10000
+only=${READERS:-}  # e.g. READERS="tokenizer gguf" runs only those
 for r in "${readers[@]}"; do
   set -- $r
+  if [ -n "$only" ] && [[ " $only " != *" $1 "* ]]; then continue; fi
   done=0 crashes=0 errors=0 start=$(date +%s)
   for ((seed = 1; done < n; seed++)); do
     c=$(( n - done < chunk ? n - done : chunk ))
