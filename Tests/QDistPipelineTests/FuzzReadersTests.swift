@@ -65,5 +65,11 @@ final class FuzzReadersTests: XCTestCase {
         let quantized = dir.appendingPathComponent("q")
         XCTAssertEqual(try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", quantized.path]).status, 0)
         try fuzz("quantized", quantized)
+        let gptq = dir.appendingPathComponent("g")
+        let symmetric = dir.appendingPathComponent("rtn-sym.yaml")
+        try Data("recipe: {QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, strategy: group, group_size: 16}}}}}\n".utf8).write(to: symmetric)
+        XCTAssertEqual(try QdistProcess.run(["quantize", "--config", symmetric.path, "--model", model.path, "--output", gptq.path,
+                                             "--format", "gptq"]).status, 0)
+        try fuzz("quantized", gptq, seed: 2)
     }
 }

@@ -172,4 +172,24 @@ final class OutputSafetyTests: XCTestCase {
                       mentions: [file.path, "not written by qdist"])
         XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "mine")
     }
+
+    func testAFinetuneThatCannotFitIsRefusedBeforeItStartsWithTheNumbers() throws {
+        let data = dir.appendingPathComponent("d.txt")
+        try Data(contentsOf: QdistProcess.wikitext("valid")).prefix(5_000).write(to: data)
+        let config = dir.appendingPathComponent("huge.yaml")
+        try Data("""
+            model: \(model.path)
+            data: \(data.path)
+            seq_len: 4000000
+            micro_batch_size: 64
+            global_batch_size: 64
+            steps: 1
+            lora: {r: 2, lora_alpha: 4, target_modules: all-linear}
+            """.utf8).write(to: config)
+        let out = dir.appendingPathComponent("huge")
+        let r = try QdistProcess.run(["finetune", "--config", config.path, "--output", out.path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("GiB per rank") && r.stderr.contains("qdist memory --train"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+    }
 }

@@ -61,6 +61,7 @@ public struct FinetuneReport: Sendable {
 public enum FinetuneRun {
     public static func run(_ job: FinetuneJob, communicator comm: any Communicator,
                            log: (String) -> Void) throws -> FinetuneReport {
+        try checkMemory(job, communicator: comm)
         try prepareOutput(job, communicator: comm)
         do {
             return try train(job, communicator: comm, log: log)
@@ -71,6 +72,18 @@ public enum FinetuneRun {
                 try? FileManager.default.removeItem(at: job.output)
             }
             throw error
+        }
+    }
+
+    /// Refuses, before anything is loaded or written, a run whose predicted per-rank memory (what
+    /// `qdist memory --train` prints) exceeds this node's memory shared by its ranks.
+    static func checkMemory(_ job: FinetuneJob, communicator comm: any Communicator) throws {
+        let config = try ModelBundle.open(job.modelPath).config
+        let predicted = job.predictedMemory(config, ranks: comm.size)
+        let available = Double(ProcessInfo.processInfo.physicalMemory) / Double(max(comm.ranksOnNode, 1))
+        guard predicted.total <= available else {
+            let gib = { (b: Double) in String(format: "%.1f GiB", b / Double(1 << 30)) }
+            throw FinetuneSetupError("\(job.configName): this run needs about \(gib(predicted.total)) per rank (activations \(gib(predicted.activations)), base weights \(gib(predicted.baseWeights)); see qdist memory --train), but a rank has \(gib(available)) here; lower seq_len or micro_batch_size, or use more ranks with --zero-stage 3")
         }
     }
 
