@@ -4,8 +4,9 @@
 /// Clipping by the global L2 norm of all trainable gradients, split into the part a rank can do
 /// alone (the sum of squares of its shard) and the part that needs the total.
 ///
-/// A caller sums `sumOfSquares` over shards (an Allreduce(SUM) of one Double across ranks), asks
-/// `coefficient` for the factor, and scales its own shard with `scale`. torch computes
+/// A caller sums the shards' squares (`DataParallelTrainer` does it exactly, as
+/// `FixedPointLimbs.squares` digits, so the norm does not depend on P; `sumOfSquares` is the
+/// plain Double form), asks `coefficient` for the factor, and scales its own shard with `scale`. torch computes
 /// `max_norm / (total_norm + 1e-6)` clamped to 1 and always multiplies, which is what this does.
 public enum GradientClipping {
     /// Σ g² of one shard, accumulated in Double so the total does not depend on shard sizes
