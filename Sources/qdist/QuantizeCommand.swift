@@ -6,20 +6,28 @@ import QDistPipeline
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a model by a recipe (GPTQ or round-to-nearest) into compressed-tensors or GPTQ format.",
+        abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant) into compressed-tensors or GPTQ format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
             format (compressed-tensors | gptq), calibration {data, samples, seq_len, seed}, \
-            sequential (block | linear | none) and recipe: {GPTQModifier | QuantizationModifier: \
-            {targets, ignore, scheme | config_groups, block_size, dampening_frac, actorder}}. \
+            sequential (block | linear | none) and recipe: one modifier, or a list applied in \
+            order to each block — smoothing modifiers first, then the one that quantizes \
+            (recipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W8A8}}]).
+
+            Modifiers:
+            \(ModifierRegistry.helpLines.map { "  " + $0 }.joined(separator: "\n"))
+
+            Quantizing modifiers take {targets, ignore, scheme | config_groups}. \
             Schemes: \(SchemePresets.names.joined(separator: ", ")). Flags override the file. \
             Unknown keys, a missing model or a group size that does not divide a layer fail at \
             once with one line, before any output exists; the output folder appears only when \
-            complete, with quantization_report.json (per-layer error, time) inside.
+            complete, with quantization_report.json (per-layer error, smoothing choices, time) inside.
 
             Examples:
               qdist quantize --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --model "$(Launch/get-smollm2.sh | tail -n 1)"
               qdist quantize --config Configs/quantize/smollm2-rtn-w8a16.yaml --model models/smollm2 --output out/w8
+              qdist quantize --config Configs/quantize/smollm2-sq-w8a8-static.yaml --model models/smollm2
+              qdist quantize --config Configs/quantize/smollm2-awq-w4a16-asym.yaml --model models/smollm2
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
 
             Under mpirun, ranks split the calibration windows, each linear is solved by one rank \
@@ -78,7 +86,7 @@ struct QuantizeCommand: ParsableCommand {
                 job.injectedFailure = (parts[0], parts[1])
             }
             if comm.isMain && !json {
-                print("quantize: \(job.recipeName): \(job.plan.entries.count) linears, \(job.plan.algorithm.rawValue), "
+                print("quantize: \(job.recipeName): \(job.plan.entries.count) linears, \(job.plan.recipeName), "
                       + "\(job.format.rawValue) → \(job.output.path)")
             }
             let report = try SequentialQuantizer.run(job, communicator: comm) { line in

@@ -40,11 +40,11 @@ final class ActivationCalibrationTests: XCTestCase {
         return try XCTUnwrap(params[e[0].name])
     }
 
-    func testMinMaxGivesTheCompressedTensorsScaleOfTheExactRange() throws {
-        let sym = try calibrate(observer: "minmax", symmetric: true, batches: batches())
+    func testStaticMinMaxGivesTheCompressedTensorsScaleOfTheExactRange() throws {
+        let sym = try calibrate(observer: "static_minmax", symmetric: true, batches: batches())
         XCTAssertEqual(sym.scale!, 50 / 127.5, accuracy: 1e-6)
         XCTAssertNil(sym.zeroPoint)
-        let asym = try calibrate(observer: "minmax", symmetric: false, batches: batches())
+        let asym = try calibrate(observer: "static_minmax", symmetric: false, batches: batches())
         XCTAssertEqual(asym.scale!, 51 / 255, accuracy: 1e-6)
         XCTAssertEqual(asym.zeroPoint, Int32((-128 + 1 / (51.0 / 255)).rounded(.toNearestOrEven)))
     }
@@ -67,7 +67,7 @@ final class ActivationCalibrationTests: XCTestCase {
         let heavy = [Tensor(shape: [10_000, 4], scalars: laplace)]
         let absmax = laplace.map(\.magnitude).max()!
         let kl = try calibrate(observer: "kl", symmetric: true, batches: heavy)
-        let minmax = try calibrate(observer: "minmax", symmetric: true, batches: heavy)
+        let minmax = try calibrate(observer: "static_minmax", symmetric: true, batches: heavy)
         XCTAssertEqual(minmax.scale!, absmax / 127.5, accuracy: 1e-6)
         XCTAssertLessThan(kl.scale!, 0.9 * minmax.scale!, "KL's threshold lies inside the tail")
         XCTAssertGreaterThan(kl.scale!, 3 / 127.5, "but keeps the bulk of the distribution")
@@ -78,10 +78,35 @@ final class ActivationCalibrationTests: XCTestCase {
     func testBatchSplitDoesNotChangeTheScale() throws {
         let all = batches()
         let joined = Tensor(shape: [all.count * 100, 4], scalars: all.flatMap(\.scalars))
-        for observer in ["minmax", "percentile", "kl"] {
+        for observer in ["static_minmax", "percentile", "kl"] {
             XCTAssertEqual(try calibrate(observer: observer, symmetric: false, batches: all),
                            try calibrate(observer: observer, symmetric: false, batches: [joined]), observer)
         }
+    }
+
+    /// llm-compressor's `minmax` for activations: the first window's range, then
+    /// lerp(old, new, 0.01) per window in window order; `memoryless_minmax`: the last window's.
+    func testMinMaxIsTheMovingAverageOfWindowRangesAndMemorylessTheLastWindow() throws {
+        let all = batches()
+        var lo = 0.0, hi = 0.0
+        for (i, x) in all.enumerated() {
+            let (a, b) = (Double(x.scalars.min()!), Double(x.scalars.max()!))
+            (lo, hi) = i == 0 ? (a, b) : (lo + 0.01 * (a - lo), hi + 0.01 * (b - hi))
+        }
+        let ema = try calibrate(observer: "minmax", symmetric: false, batches: all)
+        // compressed-tensors' asymmetric scale from the averaged range (which includes 0).
+        XCTAssertEqual(Double(ema.scale!), (max(hi, 0) - min(lo, 0)) / 255, accuracy: 1e-6)
+        XCTAssertLessThan(ema.scale!, 50 / 255, "the outlier in one window moves the average only 1 %")
+        let last = try calibrate(observer: "memoryless_minmax", symmetric: true, batches: all)
+        XCTAssertEqual(Double(last.scale!), Double(all.last!.scalars.map(\.magnitude).max()!) / 127.5, accuracy: 1e-6)
+        // Window order matters for a moving average, so ranks exchange the window ranges and
+        // average them in global window order: one rank's view equals any split.
+        let byRank = [[Float]](arrayLiteral: [1, 2, 5, 6], [3, 4])  // windows 0, 2 on rank 0; 1 on rank 1
+        let split = ActivationRangeCollector.movingAverage(byRank, constant: 0.5)
+        let whole = ActivationRangeCollector.movingAverage([[1, 2, 3, 4, 5, 6]], constant: 0.5)
+        XCTAssertEqual(split.min, whole.min)
+        XCTAssertEqual(split.max, whole.max)
+        XCTAssertEqual(whole.min, 3.5)  // 1 → 2 → 3.5
     }
 
     func testDynamicEntriesNeedNoStatistics() throws {

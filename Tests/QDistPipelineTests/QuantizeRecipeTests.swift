@@ -27,7 +27,9 @@ final class QuantizeRecipeTests: XCTestCase {
             let job = try QuantizeJobConfig.load(folder.appendingPathComponent(f))
             XCTAssertNotNil(job.output, f)
             XCTAssertFalse(job.recipe.modifier.weightGroups.isEmpty, f)
-            if f.contains("gptq") { XCTAssertEqual(job.recipe.algorithm, .gptq, f) }
+            if f.contains("gptq") { XCTAssertTrue(job.recipe.solver.needsHessian, f) }
+            if f.contains("-sq-") { XCTAssertEqual(type(of: job.recipe.modifiers[0]).recipeKey, "SmoothQuantModifier", f) }
+            if f.contains("-awq-") { XCTAssertEqual(type(of: job.recipe.modifiers[0]).recipeKey, "AWQModifier", f) }
             for g in job.recipe.modifier.weightGroups where g.weights.strategy == .group {
                 XCTAssertEqual(576 % (g.weights.groupSize ?? 0), 0, "\(f): SmolLM2's 576 inputs split into whole groups")
             }
@@ -111,8 +113,33 @@ final class QuantizeRecipeTests: XCTestCase {
 
     func testRecipeNeedsExactlyOneModifierAndOneSchemeSource() {
         assertError("model: m", contains: ["missing required key 'recipe'"])
-        assertError("recipe: {}", contains: ["exactly one modifier"])
+        assertError("recipe: {}", contains: ["give a modifier", "GPTQModifier"])
         assertError("recipe: {GPTQModifier: {targets: [Linear]}}", contains: ["exactly one of scheme or config_groups"])
         assertError("recipe: [1, 2", contains: ["not valid YAML"])
+    }
+
+    /// Modifier lists: order, one quantizer, known modifiers, strict per-modifier keys.
+    func testModifierListsAreCheckedForOrderQuantizerAndKeys() throws {
+        let sq = try decode("recipe:\n  - SmoothQuantModifier: {smoothing_strength: 0.6}\n  - GPTQModifier: {scheme: W8A8}")
+        XCTAssertEqual(sq.recipe.name, "SmoothQuantModifier+GPTQModifier")
+        XCTAssertEqual(sq.recipe.quantizerIndex, 1)
+        XCTAssertEqual(sq.recipe.smoothings.count, 1)
+        XCTAssertTrue(sq.recipe.solver.needsHessian)
+        let awq = try decode("recipe: [{AWQModifier: {duo_scaling: both, n_grid: 10}}, {QuantizationModifier: {scheme: W4A16_ASYM}}]")
+        XCTAssertEqual((awq.recipe.modifiers[0] as? AWQModifier)?.search, AWQSmoothing(duoScaling: .both, gridPoints: 10))
+        let alone = try decode("recipe: {AWQModifier: {scheme: W4A16_ASYM}}")
+        XCTAssertEqual(alone.recipe.quantizerIndex, 0, "AWQModifier with a scheme quantizes round-to-nearest")
+        XCTAssertFalse(alone.recipe.solver.needsHessian)
+
+        assertError("recipe:\n  - GPTQModifier: {scheme: W8A8}\n  - SmoothQuantModifier: {}", contains: ["SmoothQuantModifier comes after the quantizing GPTQModifier"])
+        assertError("recipe:\n  - SmoothQuantModifier: {}", contains: ["no modifier quantizes"])
+        assertError("recipe:\n  - QuantizationModifier: {scheme: W8A8}\n  - GPTQModifier: {scheme: W8A8}", contains: ["both set a scheme"])
+        assertError("recipe:\n  - SmoothQuantModifier: {}\n  - SmoothQuantModifier: {}\n  - GPTQModifier: {scheme: W8A8}", contains: ["appears twice"])
+        assertError("recipe: {SmoothQuantModifier: {}, GPTQModifier: {scheme: W8A8}}", contains: ["write recipe: as a list"])
+        assertError("recipe: [{SpinQuantModifier: {}}]", contains: ["unknown modifier", "AWQModifier"])
+        assertError("recipe: [{SmoothQuantModifier: {smoothing_strength: 1.5}}, {QuantizationModifier: {scheme: W8A8}}]", contains: ["smoothing_strength", "[0, 1]"])
+        assertError("recipe: [{SmoothQuantModifier: {alpha: 0.5}}, {QuantizationModifier: {scheme: W8A8}}]", contains: ["alpha", "unknown key", "smoothing_strength"])
+        assertError("recipe: [{AWQModifier: {n_grid: 1}}, {QuantizationModifier: {scheme: W4A16}}]", contains: ["n_grid", "between 2"])
+        assertError("recipe: [{AWQModifier: {duo: true}}, {QuantizationModifier: {scheme: W4A16}}]", contains: ["duo", "unknown key", "duo_scaling"])
     }
 }

@@ -18,7 +18,13 @@ struct ActivationRangeCollector: BlockInputObserver {
     enum Statistics {
         case minMax(MinMaxStatistics)
         case histogram(HistogramStatistics)
+        /// Each window's (min, max) on this rank, to be averaged in global window order with
+        /// `constant` (llm-compressor's `minmax`: 0.01; `memoryless_minmax`: 1).
+        case movingAverage(windows: [Float], constant: Float)
     }
+
+    /// llm-compressor's `averaging_constant` default.
+    static let averagingConstant: Float = 0.01
 
     var statistics: [LinearGroup: Statistics]
 
@@ -30,9 +36,17 @@ struct ActivationRangeCollector: BlockInputObserver {
             let wantsHistogram = args.observer == .percentile || args.observer == .kl
             switch statistics[group] {
             case .histogram?: continue
-            case .minMax? where !wantsHistogram: continue
+            case .minMax? where !wantsHistogram, .movingAverage? where !wantsHistogram: continue
             default:
-                statistics[group] = wantsHistogram ? .histogram(HistogramStatistics(bins: args.histogramBins)) : .minMax(MinMaxStatistics())
+                if wantsHistogram {
+                    statistics[group] = .histogram(HistogramStatistics(bins: args.histogramBins))
+                } else {
+                    switch e.inputActivations?.observer.flatMap(WeightArgsConfig.Observer.init(rawValue:)) {
+                    case .staticMinmax?: statistics[group] = .minMax(MinMaxStatistics())
+                    case .memorylessMinmax?: statistics[group] = .movingAverage(windows: [], constant: 1)
+                    default: statistics[group] = .movingAverage(windows: [], constant: Self.averagingConstant)
+                    }
+                }
             }
         }
         self.statistics = statistics
@@ -48,13 +62,38 @@ struct ActivationRangeCollector: BlockInputObserver {
         case .histogram(var h)?:
             h.observe(input)
             statistics[group] = .histogram(h)
+        case .movingAverage(var windows, let c)?:
+            let (lo, hi) = input.minMax()
+            windows += [lo, hi]
+            statistics[group] = .movingAverage(windows: windows, constant: c)
         case nil: break
         }
+    }
+
+    /// The moving average of the windows' ranges in global window order (window i is the
+    /// (i / P)-th of rank i mod P): every rank computes the same average, whatever P is.
+    static func movingAverage(_ byRank: [[Float]], constant c: Float) -> (min: Float, max: Float) {
+        let windows = byRank.reduce(0) { $0 + $1.count / 2 }
+        guard windows > 0 else { return (0, 0) }
+        var lo = byRank[0][0], hi = byRank[0][1]
+        for i in 1..<windows {
+            let w = byRank[i % byRank.count], k = 2 * (i / byRank.count)
+            // torch.lerp(old, new, c) = old + c · (new − old)
+            lo = lo + c * (w[k] - lo)
+            hi = hi + c * (w[k + 1] - hi)
+        }
+        return (lo, hi)
     }
 
     /// Every rank's statistics combined on every rank (collectives in a fixed group order, so
     /// all ranks issue the same calls).
     mutating func combine(communicator comm: any Communicator) throws {
+        for g in LinearGroup.allCases {
+            guard case .movingAverage(let windows, let c)? = statistics[g] else { continue }
+            let byRank = comm.size > 1 ? try comm.allgatherv(windows) : [windows]
+            let (lo, hi) = Self.movingAverage(byRank, constant: c)
+            statistics[g] = .minMax(MinMaxStatistics(mins: [lo], maxs: [hi]))
+        }
         guard comm.size > 1 else { return }
         let groups = LinearGroup.allCases.filter { statistics[$0] != nil }
         var mins: [Float] = [], maxs: [Float] = [], exponents: [Double] = []
@@ -62,6 +101,7 @@ struct ActivationRangeCollector: BlockInputObserver {
             switch statistics[g]! {
             case .minMax(let s): mins.append(s.mins[0]); maxs.append(s.maxs[0]); exponents.append(0)
             case .histogram(let h): mins.append(h.min); maxs.append(h.max); exponents.append(Double(h.exponent))
+            case .movingAverage: preconditionFailure("moving averages are resolved above")
             }
         }
         try comm.allreduce(&mins, op: .min)
@@ -81,6 +121,7 @@ struct ActivationRangeCollector: BlockInputObserver {
             switch statistics[g]! {
             case .minMax:
                 statistics[g] = .minMax(MinMaxStatistics(mins: [mins[i]], maxs: [maxs[i]]))
+            case .movingAverage: break
             case .histogram(let h):
                 let n = h.bins
                 statistics[g] = .histogram(HistogramStatistics(min: mins[i], max: maxs[i], exponent: h.exponent,
@@ -100,7 +141,7 @@ struct ActivationRangeCollector: BlockInputObserver {
             case .kl: return KLObserver(bins: h.bins, quantizedBins: 1 << (args.numBits - 1)).range(of: h)
             case .minmax, .mse: return h.min <= h.max ? ClipRange(min: h.min, max: h.max) : ClipRange(min: 0, max: 0)
             }
-        case nil: return ClipRange(min: 0, max: 0)
+        case .movingAverage?, nil: return ClipRange(min: 0, max: 0)
         }
     }
 }

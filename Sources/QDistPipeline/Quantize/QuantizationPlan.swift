@@ -9,6 +9,9 @@ import QDistQuant
 /// suffix (`q_proj`) or a regex `re:…`; `ignore` uses the same forms. `lm_head` is never a
 /// target (it stays in full precision, as llm-compressor leaves it).
 public struct QuantizationPlan: Sendable {
+    /// The entry for the linear `name`, if the plan quantizes it.
+    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
     /// One linear to quantize.
     public struct Entry: Sendable {
         public var block: Int
@@ -26,19 +29,24 @@ public struct QuantizationPlan: Sendable {
         public var inputCalibrationArgs: QuantizationArgs? {
             guard let a = inputActivations, !a.dynamic else { return nil }
             return QuantizationArgs(numBits: a.numBits, type: .int, symmetric: a.symmetric, strategy: .tensor,
-                                    observer: a.observer.flatMap(QuantizationArgs.ObserverKind.init(rawValue:)) ?? .minmax)
+                                    observer: a.observer.flatMap(WeightArgsConfig.Observer.init(rawValue:))?.kind ?? .minmax)
         }
     }
 
     public var entries: [Entry]
-    public var algorithm: RecipeConfig.Algorithm
-    public var blockSize: Int
-    public var dampening: Double
+    /// How each linear is solved (the quantizing modifier's solver).
+    public var solver: any LinearSolver
+    /// The smoothings applied to each block before it is quantized, in recipe order.
+    public var smoothings: [any BlockSmoothing]
+    /// The recipe's modifiers joined by `+`, for reports and the resume fingerprint.
+    public var recipeName: String
+    /// GPTQ's dampening, for formats that record one.
+    public var dampening: Double { solver.dampening }
 
     /// True when some linear has a static input scale to calibrate.
     public var calibratesActivations: Bool { entries.contains { $0.inputCalibrationArgs != nil } }
     /// True when the job must forward calibration data: GPTQ's Hessians or static input scales.
-    public var needsCalibration: Bool { algorithm == .gptq || calibratesActivations }
+    public var needsCalibration: Bool { solver.needsHessian || calibratesActivations || !smoothings.isEmpty }
 
     /// Entries of one block, keyed by suffix.
     public func entries(inBlock b: Int) -> [String: Entry] {
@@ -47,12 +55,11 @@ public struct QuantizationPlan: Sendable {
 
     public init(recipe: RecipeConfig, config: ModelConfiguration, format: QuantizeJobConfig.OutputFormat) throws {
         let modifier = recipe.modifier
-        algorithm = recipe.algorithm
-        blockSize = modifier.blockSize ?? 128
-        dampening = modifier.dampeningFrac ?? 0.01
-        // llm-compressor's GPTQModifier default: grouped weights solve in activation order with
-        // groups kept in column order (`static`), unless the modifier says otherwise.
-        let defaultActOrder: WeightArgsConfig.ActOrder? = algorithm == .gptq && !modifier.actorderGiven ? .static : nil
+        solver = recipe.solver
+        smoothings = recipe.smoothings
+        recipeName = recipe.name
+        // The solver's default act-order (GPTQ: `static`) unless the modifier says otherwise.
+        let defaultActOrder: WeightArgsConfig.ActOrder? = modifier.actorderGiven ? nil : solver.defaultActOrder
         var entries: [Entry] = []
         for shape in config.linearLayers {
             guard !Self.matches(shape.name, modifier.ignore) else { continue }
@@ -76,7 +83,7 @@ public struct QuantizationPlan: Sendable {
         var a = QuantizationArgs(numBits: w.numBits, type: w.type == .int ? .int : .float, symmetric: w.symmetric,
                                  strategy: QuantizationArgs.Strategy(rawValue: w.strategy.rawValue) ?? .channel,
                                  groupSize: w.groupSize)
-        a.observer = QuantizationArgs.ObserverKind(rawValue: w.observer.rawValue) ?? .minmax
+        a.observer = w.observer.kind
         let order = w.actorder ?? (w.strategy == .group ? defaultActOrder : nil)
         a.actorder = order.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
         do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }

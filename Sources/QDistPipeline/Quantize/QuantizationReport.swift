@@ -19,6 +19,8 @@ public struct QuantizationReport: Sendable {
     }
 
     public var layers: [Layer] = []
+    /// One entry per smoothed mapping (`SmoothingDecision`): what each smoothing chose.
+    public var smoothing: [JSONValue] = []
     public var recipe: String = ""
     public var algorithm: String = ""
     public var format: String = ""
@@ -46,6 +48,7 @@ public struct QuantizationReport: Sendable {
             (key: "seconds_per_rank", value: .array(perRank.map { r in
                 .object(r.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })
             })),
+            (key: "smoothing", value: .array(smoothing)),
             (key: "layers", value: .array(layers.map(\.jsonValue))),
         ])
     }

@@ -150,15 +150,38 @@ struct QuantizeProgressFolder {
         return name
     }
 
+    /// Writes the float tensors a smoothing changed in `block` (norm weights, unquantized
+    /// linears), the same on every rank; rank 0 calls it. Returns the file name.
+    func writeFloatTensors(_ tensors: [String: Tensor], block: Int) throws -> String? {
+        guard !tensors.isEmpty else { return nil }
+        let name = String(format: "block-%05d.float.safetensors", block)
+        try SafetensorsWriter.write(tensors.mapValues { StoredTensor($0, as: .f32) }, metadata: ["format": "pt"],
+                                    to: blocks.appendingPathComponent(name))
+        return name
+    }
+
+    /// The float tensors recorded for a block (none when its weights were not smoothed).
+    func readFloatTensors(file: String) throws -> [String: Tensor] {
+        let reader = try SafetensorsReader(url: blocks.appendingPathComponent(file))
+        var out: [String: Tensor] = [:]
+        for name in reader.tensorNames { out[name] = try reader.tensor(name) }
+        return out
+    }
+
     /// Marks `block` complete (rank 0, after every rank's file is in place), with each file's
     /// length and FNV-1a checksum so that a resume can tell a damaged file from a good one.
-    func recordBlock(_ block: Int, files: [String], layers: [QuantizationReport.Layer]) throws {
-        let sums = try files.map { try Self.checksum(of: blocks.appendingPathComponent($0)) }
+    /// `floatFile` holds the block's smoothed float tensors, if any.
+    func recordBlock(_ block: Int, files: [String], layers: [QuantizationReport.Layer], floatFile: String? = nil,
+                     smoothing: [JSONValue] = []) throws {
+        let all = files + (floatFile.map { [$0] } ?? [])
+        let sums = try all.map { try Self.checksum(of: blocks.appendingPathComponent($0)) }
         let record: JSONValue = .object([
             (key: "block", value: .integer(block)),
             (key: "files", value: .array(files.map { .string($0) })),
+            (key: "float_file", value: floatFile.map { .string($0) } ?? .null),
             (key: "checksums", value: .array(sums.map { .string($0) })),
             (key: "layers", value: .array(layers.map(\.jsonValue))),
+            (key: "smoothing", value: .array(smoothing)),
         ])
         try AtomicFileWriter.write(record.serialized(.pretty(sortKeys: false)) + [0x0A], to: Self.recordURL(blocks, block))
     }
@@ -179,21 +202,24 @@ struct QuantizeProgressFolder {
     /// checksum.
     static func recordIsIntact(_ blocks: URL, _ block: Int) -> Bool {
         guard let json = try? JSONParser.parseFile(at: recordURL(blocks, block)),
-              let files = json["files"]?.arrayValue?.compactMap(\.stringValue),
-              let sums = json["checksums"]?.arrayValue?.compactMap(\.stringValue), sums.count == files.count else { return false }
+              var files = json["files"]?.arrayValue?.compactMap(\.stringValue),
+              let sums = json["checksums"]?.arrayValue?.compactMap(\.stringValue) else { return false }
+        if let f = json["float_file"]?.stringValue { files.append(f) }
+        guard sums.count == files.count else { return false }
         return zip(files, sums).allSatisfy { (try? checksum(of: blocks.appendingPathComponent($0))) == $1 }
     }
 
     // MARK: - Reading back
 
     /// The files and report lines recorded for `block`.
-    func record(_ block: Int) throws -> (files: [String], layers: [QuantizationReport.Layer]) {
+    func record(_ block: Int) throws -> (files: [String], layers: [QuantizationReport.Layer], floatFile: String?, smoothing: [JSONValue]) {
         let url = Self.recordURL(blocks, block)
         let json = try JSONParser.parseFile(at: url)
         guard let files = json["files"]?.arrayValue?.compactMap(\.stringValue), let layers = json["layers"]?.arrayValue else {
             throw QDistIOError(.config, path: url.path, "is not a block record (needs \"files\" and \"layers\")")
         }
-        return (files, try layers.map { try QuantizationReport.Layer(json: $0, path: url.path) })
+        return (files, try layers.map { try QuantizationReport.Layer(json: $0, path: url.path) }, json["float_file"]?.stringValue,
+                json["smoothing"]?.arrayValue ?? [])
     }
 
     /// Every linear stored in one block file, with its input parameters.

@@ -54,7 +54,8 @@ public enum SequentialQuantizer {
             .object([
                 (key: "model", value: .string(modelPath)), (key: "recipe", value: .string(recipeName)),
                 (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
-                (key: "algorithm", value: .string(plan.algorithm.rawValue)),
+                (key: "algorithm", value: .string(plan.recipeName)),
+                (key: "smoothing", value: .array(plan.smoothings.map { .string(String(describing: $0)) })),
                 (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)")),
                 (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)" + ($0.inputActivations.map { " input \($0)" } ?? "")) })),
             ])
@@ -76,7 +77,7 @@ public enum SequentialQuantizer {
         let rotary = LlamaModel.rotary(for: config)
         var report = QuantizationReport()
         report.recipe = job.recipeName
-        report.algorithm = job.plan.algorithm.rawValue
+        report.algorithm = job.plan.recipeName
         report.format = job.format.rawValue
         report.worldSize = comm.size
         var timers = RankTimers()
@@ -95,7 +96,7 @@ public enum SequentialQuantizer {
         var calibrationTokens = 0  // over every rank: fixes the Hessians' grid
         if needsCalibration {
             guard let data = job.calibration.data else {
-                throw QuantizePlanError(description: "\(job.plan.algorithm == .gptq ? "GPTQ" : "static input activations") need calibration data: set calibration.data or --data")
+                throw QuantizePlanError(description: "\(job.plan.recipeName) needs calibration data (Hessians, smoothing statistics or static input scales): set calibration.data or --data")
             }
             let set = try CalibrationSet.load(path: data, samples: job.calibration.samples, seqLen: job.calibration.seqLen,
                                               seed: job.calibration.seed, tokenizer: job.bundle.tokenizer, communicator: comm)
@@ -124,19 +125,28 @@ public enum SequentialQuantizer {
                                                                inputQuantizer: l.input?.inputQuantizer)]
                     }
                 }
+                if let floatFile = record.floatFile {
+                    weights = try applyFloatTensors(try progressFolder.readFloatTensors(file: floatFile), block: b, to: weights)
+                }
                 report.layers += record.layers
+                report.smoothing += record.smoothing
                 timers.io += Date().timeIntervalSince(t0)
             } else {
-                let solved = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
-                                               calibrationTokens: calibrationTokens, rotary: rotary, timers: &timers,
-                                               communicator: comm)
+                let (solved, decisions) = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
+                                                            calibrationTokens: calibrationTokens, windows: report.calibrationWindows,
+                                                            rotary: rotary, timers: &timers, communicator: comm)
                 let t0 = Date()
                 let mine = solved.filter { $0.writer == comm.rank }.map { StagedLinear(weights: $0.linear.weights, input: $0.input) }
                 let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
                 let files = try comm.allgatherStrings(file ?? "").filter { !$0.isEmpty }
                 let layers = solved.map(\.linear.report)
-                if comm.isMain { try progressFolder.recordBlock(b, files: files, layers: layers) }
+                let smoothing = decisions.map(\.jsonValue)
+                if comm.isMain {
+                    let floatFile = try progressFolder.writeFloatTensors(changedFloatTensors(original, weights, block: b, plan: job.plan), block: b)
+                    try progressFolder.recordBlock(b, files: files, layers: layers, floatFile: floatFile, smoothing: smoothing)
+                }
                 report.layers += layers
+                report.smoothing += smoothing
                 timers.io += Date().timeIntervalSince(t0)
             }
             if b < progressFolder.completedBlocks && needsCalibration {
@@ -210,10 +220,18 @@ public enum SequentialQuantizer {
     /// them together and propagates through the quantized block; `none` propagates through the
     /// original block.
     static func quantizeBlock(_ b: Int, original: LlamaBlockWeights, weights: inout LlamaBlockWeights, job: Job,
-                              activations: inout [Tensor], calibrationTokens: Int, rotary: RotaryEmbedding,
-                              timers: inout RankTimers, communicator comm: any Communicator) throws -> [BlockLinear] {
+                              activations: inout [Tensor], calibrationTokens: Int, windows: Int, rotary: RotaryEmbedding,
+                              timers: inout RankTimers, communicator comm: any Communicator) throws
+        -> (linears: [BlockLinear], smoothing: [SmoothingDecision])
+    {
         let config = job.bundle.config
-        let needsCalibration = job.plan.needsCalibration, usesHessians = job.plan.algorithm == .gptq
+        let needsCalibration = job.plan.needsCalibration, usesHessians = job.plan.solver.needsHessian
+        // Transform: fold the recipe's smoothings into the float block first; everything after
+        // calibrates and solves the smoothed block (the same function).
+        let ts = Date()
+        let decisions = try smoothBlock(b, weights: &weights, job: job, activations: activations, windows: windows,
+                                        rotary: rotary, communicator: comm)
+        timers.forward += Date().timeIntervalSince(ts)
         let entries = job.plan.entries(inBlock: b)
         let linearMode = job.sequential == .linear
         let stages: [[LinearGroup]] = linearMode ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
@@ -289,7 +307,7 @@ public enum SequentialQuantizer {
             }
             timers.forward += Date().timeIntervalSince(t0)
         }
-        return out
+        return (out, decisions)
     }
 
     /// One work item (some rows of a linear): GPTQ with its Hessian, or round-to-nearest; with
@@ -298,16 +316,7 @@ public enum SequentialQuantizer {
         -> QuantizedLinearExchange.SolvedPiece
     {
         let t0 = Date()
-        // Every thread count gives the same bits: products through `BLAS` (depth split), the
-        // factorizations on one thread (`BLASThreads.withOneThread` inside the solver).
-        let result: QuantizedWeight, loss: Double?
-        if let hessian, plan.algorithm == .gptq {
-            let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: entry.args, blockSize: plan.blockSize, dampening: plan.dampening)
-            (result, loss) = (r.weight, r.loss)
-        } else {
-            result = try QuantizationGrid(entry.args).quantize(w)
-            loss = nil
-        }
+        let (result, loss) = try plan.solver.solve(w, hessian: hessian, args: entry.args)
         let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil)
         // What every rank will run with: the stored form dequantized (so results cannot depend
         // on which rank solved a linear).

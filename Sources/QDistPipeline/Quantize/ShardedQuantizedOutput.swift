@@ -39,9 +39,14 @@ enum ShardedQuantizedOutput {
             }
         }
         if comm.isMain {
+            // Smoothed norms (and unquantized linears) replace the model's own.
+            var smoothed: [String: Tensor] = [:]
+            for b in 0..<config.numHiddenLayers {
+                if let f = try progress.record(b).floatFile { smoothed.merge(try progress.readFloatTensors(file: f)) { a, _ in a } }
+            }
             let quantized = Set(job.plan.entries.flatMap { [$0.name + ".weight", $0.name + ".bias"] })
             for (name, _) in config.tensorShapes where !quantized.contains(name) {
-                tensors[name] = StoredTensor(try job.bundle.weights.tensor(name), as: floatType)
+                tensors[name] = StoredTensor(try smoothed[name] ?? job.bundle.weights.tensor(name), as: floatType)
             }
         }
         let shardName = comm.size == 1 ? "model.safetensors" : ShardedCheckpointWriter.shardFileName(comm.rank + 1, of: comm.size)

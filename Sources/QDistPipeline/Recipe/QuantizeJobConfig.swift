@@ -13,7 +13,7 @@ import Foundation
 ///   GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16, block_size: 128, dampening_frac: 0.01}
 /// ```
 /// Every key is checked: an unknown one is an error naming the file, line and key.
-public struct QuantizeJobConfig: Decodable, Sendable, Equatable {
+public struct QuantizeJobConfig: Decodable, Sendable {
     public var model: String?
     public var output: String?
     public var format: OutputFormat

@@ -1,3 +1,5 @@
+import QDistQuant
+
 /// How weights are quantized, spelled as compressed-tensors' `QuantizationArgs` in YAML:
 /// `{num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 64, observer: mse,
 /// actorder: group}`.
@@ -7,7 +9,26 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     /// Which weights share one scale.
     public enum Strategy: String, Decodable, Sendable { case tensor, channel, group }
     /// How the clipping range is chosen.
-    public enum Observer: String, Decodable, Sendable, CaseIterable { case minmax, mse, percentile, kl }
+    ///
+    /// For static input activations the min/max observers differ as in llm-compressor:
+    /// `minmax` is a moving average of each calibration window's range (averaging constant
+    /// 0.01, the first window taken as is), `static_minmax` the extremes over every window,
+    /// `memoryless_minmax` the last window's. A weight is observed once, so for weights the
+    /// three are the same.
+    public enum Observer: String, Decodable, Sendable, CaseIterable {
+        case minmax, mse, percentile, kl
+        case staticMinmax = "static_minmax", memorylessMinmax = "memoryless_minmax"
+
+        /// The quantizer's observer (the three min/max kinds are one for a single observation).
+        public var kind: QuantizationArgs.ObserverKind {
+            switch self {
+            case .minmax, .staticMinmax, .memorylessMinmax: return .minmax
+            case .mse: return .mse
+            case .percentile: return .percentile
+            case .kl: return .kl
+            }
+        }
+    }
     /// GPTQ's column order: by descending Hessian diagonal, with groups kept in original order
     /// (`static`) or formed along the permuted order (`group`).
     /// Spelled as compressed-tensors does, aliases included: `weight` ≡ `static`, `dynamic` ≡

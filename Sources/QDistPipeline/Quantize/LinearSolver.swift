@@ -1,0 +1,47 @@
+import QDistQuant
+import QDistTensor
+
+/// How a quantizing modifier turns one linear's weights (some of its rows) into codes: the
+/// solve step of the block pipeline. Solvers are pure: the pipeline hands them the rows and,
+/// when `needsHessian`, the combined calibration Hessian of the linear's input.
+public protocol LinearSolver: Sendable {
+    /// Whether `solve` needs the input Hessian Σ xxᵀ (the pipeline then calibrates and
+    /// delivers one per linear group).
+    var needsHessian: Bool { get }
+    /// The act-order a grouped config group gets when neither it nor the modifier sets one.
+    var defaultActOrder: WeightArgsConfig.ActOrder? { get }
+    /// GPTQ's dampening, recorded by checkpoint formats that carry one (`damp_percent`).
+    var dampening: Double { get }
+    /// Quantizes `w` (rows, in) with `args`; returns the quantized weight and the solver's own
+    /// loss where it has one.
+    func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?)
+}
+
+/// Round-to-nearest with the config group's observer (`QuantizationModifier`, and `AWQModifier`
+/// on its own).
+public struct RoundToNearestSolver: LinearSolver {
+    public init() {}
+    public var needsHessian: Bool { false }
+    public var defaultActOrder: WeightArgsConfig.ActOrder? { nil }
+    public var dampening: Double { 0.01 }
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
+        (try QuantizationGrid(args).quantize(w), nil)
+    }
+}
+
+/// GPTQ (`GPTQModifier`): error-compensating column by column against the input Hessian.
+public struct GPTQLinearSolver: LinearSolver {
+    public var blockSize: Int
+    public var dampening: Double
+    public init(blockSize: Int, dampening: Double) { (self.blockSize, self.dampening) = (blockSize, dampening) }
+    public var needsHessian: Bool { true }
+    /// llm-compressor's GPTQModifier default: activation order with groups kept in column order.
+    public var defaultActOrder: WeightArgsConfig.ActOrder? { .static }
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
+        guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
+        // Every thread count gives the same bits: products through `BLAS` (depth split), the
+        // factorizations on one thread (`BLASThreads.withOneThread` inside the solver).
+        let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening)
+        return (r.weight, r.loss)
+    }
+}

@@ -1,0 +1,153 @@
+import QDistComm
+import QDistIO
+import QDistModel
+import QDistQuant
+import QDistTensor
+import XCTest
+@testable import QDistPipeline
+
+/// AWQ's scale search and SmoothQuant's scales against float64 re-implementations of
+/// llm-compressor's formulas (FORMATS.md 10.1, 10.2) on a random block: the per-channel
+/// statistics, the candidate scales, every candidate's output loss (the MLP parent through its
+/// nonlinearity; down_proj through the Hessian shortcut) and the chosen candidate.
+final class BlockSmoothingSearchTests: XCTestCase {
+    let comm = SingleProcessCommunicator()
+    var block: LlamaBlock!
+    var windows: [Tensor] = []
+    let args = QuantizationArgs(numBits: 4, type: .int, symmetric: false, strategy: .group, groupSize: 16)
+
+    override func setUpWithError() throws {
+        let config = RandomModelWeights.configuration(layers: 1, hidden: 32, heads: 4, kvHeads: 4, intermediate: 64)
+        let weights = try LlamaBlockWeights.load(block: 0, from: InMemoryWeights(RandomModelWeights.make(for: config, seed: 21)), config: config)
+        block = LlamaBlock(index: 0, weights: weights, config: config, rotary: LlamaModel.rotary(for: config))
+        var rng = SeededGenerator(seed: 4)
+        // Three windows with a few outlier channels, as real activations have.
+        windows = (0..<3).map { _ in
+            Tensor(shape: [12, 32], scalars: (0..<(12 * 32)).map { i in rng.normal() * (i % 32 < 3 ? 8 : 1) })
+        }
+    }
+
+    /// The inputs of `group` on the staged forward, in window order.
+    func inputs(_ group: LinearGroup) -> (LinearStageCalibration, [Tensor]) {
+        var calibration = LinearStageCalibration(activations: windows)
+        for g in LinearGroup.allCases.prefix(through: LinearGroup.allCases.firstIndex(of: group)!) { calibration.advance(to: g, block: block) }
+        var xs: [Tensor] = []
+        calibration.forEachInput(block: block) { xs.append($0) }
+        return (calibration, xs)
+    }
+
+    // MARK: float64 reference
+
+    func rows(_ t: Tensor) -> [[Double]] { (0..<t.rows).map { r in (0..<t.columns).map { Double(t.scalars[r * t.columns + $0]) } } }
+
+    /// compressed-tensors' asymmetric group round-to-nearest, in Double.
+    func fakeQuantize(_ w: [[Double]], bits: Int, group: Int) -> [[Double]] {
+        let qmin = -Double(1 << (bits - 1)), qmax = Double(1 << (bits - 1)) - 1
+        return w.map { row in
+            var out = row
+            for start in stride(from: 0, to: row.count, by: group) {
+                let g = row[start..<min(start + group, row.count)]
+                let lo = min(0, g.min()!), hi = max(0, g.max()!)
+                var scale = (hi - lo) / (qmax - qmin)
+                if scale == 0 { scale = Double(Float.ulpOfOne) }
+                let zp = min(max((qmin - lo / scale).rounded(.toNearestOrEven), qmin), qmax)
+                for j in g.indices {
+                    let q = min(max((row[j] / scale + zp).rounded(.toNearestOrEven), qmin), qmax)
+                    out[j] = (q - zp) * scale
+                }
+            }
+            return out
+        }
+    }
+
+    func matmulT(_ x: [[Double]], _ w: [[Double]]) -> [[Double]] {
+        x.map { xr in w.map { wr in zip(xr, wr).reduce(0) { $0 + $1.0 * $1.1 } } }
+    }
+
+    /// llm-compressor's duo-scaling candidates from x_mean and w_mean, in Double.
+    func referenceCandidates(_ xs: [Tensor], balance: [Tensor], group: Int) -> [[Double]] {
+        let n = xs[0].columns
+        var xSum = [Double](repeating: 0, count: n), count = 0.0
+        for x in xs { for r in rows(x) { for j in 0..<n { xSum[j] += abs(r[j]) }; count += 1 } }
+        let xMean = xSum.map { $0 / count }
+        var wSum = [Double](repeating: 0, count: n), wRows = 0.0
+        for w in balance {
+            for r in rows(w) {
+                for start in stride(from: 0, to: n, by: group) {
+                    let m = r[start..<start + group].map(abs).max()! + 1e-6
+                    for j in start..<start + group { wSum[j] += abs(r[j]) / m }
+                }
+                wRows += 1
+            }
+        }
+        let wMean = wSum.map { $0 / wRows }
+        let grid: [(Double, Bool)] = [(0, false)] + (0..<19).map { (Double($0) / 18, true) }
+        return grid.map { r, duo in
+            var s = (0..<n).map { j in max(duo ? pow(xMean[j], r) / (pow(wMean[j], 1 - r) + 1e-4) : pow(xMean[j], r), 1e-4) }
+            let norm = (s.max()! * s.min()!).squareRoot()
+            s = s.map { $0 / norm }
+            return s
+        }
+    }
+
+    func assertSearchMatchesReference(_ mapping: SmoothingMapping, parent: ([[Double]], [[[Double]]]) -> [[Double]]) throws {
+        let (calibration, xs) = inputs(mapping.group)
+        let balance = mapping.balance(block.weights)
+        let statistic = try SequentialQuantizer.channelStatistic(.meanAbsolute, calibration: calibration, block: block,
+                                                                 tokens: 36, windows: 3, communicator: comm)
+        let candidates = try AWQSmoothing().candidates(statistic: statistic, balance: balance, args: balance.map { _ in args })
+        let expected = referenceCandidates(xs, balance: balance.map(\.weight), group: 16)
+        XCTAssertEqual(candidates.count, 20)
+        for (c, e) in zip(candidates, expected) {
+            for j in c.indices { XCTAssertEqual(Double(c[j]), e[j], accuracy: 1e-5 * max(1, e[j]), "\(mapping) scale \(j)") }
+        }
+        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, args: balance.map { _ in args },
+                                                             calibration: calibration, windows: 3, tokens: 36, communicator: comm)
+        let weights = balance.map { rows($0.weight) }
+        let referenceLosses = expected.map { s -> Double in
+            let trial = weights.map { w in
+                fakeQuantize(w.map { r in r.indices.map { r[$0] * s[$0] } }, bits: 4, group: 16).map { r in r.indices.map { r[$0] / s[$0] } }
+            }
+            return xs.reduce(0.0) { total, x in
+                let a = parent(rows(x), weights), b = parent(rows(x), trial)
+                return total + zip(a, b).reduce(0) { $0 + zip($1.0, $1.1).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+            }
+        }
+        // The Hessian shortcut reports (2/N)·Σ; compare shapes of the loss curves.
+        let ratio = losses[0] / referenceLosses[0]
+        for (l, r) in zip(losses, referenceLosses) { XCTAssertEqual(l / ratio, r, accuracy: 2e-3 * r, "\(mapping) loss") }
+        let chosen = losses.indices.min { losses[$0] < losses[$1] }!
+        let expectedChoice = referenceLosses.indices.min { referenceLosses[$0] < referenceLosses[$1] }!
+        XCTAssertEqual(chosen, expectedChoice, "\(mapping): the same candidate wins")
+        XCTAssertGreaterThan(Set(losses).count, 10, "the candidates differ")
+    }
+
+    func testAWQSearchOverTheMLPParentMatchesFloat64() throws {
+        try assertSearchMatchesReference(.postAttentionNormToGateUp) { x, w in
+            let g = matmulT(x, w[0]), u = matmulT(x, w[1])
+            let h = zip(g, u).map { zip($0, $1).map { a, b in a / (1 + exp(-a)) * b } }
+            return matmulT(h, rows(self.block.weights.down.weight))
+        }
+    }
+
+    func testAWQSearchOverDownProjThroughTheHessianMatchesFloat64() throws {
+        try assertSearchMatchesReference(.upToDown) { x, w in self.matmulT(x, w[0]) }
+    }
+
+    func testSmoothQuantScalesFollowTheFormula() throws {
+        let (calibration, xs) = inputs(.qkv)
+        let range = try SequentialQuantizer.channelStatistic(.range, calibration: calibration, block: block, tokens: 36, windows: 3,
+                                                              communicator: comm)
+        let balance = SmoothingMapping.inputNormToQKV.balance(block.weights)
+        for alpha in [0.5, 0.8] {
+            let s = try SmoothQuantSmoothing(strength: .fixed(alpha), ignore: []).candidates(statistic: range, balance: balance, args: [nil, nil, nil])
+            XCTAssertEqual(s.count, 1)
+            for j in 0..<32 {
+                let column = xs.flatMap { x in (0..<x.rows).map { Double(x.scalars[$0 * 32 + j]) } }
+                let act = column.max()! - column.min()!
+                let w = 2 * balance.map { l in (0..<l.outFeatures).map { abs(Double(l.weight.scalars[$0 * 32 + j])) }.max()! }.max()!
+                XCTAssertEqual(Double(s[0][j]), max(pow(act, alpha) / pow(w, 1 - alpha), 1e-5), accuracy: 1e-5 * Double(s[0][j]))
+            }
+        }
+    }
+}
