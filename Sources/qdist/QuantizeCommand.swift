@@ -9,7 +9,7 @@ struct QuantizeCommand: ParsableCommand {
         abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant) into compressed-tensors or GPTQ format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
-            format (compressed-tensors | gptq), calibration {data, samples, seq_len, seed}, \
+            format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed}, \
             sequential (block | linear | none) and recipe: one modifier, or a list applied in \
             order to each block — smoothing modifiers first, then the one that quantizes \
             (recipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W8A8}}]).
@@ -45,7 +45,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output folder (overrides the recipe's output).", valueName: "dir"))
     var output: String?
 
-    @Option(name: .long, help: "Output format: compressed-tensors or gptq (overrides the recipe).")
+    @Option(name: .long, help: ArgumentHelp("Output format (overrides the recipe): \(CheckpointFormatTable.helpLines.joined(separator: "; ")).", valueName: "format"))
     var format: String?
 
     @Option(name: .long, help: "Scheme preset for every config group (overrides the recipe's scheme).")

@@ -99,4 +99,27 @@ final class SmoothingRankIndependenceTests: XCTestCase {
             """)
         try assertSameForAnyRanksAndThreads(recipe, "sq")
     }
+
+    /// A smoothed block's norms live only in the staging folder until the output is written: a
+    /// run stopped after block 0 and resumed (on another rank count) writes the same bytes.
+    func testAStoppedSmoothQuantRunResumesToTheSameOutput() throws {
+        let recipe = try recipe("sq-resume", """
+              - SmoothQuantModifier: {smoothing_strength: 0.6}
+              - GPTQModifier:
+                  config_groups:
+                    g0:
+                      targets: [Linear]
+                      weights: {num_bits: 8, symmetric: true, strategy: channel}
+                      input_activations: {num_bits: 8, symmetric: true, strategy: tensor, dynamic: false, observer: static_minmax}
+            """)
+        let whole = try quantize(recipe, "sq-whole", threads: 1)
+        let out = dir.appendingPathComponent("sq-resumed")
+        let stopped = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path,
+                                            "--stop-after-block", "0"])
+        XCTAssertEqual(stopped.status, 3, stopped.stderr)
+        let resumed = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path], ranks: 2)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue((resumed.stdout + resumed.stderr).contains("resuming after block 0"), resumed.stdout + resumed.stderr)
+        XCTAssertEqual(try differingTensors(whole, out), [])
+    }
 }

@@ -75,7 +75,7 @@ public struct QuantizationPlan: Sendable {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }
         self.entries = entries
-        try validate(format: format)
+        try format.row.validate(self)
     }
 
     /// Recipe weight arguments → the quantizer's.
@@ -88,38 +88,6 @@ public struct QuantizationPlan: Sendable {
         a.actorder = order.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
         do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }
         return a
-    }
-
-    /// Group sizes must divide every targeted input dimension for formats that cannot carry a
-    /// shorter last group; the message names the layers and the sizes that would work.
-    func validate(format: QuantizeJobConfig.OutputFormat) throws {
-        if format == .compressedTensors, let e = entries.first(where: { $0.args.actorder == .group }) {
-            throw QuantizePlanError(description:
-                "\(e.name): actorder group stores a g_idx, which compressed-tensors ≥ 0.19 (and so transformers and vLLM) no longer load; use actorder: static (alias weight), or --format gptq")
-        }
-        for (size, layers) in Dictionary(grouping: entries.filter { $0.args.strategy == .group }, by: { $0.args.groupSize ?? 0 }) {
-            let bad = layers.filter { $0.inFeatures % size != 0 }
-            guard !bad.isEmpty else { continue }
-            let dims = Set(bad.map(\.inFeatures)).sorted()
-            let common = Set(entries.map(\.inFeatures))
-            let working = (8...max(size, 512)).filter { g in common.allSatisfy { $0 % g == 0 } && g % 8 == 0 }
-            let kinds = Set(bad.map { $0.suffix.split(separator: ".").last.map(String.init) ?? $0.suffix }).sorted()
-            if format == .compressedTensors {
-                throw QuantizePlanError(description:
-                    "group_size \(size) does not divide the input size \(dims.map(String.init).joined(separator: ", ")) of \(bad.count) layers (\(kinds.joined(separator: ", "))); compressed-tensors and vLLM need whole groups — group sizes that divide every layer: \(working.map(String.init).joined(separator: ", "))")
-            }
-        }
-        if format == .gptq {
-            if entries.contains(where: { $0.inputActivations != nil }) {
-                throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
-            }
-            for e in entries {
-                let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits
-                if e.inFeatures % pack != 0 || e.outFeatures % pack != 0 {
-                    throw QuantizePlanError(description: "\(e.name): GPTQ packing needs in and out features divisible by \(pack) for \(e.args.numBits)-bit codes")
-                }
-            }
-        }
     }
 
     /// `Linear`, an exact name, a dotted suffix, or `re:<regex>` (matched against the whole name).

@@ -11,7 +11,7 @@ public enum QuantizeJobSetup {
         var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
         if let format {
             guard let f = QuantizeJobConfig.OutputFormat(rawValue: format) else {
-                throw QuantizePlanError(description: "--format must be compressed-tensors or gptq")
+                throw QuantizePlanError(description: "--format must be \(CheckpointFormatTable.names), not '\(format)'")
             }
             recipe.format = f
         }

@@ -27,11 +27,7 @@ enum ShardedQuantizedOutput {
         for file in mine {
             for staged in try progress.readLinears(file: file) {
                 let linear = staged.weights
-                let produced: [String: StoredTensor]
-                switch job.format {
-                case .compressedTensors: produced = try CompressedTensorsFormat.tensors(for: linear, scaleDType: scaleType, input: staged.input)
-                case .gptq: produced = try GPTQFormat.tensors(for: linear, options: gptqOptions(job))
-                }
+                let produced = try job.format.row.tensors(for: linear, input: staged.input, plan: job.plan, scaleType: scaleType)
                 tensors.merge(produced) { a, _ in a }
                 var scheme = linear.scheme
                 scheme.inputActivations = staged.input?.scheme
@@ -53,41 +49,46 @@ enum ShardedQuantizedOutput {
         if !tensors.isEmpty {
             try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: progress.staging.appendingPathComponent(shardName))
         }
-        // Rank 0 learns every shard's tensors and every linear's scheme (as text: names vary).
-        let myShard = tensors.isEmpty ? "" : ([shardName] + tensors.keys.sorted().map { "\($0)\t\(tensors[$0]!.bytes.count)" }).joined(separator: "\n")
-        let mySchemes = schemes.map {
-            "\($0.name)\t\($0.scheme.numBits)\t\($0.scheme.symmetric ? 1 : 0)\t\($0.scheme.groupSize ?? 0)\t\($0.scheme.actOrder ? 1 : 0)"
-                + ($0.scheme.inputActivations.map { "\t\($0.stagingText)" } ?? "")
-        }.joined(separator: "\n")
-        let shardTexts = try comm.allgatherStrings(myShard), schemeTexts = try comm.allgatherStrings(mySchemes)
+        // Rank 0 learns every shard's tensors and every linear's scheme, as JSON.
+        let myShard: JSONValue = tensors.isEmpty ? .null : .object([
+            (key: "file", value: .string(shardName)),
+            (key: "tensors", value: .object(tensors.keys.sorted().map { (key: $0, value: .integer(tensors[$0]!.bytes.count)) })),
+        ])
+        let mySchemes: JSONValue = .array(schemes.map { s in
+            .object([
+                (key: "name", value: .string(s.name)), (key: "bits", value: .integer(s.scheme.numBits)),
+                (key: "symmetric", value: .bool(s.scheme.symmetric)), (key: "group_size", value: s.scheme.groupSize.map { .integer($0) } ?? .null),
+                (key: "act_order", value: .bool(s.scheme.actOrder)),
+                (key: "input", value: s.scheme.inputActivations.map { .string($0.stagingText) } ?? .null),
+            ])
+        })
+        let texts = try comm.allgatherStrings(String(decoding: JSONValue.array([myShard, mySchemes]).serialized(), as: UTF8.self))
         if comm.isMain {
             var shards: [(file: String, tensorBytes: [String: Int])] = []
-            for text in shardTexts where !text.isEmpty {
-                let lines = text.split(separator: "\n").map(String.init)
-                var bytes: [String: Int] = [:]
-                for line in lines.dropFirst() {
-                    let f = line.split(separator: "\t")
-                    bytes[String(f[0])] = Int(f[1])!
-                }
-                shards.append((lines[0], bytes))
-            }
             var allSchemes: [(name: String, scheme: QuantizedLinearScheme)] = []
-            for text in schemeTexts where !text.isEmpty {
-                for line in text.split(separator: "\n") {
-                    let f = line.split(separator: "\t").map(String.init)
-                    allSchemes.append((f[0], QuantizedLinearScheme(numBits: Int(f[1])!, symmetric: f[2] == "1",
-                                                                   groupSize: f[3] == "0" ? nil : Int(f[3]), actOrder: f[4] == "1",
-                                                                   inputActivations: f.count > 5 ? InputActivationScheme(stagingText: f[5]) : nil)))
+            for (rank, text) in texts.enumerated() {
+                let bad = QuantizePlanError(description: "rank \(rank) sent malformed shard metadata")
+                guard let parts = (try? JSONParser.parse(text))?.arrayValue, parts.count == 2 else { throw bad }
+                if let file = parts[0]["file"]?.stringValue, let entries = parts[0]["tensors"]?.objectValue {
+                    var bytes: [String: Int] = [:]
+                    for (name, value) in entries {
+                        guard let n = value.intValue else { throw bad }
+                        bytes[name] = n
+                    }
+                    shards.append((file, bytes))
+                }
+                for s in parts[1].arrayValue ?? [] {
+                    guard let name = s["name"]?.stringValue, let bits = s["bits"]?.intValue, let symmetric = s["symmetric"]?.boolValue,
+                          let actOrder = s["act_order"]?.boolValue else { throw bad }
+                    allSchemes.append((name, QuantizedLinearScheme(numBits: bits, symmetric: symmetric, groupSize: s["group_size"]?.intValue,
+                                                                   actOrder: actOrder,
+                                                                   inputActivations: s["input"]?.stringValue.flatMap(InputActivationScheme.init(stagingText:)))))
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }
             try finish(job: job, progress: progress, report: report, shards: shards, schemes: allSchemes, scaleType: scaleType)
         }
         try comm.barrier()
-    }
-
-    static func gptqOptions(_ job: SequentialQuantizer.Job) -> GPTQFormat.Options {
-        .init(checkpointFormat: .v2, dampPercent: job.plan.dampening)
     }
 
     /// Rank 0: index, config, tokenizer, report; then the staging folder becomes the output.
@@ -98,15 +99,7 @@ enum ShardedQuantizedOutput {
         if shards.count > 1 || shards.first?.file != "model.safetensors" {
             try ShardedCheckpointWriter.writeIndex(shards: shards, to: staging)
         }
-        let quantizationConfig: JSONValue
-        switch job.format {
-        case .compressedTensors:
-            let staticOrder = job.plan.entries.contains { $0.args.actorder == .static }
-            quantizationConfig = try CompressedTensorsFormat.quantizationConfig(
-                schemes: schemes, options: .init(scaleDType: scaleType, staticActOrder: staticOrder))
-        case .gptq:
-            quantizationConfig = try GPTQFormat.quantizationConfig(schemes: schemes, options: gptqOptions(job))
-        }
+        let quantizationConfig = try job.format.row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
         var config = job.bundle.config
         config.quantizationConfig = quantizationConfig
         try config.write(to: staging.appendingPathComponent("config.json"))

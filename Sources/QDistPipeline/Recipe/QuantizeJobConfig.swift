@@ -21,12 +21,32 @@ public struct QuantizeJobConfig: Decodable, Sendable {
     public var sequential: SequentialMode
     public var recipe: RecipeConfig
 
-    /// The checkpoint layout the quantized model is written in.
-    public enum OutputFormat: String, Decodable, Sendable, CaseIterable {
-        /// compressed-tensors `pack-quantized` (vLLM, transformers with compressed-tensors).
-        case compressedTensors = "compressed-tensors"
+    /// The checkpoint layout the quantized model is written in: a row of
+    /// `CheckpointFormatTable`, named as `--format` names it.
+    public struct OutputFormat: Decodable, Sendable, Equatable, CustomStringConvertible {
+        public let rawValue: String
+        /// The table row.
+        public var row: any CheckpointFormatRow { CheckpointFormatTable.row(named: rawValue)! }
+
+        public init?(rawValue: String) {
+            guard CheckpointFormatTable.row(named: rawValue) != nil else { return nil }
+            self.rawValue = rawValue
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            let text = try c.decode(String.self)
+            guard let f = OutputFormat(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "unknown format '\(text)' (known: \(CheckpointFormatTable.names))")
+            }
+            self = f
+        }
+
+        public var description: String { rawValue }
+        /// compressed-tensors `pack-quantized` / `int-quantized` (vLLM, transformers).
+        public static let compressedTensors = OutputFormat(rawValue: "compressed-tensors")!
         /// AutoGPTQ / GPTQModel `qweight, qzeros, scales, g_idx` (transformers, vLLM).
-        case gptq
+        public static let gptq = OutputFormat(rawValue: "gptq")!
     }
 
     /// How calibration activations flow between layers.
@@ -53,9 +73,9 @@ public struct QuantizeJobConfig: Decodable, Sendable {
         calibration = try c.decodeIfPresent(CalibrationConfig.self, forKey: .calibration) ?? CalibrationConfig()
         sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
         recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
-        if format == .gptq && recipe.modifier.quantizesActivations {
+        if !format.row.carriesActivations && recipe.modifier.quantizesActivations {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.format],
-                debugDescription: "the gptq format cannot carry quantized activations (W8A8): use format: compressed-tensors"))
+                debugDescription: "the \(format) format cannot carry quantized activations (W8A8): use format: compressed-tensors"))
         }
     }
 

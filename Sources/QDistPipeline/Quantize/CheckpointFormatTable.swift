@@ -1,0 +1,115 @@
+import Foundation
+import QDistIO
+import QDistQuant
+import QDistTensor
+
+/// One row of the checkpoint-format table: a layout `qdist quantize` writes. The row says what
+/// it can hold (`validate`, run before any work), the tensors of each quantized linear, the
+/// `quantization_config` of config.json, and which `quant_method` qdist's reader
+/// (`QuantizedCheckpointReader`) dispatches on to load it back. `--format` parsing, `--help`,
+/// validation and writing all come from `CheckpointFormatTable.rows`; a new format is a new row.
+public protocol CheckpointFormatRow: Sendable {
+    /// The `--format` / `format:` name.
+    var name: String { get }
+    /// One line for `--help`.
+    var summary: String { get }
+    /// config.json's `quantization_config.quant_method` of this format.
+    var quantMethod: String { get }
+    /// Whether it stores quantized input activations (W8A8); checked when the recipe is read.
+    var carriesActivations: Bool { get }
+    /// Throws the first reason `plan` cannot be written in this format (one line, naming layers).
+    func validate(_ plan: QuantizationPlan) throws
+    /// The stored tensors of one quantized linear (and its input parameters, W8A8).
+    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
+                 scaleType: DType) throws -> [String: StoredTensor]
+    /// config.json's `quantization_config` for the written linears.
+    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
+                            scaleType: DType) throws -> JSONValue
+}
+
+/// The formats `qdist quantize` writes.
+public enum CheckpointFormatTable {
+    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow()]
+
+    /// The row named `name`.
+    public static func row(named name: String) -> (any CheckpointFormatRow)? { rows.first { $0.name == name } }
+
+    /// `name — summary` lines for `--help`.
+    public static var helpLines: [String] { rows.map { "\($0.name): \($0.summary)" } }
+
+    /// "compressed-tensors or gptq", for messages.
+    public static var names: String {
+        let n = rows.map(\.name)
+        return n.count < 2 ? n.joined() : n.dropLast().joined(separator: ", ") + " or " + n.last!
+    }
+}
+
+/// compressed-tensors `pack-quantized` (int2–8 weights, vLLM and transformers) and
+/// `int-quantized` (W8A8 with input scales).
+struct CompressedTensorsRow: CheckpointFormatRow {
+    var name: String { "compressed-tensors" }
+    var summary: String { "pack-quantized int weights, int-quantized W8A8 (vLLM, transformers + compressed-tensors)" }
+    var quantMethod: String { "compressed-tensors" }
+    var carriesActivations: Bool { true }
+
+    func validate(_ plan: QuantizationPlan) throws {
+        if let e = plan.entries.first(where: { $0.args.actorder == .group }) {
+            throw QuantizePlanError(description:
+                "\(e.name): actorder group stores a g_idx, which compressed-tensors ≥ 0.19 (and so transformers and vLLM) no longer load; use actorder: static (alias weight), or --format gptq")
+        }
+        // Whole groups only: the message names the layers and the sizes that would work.
+        for (size, layers) in Dictionary(grouping: plan.entries.filter { $0.args.strategy == .group }, by: { $0.args.groupSize ?? 0 }) {
+            let bad = layers.filter { $0.inFeatures % size != 0 }
+            guard !bad.isEmpty else { continue }
+            let dims = Set(bad.map(\.inFeatures)).sorted()
+            let common = Set(plan.entries.map(\.inFeatures))
+            let working = (8...max(size, 512)).filter { g in common.allSatisfy { $0 % g == 0 } && g % 8 == 0 }
+            let kinds = Set(bad.map { $0.suffix.split(separator: ".").last.map(String.init) ?? $0.suffix }).sorted()
+            throw QuantizePlanError(description:
+                "group_size \(size) does not divide the input size \(dims.map(String.init).joined(separator: ", ")) of \(bad.count) layers (\(kinds.joined(separator: ", "))); compressed-tensors and vLLM need whole groups — group sizes that divide every layer: \(working.map(String.init).joined(separator: ", "))")
+        }
+    }
+
+    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
+                 scaleType: DType) throws -> [String: StoredTensor] {
+        try CompressedTensorsFormat.tensors(for: linear, scaleDType: scaleType, input: input)
+    }
+
+    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
+                            scaleType: DType) throws -> JSONValue {
+        let staticOrder = plan.entries.contains { $0.args.actorder == .static }
+        return try CompressedTensorsFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: scaleType, staticActOrder: staticOrder))
+    }
+}
+
+/// AutoGPTQ / GPTQModel `qweight, qzeros, scales, g_idx` (v2 zero points).
+struct GPTQRow: CheckpointFormatRow {
+    var name: String { "gptq" }
+    var summary: String { "AutoGPTQ/GPTQModel qweight, qzeros, scales, g_idx; weights only (transformers, vLLM)" }
+    var quantMethod: String { "gptq" }
+    var carriesActivations: Bool { false }
+
+    func options(_ plan: QuantizationPlan) -> GPTQFormat.Options { .init(checkpointFormat: .v2, dampPercent: plan.dampening) }
+
+    func validate(_ plan: QuantizationPlan) throws {
+        if plan.entries.contains(where: { $0.inputActivations != nil }) {
+            throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
+        }
+        for e in plan.entries {
+            let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits
+            if e.inFeatures % pack != 0 || e.outFeatures % pack != 0 {
+                throw QuantizePlanError(description: "\(e.name): GPTQ packing needs in and out features divisible by \(pack) for \(e.args.numBits)-bit codes")
+            }
+        }
+    }
+
+    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
+                 scaleType: DType) throws -> [String: StoredTensor] {
+        try GPTQFormat.tensors(for: linear, options: options(plan))
+    }
+
+    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
+                            scaleType: DType) throws -> JSONValue {
+        try GPTQFormat.quantizationConfig(schemes: schemes, options: options(plan))
+    }
+}
