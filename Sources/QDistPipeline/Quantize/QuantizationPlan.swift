@@ -80,12 +80,9 @@ public struct QuantizationPlan: Sendable {
 
     /// Recipe weight arguments → the quantizer's.
     static func arguments(_ w: WeightArgsConfig, defaultActOrder: WeightArgsConfig.ActOrder? = nil) throws -> QuantizationArgs {
-        var a = QuantizationArgs(numBits: w.numBits, type: w.type == .int ? .int : .float, symmetric: w.symmetric,
-                                 strategy: QuantizationArgs.Strategy(rawValue: w.strategy.rawValue) ?? .channel,
-                                 groupSize: w.groupSize)
+        var a = QuantizationArgs(numBits: w.numBits, type: w.type, symmetric: w.symmetric, strategy: w.strategy, groupSize: w.groupSize)
         a.observer = w.observer.kind
-        let order = w.actorder ?? (w.strategy == .group ? defaultActOrder : nil)
-        a.actorder = order.flatMap { QuantizationArgs.ActivationOrdering(rawValue: $0.rawValue) }
+        a.actorder = w.actorder ?? (w.strategy == .group ? defaultActOrder : nil)
         do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }
         return a
     }

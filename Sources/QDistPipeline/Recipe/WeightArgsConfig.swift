@@ -4,10 +4,10 @@ import QDistQuant
 /// `{num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 64, observer: mse,
 /// actorder: group}`.
 public struct WeightArgsConfig: Decodable, Sendable, Equatable {
-    /// Integer grids (int-N) or fp8.
-    public enum NumberType: String, Decodable, Sendable { case int, float }
+    /// Integer grids (int-N) or fp8: the quantizer's own type (one enum, no translation).
+    public typealias NumberType = QuantizationArgs.ValueType
     /// Which weights share one scale.
-    public enum Strategy: String, Decodable, Sendable { case tensor, channel, group }
+    public typealias Strategy = QuantizationArgs.Strategy
     /// How the clipping range is chosen.
     ///
     /// For static input activations the min/max observers differ as in llm-compressor:
@@ -30,24 +30,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
         }
     }
     /// GPTQ's column order: by descending Hessian diagonal, with groups kept in original order
-    /// (`static`) or formed along the permuted order (`group`).
-    /// Spelled as compressed-tensors does, aliases included: `weight` ≡ `static`, `dynamic` ≡
-    /// `group`.
-    public enum ActOrder: String, Decodable, Sendable {
-        case `static`, group
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            let text = try c.decode(String.self)
-            switch text {
-            case "static", "weight": self = .static
-            case "group", "dynamic": self = .group
-            default:
-                throw DecodingError.dataCorruptedError(in: c, debugDescription:
-                    "unknown actorder '\(text)' (static or its alias weight: groups in column order, loads everywhere; group or its alias dynamic: groups in activation order with g_idx, GPTQ format only)")
-            }
-        }
-    }
+    /// (`static`) or formed along the permuted order (`group`); compressed-tensors' aliases
+    /// `weight` ≡ `static`, `dynamic` ≡ `group` decode too.
+    public typealias ActOrder = QuantizationArgs.ActivationOrdering
 
     public var numBits: Int
     public var type: NumberType
@@ -122,5 +107,22 @@ public enum SchemePresets {
     /// The input activation arguments of preset `name`; nil for weight-only presets.
     public static func inputActivations(named name: String) -> ActivationArgsConfig? {
         table.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.2
+    }
+}
+
+extension QuantizationArgs.ValueType: Decodable {}
+extension QuantizationArgs.Strategy: Decodable {}
+
+extension QuantizationArgs.ActivationOrdering: Decodable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        switch text {
+        case "static", "weight": self = .static
+        case "group", "dynamic": self = .group
+        default:
+            throw DecodingError.dataCorruptedError(in: c, debugDescription:
+                "unknown actorder '\(text)' (static or its alias weight: groups in column order, loads everywhere; group or its alias dynamic: groups in activation order with g_idx, GPTQ format only)")
+        }
     }
 }
