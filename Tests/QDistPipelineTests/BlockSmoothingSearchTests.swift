@@ -150,4 +150,56 @@ final class BlockSmoothingSearchTests: XCTestCase {
             }
         }
     }
+
+    /// `smoothing_strength: auto` for static W8A8: every α of the grid is judged with the input
+    /// scale its smoothed range implies (x/s into Q(W·s) behind a static per-tensor int8
+    /// quantizer) — checked against float64 on the MLP parent — and the first minimum wins.
+    func testSmoothQuantAutoJudgesEachAlphaWithTheStaticInputScaleItImplies() throws {
+        let mapping = SmoothingMapping.postAttentionNormToGateUp
+        let (calibration, xs) = inputs(mapping.group)
+        let w8 = QuantizationArgs(numBits: 8, type: .int, symmetric: true, strategy: .channel)
+        let entries = mapping.group.members.map {
+            QuantizationPlan.Entry(block: 0, suffix: $0, inFeatures: 32, outFeatures: 64, args: w8,
+                                   inputActivations: InputActivationScheme(symmetric: true, strategy: .tensor, dynamic: false, observer: "static_minmax"))
+        }
+        let range = try SequentialQuantizer.channelStatistic(.range, calibration: calibration, block: block, tokens: 36, windows: 3, communicator: comm)
+        let balance = mapping.balance(block.weights)
+        let candidates = try SmoothQuantSmoothing(strength: .auto, ignore: []).candidates(statistic: range, balance: balance, args: [w8, w8])
+        XCTAssertEqual(candidates.count, SmoothQuantSmoothing.Strength.autoGrid.count)
+        let input = try XCTUnwrap(try SequentialQuantizer.candidateInputQuantizer(entries: entries, calibration: calibration, block: block, communicator: comm))
+        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, args: [w8, w8], calibration: calibration,
+                                                             windows: 3, tokens: 36, communicator: comm, inputQuantizer: input)
+        let weights = balance.map { rows($0.weight) }
+        let down = rows(block.weights.down.weight)
+        func mlp(_ x: [[Double]], _ w: [[[Double]]]) -> [[Double]] {
+            let g = matmulT(x, w[0]), u = matmulT(x, w[1])
+            return matmulT(zip(g, u).map { zip($0, $1).map { a, b in a / (1 + exp(-a)) * b } }, down)
+        }
+        let reference = candidates.map { sf -> Double in
+            let s = sf.map(Double.init)
+            // Static symmetric int8 scale from the smoothed extremes over every token.
+            let smoothed = xs.map { rows($0).map { r in r.indices.map { r[$0] / s[$0] } } }
+            let absMax = smoothed.flatMap { $0.flatMap { $0 } }.map(abs).max()!
+            // The largest |x/s| lands exactly on ±127.5 codes, a rounding tie: the codes of x
+            // are rounded in float32 as the model does, so the tie breaks the same way.
+            let scale = Double(Float(absMax / 127.5))
+            func code(_ v: Double) -> Double { Double((Float(v) / Float(scale)).rounded(.toNearestOrEven)) }
+            let trial = weights.map { w in
+                // Per-channel symmetric int8 of W·s. A row's largest |w·s| sits exactly on ±127.5
+                // codes (a tie), so, as for x, the codes are rounded in float32 as the quantizer does.
+                w.map { r -> [Double] in
+                    let row = r.indices.map { Float(r[$0]) * sf[$0] }
+                    let sc = max(row.map(abs).max()! / 127.5, Float.ulpOfOne)
+                    return row.map { Double(min(max(($0 / sc).rounded(.toNearestOrEven), -128), 127) * sc) }
+                }
+            }
+            return zip(xs, smoothed).reduce(0.0) { total, pair in
+                let q = pair.1.map { $0.map { min(max(code($0), -128), 127) * scale } }
+                let a = mlp(rows(pair.0), weights), b = mlp(q, trial)
+                return total + zip(a, b).reduce(0) { $0 + zip($1.0, $1.1).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+            }
+        }
+        for (l, r) in zip(losses, reference) { XCTAssertEqual(l, r, accuracy: 2e-3 * r, "loss with input quantization") }
+        XCTAssertEqual(losses.indices.min { losses[$0] < losses[$1] }, reference.indices.min { reference[$0] < reference[$1] })
+    }
 }
