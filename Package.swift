@@ -2,6 +2,12 @@
 // qdist: compress and fine-tune Llama-family models, on a laptop or across an Open MPI cluster.
 import PackageDescription
 
+// The numeric libraries are optimized in debug builds too: tests and the debug `qdist` they run
+// push SmolLM2-sized matrices through element-wise Swift loops (quantizers, norms, attention),
+// which unoptimized code makes 5–50× slower. Swift's -O keeps IEEE semantics (no fast-math,
+// no FMA contraction), so results are bit-identical to -Onone.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "qdist",
     platforms: [.macOS(.v14)],
@@ -18,13 +24,13 @@ let package = Package(
         .systemLibrary(name: "CMPI", path: "CMPI", pkgConfig: "ompi-c"),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
 
-        .target(name: "QDistTensor", dependencies: ["CBLAS"]),
+        .target(name: "QDistTensor", dependencies: ["CBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
         .target(name: "QDistIO", dependencies: ["QDistTensor"]),
-        .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"]),
-        .target(name: "QDistQuant", dependencies: ["CBLAS", "QDistTensor", "QDistIO"]),
-        .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"]),
-        .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain", "Yams"]),
+        .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
+        .target(name: "QDistQuant", dependencies: ["CBLAS", "QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
+        .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"], swiftSettings: optimizedInDebug),
+        .target(name: "QDistPipeline", dependencies: ["QDistTensor", "QDistComm", "QDistIO", "QDistModel", "QDistQuant", "QDistTrain", "Yams"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "qdist",
             dependencies: [

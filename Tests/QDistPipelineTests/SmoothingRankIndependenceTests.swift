@@ -3,7 +3,7 @@ import QDistIO
 import QDistTestSupport
 import XCTest
 
-/// AWQ, AWQ + GPTQ and SmoothQuant + static W8A8 write the same bytes — codes, scales, input
+/// AWQ (with the clip search), AWQ + GPTQ and SmoothQuant + static W8A8 write the same bytes — codes, scales, input
 /// scales and the smoothed norm weights — for 1 to 4 ranks and for 1 or 2 OpenBLAS threads, on a
 /// SmolLM2-sized block (hidden 576, intermediate 1536; 9 KV heads so that v → o is smoothed
 /// too). The statistics and grid losses are summed in window order, so no tolerance is needed.
@@ -68,7 +68,7 @@ final class SmoothingRankIndependenceTests: XCTestCase {
 
     func testAWQThenRoundToNearestIsTheSameForOneToFourRanksAndTwoThreadCounts() throws {
         let recipe = try recipe("awq", """
-              - AWQModifier: {duo_scaling: both, n_grid: 4}
+              - AWQModifier: {duo_scaling: both, n_grid: 4, apply_clip: true}
               - QuantizationModifier:
                   config_groups:
                     g0: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 64}}

@@ -71,7 +71,53 @@ extension SequentialQuantizer {
                                                    candidates: candidates.count, losses: losses))
             }
         }
+        if smoothings.contains(where: \.clipsWeights) {
+            weights = try clipBlock(b, weights: weights, job: job, activations: activations, windows: windows, rotary: rotary, communicator: comm)
+        }
         return decisions
+    }
+
+    /// The original AWQ's clip search on the smoothed block: group by group along the staged
+    /// forward (each group seeing the earlier groups clipped), every quantized linear except
+    /// q_proj and k_proj (whose errors attention amplifies) is clamped per row and group
+    /// against the exact input Hessian.
+    static func clipBlock(_ b: Int, weights: LlamaBlockWeights, job: Job, activations: [Tensor], windows: Int,
+                          rotary: RotaryEmbedding, communicator comm: any Communicator) throws -> LlamaBlockWeights {
+        let config = job.bundle.config
+        let entries = job.plan.entries(inBlock: b)
+        var weights = weights
+        var calibration = LinearStageCalibration(activations: activations)
+        for group in LinearGroup.allCases {
+            let members = group.members.filter { !["self_attn.q_proj", "self_attn.k_proj"].contains($0) && entries[$0] != nil }
+            let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
+            calibration.advance(to: group, block: block)
+            guard !members.isEmpty else { continue }
+            let h = try exactHessian(calibration: calibration, block: block, columns: weights.linears[members[0]]!.inFeatures,
+                                     tokens: windows * job.calibration.seqLen, communicator: comm)
+            for m in members {
+                let layer = weights.linears[m]!
+                let clipped = try AWQClipSearch.clipped(layer.weight, hessian: h, args: searchArgs(entries[m]!.args))
+                weights.linears = [m: LinearLayer(weight: clipped, bias: layer.bias, inputQuantizer: layer.inputQuantizer)]
+            }
+        }
+        return weights
+    }
+
+    /// The group's input Hessian over every rank's windows, the same bits on every rank (the
+    /// fixed-point sum of `HessianAccumulator`, Allreduce on Int64).
+    static func exactHessian(calibration: LinearStageCalibration, block: LlamaBlock, columns: Int, tokens: Int,
+                             communicator comm: any Communicator) throws -> Tensor {
+        var absMax = [Float](repeating: 0, count: columns)
+        calibration.forEachInput(block: block) { HessianFixedPointScale.foldAbsMax($0, into: &absMax) }
+        if comm.size > 1 { try comm.allreduce(&absMax, op: .max) }
+        var accumulator = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: tokens))
+        calibration.forEachInput(block: block) { accumulator.add($0) }
+        var packed = accumulator.sum, counts = [accumulator.sampleCount, accumulator.nonFinite ? 1 : 0]
+        if comm.size > 1 {
+            try comm.allreduce(&packed, op: .sum)
+            try comm.allreduce(&counts, op: .sum)
+        }
+        return HessianAccumulator(sum: packed, sampleCount: counts[0], scale: accumulator.scale, nonFinite: counts[1] > 0).hessian
     }
 
     /// The quantizer a search applies to Q(W·s): the recipe's grid with a plain min/max range
@@ -223,18 +269,7 @@ extension SequentialQuantizer {
     static func linearParentLosses(_ candidates: [[Float]], mapping: SmoothingMapping, block: LlamaBlock, args: [QuantizationArgs?],
                                    calibration: LinearStageCalibration, tokens: Int, communicator comm: any Communicator) throws -> [Double] {
         let layer = mapping.balance(block.weights)[0]
-        let columns = layer.inFeatures
-        var absMax = [Float](repeating: 0, count: columns)
-        calibration.forEachInput(block: block) { HessianFixedPointScale.foldAbsMax($0, into: &absMax) }
-        if comm.size > 1 { try comm.allreduce(&absMax, op: .max) }
-        var accumulator = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: tokens))
-        calibration.forEachInput(block: block) { accumulator.add($0) }
-        var packed = accumulator.sum, counts = [accumulator.sampleCount, accumulator.nonFinite ? 1 : 0]
-        if comm.size > 1 {
-            try comm.allreduce(&packed, op: .sum)
-            try comm.allreduce(&counts, op: .sum)
-        }
-        let h = HessianAccumulator(sum: packed, sampleCount: counts[0], scale: accumulator.scale, nonFinite: counts[1] > 0).hessian
+        let h = try exactHessian(calibration: calibration, block: block, columns: layer.inFeatures, tokens: tokens, communicator: comm)
         guard let a = args[0] else { return candidates.map { _ in 0 } }
         return try candidates.map { s in
             let scaled = layer.scalingColumns(by: s)

@@ -61,7 +61,14 @@ public protocol BlockSmoothing: Sendable {
     var ignore: [String] { get }
     /// The statistic it reads.
     var statistic: SmoothingStatistic { get }
+    /// Whether, after the block's scales are folded, it clips each quantized linear's weights
+    /// (except q/k) by the original AWQ's search (`AWQClipSearch`).
+    var clipsWeights: Bool { get }
     /// Candidate scales for one mapping, given its input statistic (per channel), the balance
     /// layers' float weights and their quantization arguments (nil: not quantized).
     func candidates(statistic: [Double], balance: [LinearLayer], args: [QuantizationArgs?]) throws -> [[Float]]
+}
+
+extension BlockSmoothing {
+    public var clipsWeights: Bool { false }
 }

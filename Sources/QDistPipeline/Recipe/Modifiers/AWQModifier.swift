@@ -9,10 +9,11 @@ import QDistQuant
 ///
 /// As in llm-compressor, the weight quantizer comes from the quantizing modifier after it
 /// (`[AWQModifier, QuantizationModifier]`, `[AWQModifier, GPTQModifier]`); as a qdist extension
-/// AWQModifier may carry `scheme`/`config_groups` itself and then quantizes round-to-nearest.
+/// AWQModifier may carry `scheme`/`config_groups` itself and then quantizes round-to-nearest,
+/// and `apply_clip: true` adds the original AWQ's clip search (`AWQClipSearch`) after scaling.
 public struct AWQModifier: RecipeModifier {
     public static let recipeKey = "AWQModifier"
-    public static let summary = "AWQ scale search before quantization (duo_scaling true|false|both, n_grid 20; scheme optional)"
+    public static let summary = "AWQ scale search before quantization (duo_scaling true|false|both, n_grid 20, apply_clip false; scheme optional)"
     public var quantization: ModifierConfig?
     public var solver: (any LinearSolver)? { quantization == nil ? nil : RoundToNearestSolver() }
     public var smoothing: (any BlockSmoothing)? { search }
@@ -23,7 +24,7 @@ public struct AWQModifier: RecipeModifier {
     }
 
     public init(from decoder: Decoder) throws {
-        try decoder.rejectUnknownKeys(keys: ModifierConfig.keys + ["duo_scaling", "n_grid"], modifier: Self.recipeKey)
+        try decoder.rejectUnknownKeys(keys: ModifierConfig.keys + ["duo_scaling", "n_grid", "apply_clip"], modifier: Self.recipeKey)
         let c = try decoder.container(keyedBy: AnyCodingKey.self)
         let duoKey = AnyCodingKey(stringValue: "duo_scaling"), gridKey = AnyCodingKey(stringValue: "n_grid")
         var duo = AWQScales.DuoScaling.on
@@ -37,7 +38,8 @@ public struct AWQModifier: RecipeModifier {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [gridKey], debugDescription: "must be between 2 and 1000, got \(grid)"))
         }
         let ignore = try c.decodeIfPresent([String].self, forKey: AnyCodingKey(stringValue: "ignore")) ?? []
-        search = AWQSmoothing(duoScaling: duo, gridPoints: grid, ignore: ignore)
+        let clip = try c.decodeIfPresent(Bool.self, forKey: AnyCodingKey(stringValue: "apply_clip")) ?? false
+        search = AWQSmoothing(duoScaling: duo, gridPoints: grid, ignore: ignore, applyClip: clip)
         let quantizes = ["targets", "scheme", "config_groups"].contains { c.contains(AnyCodingKey(stringValue: $0)) }
         quantization = quantizes ? try ModifierConfig(from: decoder, allowsActOrder: false) : nil
     }
@@ -48,10 +50,14 @@ public struct AWQSmoothing: BlockSmoothing, Equatable {
     public var duoScaling: AWQScales.DuoScaling
     public var gridPoints: Int
     public var ignore: [String]
+    /// The original AWQ's clip search after scaling (`apply_clip`; not in llm-compressor).
+    public var applyClip: Bool
 
-    public init(duoScaling: AWQScales.DuoScaling = .on, gridPoints: Int = 20, ignore: [String] = []) {
-        (self.duoScaling, self.gridPoints, self.ignore) = (duoScaling, gridPoints, ignore)
+    public init(duoScaling: AWQScales.DuoScaling = .on, gridPoints: Int = 20, ignore: [String] = [], applyClip: Bool = false) {
+        (self.duoScaling, self.gridPoints, self.ignore, self.applyClip) = (duoScaling, gridPoints, ignore, applyClip)
     }
+
+    public var clipsWeights: Bool { applyClip }
 
     public var name: String { AWQModifier.recipeKey }
     public var mappings: [SmoothingMapping] { SmoothingMapping.allCases }
