@@ -2,7 +2,7 @@
 # Runs the shipped SmoothQuant / AWQ / static-W8A8 recipes on SmolLM2 and prints one line per
 # recipe: calibration windows, quantize seconds, and ppl on wikitext-2 test (40 × 512), the
 # protocol of issue 13's table. Outputs go to $OUT (default /tmp/qdist-smoothing).
-#   Benchmarks/smoothing_recipes.sh [RECIPE.yaml:SAMPLES ...]
+#   Benchmarks/smoothing_recipes.sh [RECIPE.yaml:SAMPLES ...]   (a name in Configs/quantize/ or a path)
 # Defaults: the 128-window W8A8 recipes and the 32-window AWQ ones. QDIST selects the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,12 +18,13 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 for run in "${runs[@]}"; do
   recipe=${run%%:*}; samples=${run##*:}
-  name=${recipe%.yaml}-$samples
+  name=$(basename "${recipe%.yaml}")-$samples
+  [[ $recipe == */* ]] || recipe=Configs/quantize/$recipe
   start=$(date +%s.%N)
-  "$qdist" quantize --config "Configs/quantize/$recipe" --model "$model" --samples "$samples" \
+  "$qdist" quantize --config "$recipe" --model "$model" --samples "$samples" \
     --data ../shared/data/wikitext-2/valid.txt --output "$out/$name" --overwrite > "$out/$name.log" 2>&1
   seconds=$(python3 -c "import time; print(round(time.time() - $start, 1))")
   ppl=$("$qdist" eval --model "$out/$name" --data ../shared/data/wikitext-2/test.txt --windows 40 --json 2>/dev/null \
         | python3 -c "import json, sys; print(round(json.load(sys.stdin)['ppl'], 3))")
-  echo "$recipe samples=$samples seconds=$seconds ppl=$ppl"
+  echo "$(basename "$recipe") samples=$samples seconds=$seconds ppl=$ppl"
 done
