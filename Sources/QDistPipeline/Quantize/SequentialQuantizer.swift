@@ -181,11 +181,14 @@ public enum SequentialQuantizer {
 
     /// Refuses, before anything is loaded, a calibration set whose activations cannot fit: each
     /// rank holds its windows' residual stream plus one stage's pending tensor (at most the MLP
-    /// activation) and the window tokens. The limit is this node's memory shared by its ranks.
+    /// activation) and the window tokens, and with a smoothing the search's copies too. The limit is this node's memory shared by its ranks.
     static func checkCalibrationMemory(_ job: Job, communicator comm: any Communicator) throws {
         let config = job.bundle.config
         let windows = (job.calibration.samples + comm.size - 1) / comm.size
-        let perToken = 4 * (config.hiddenSize + max(config.hiddenSize, config.intermediateSize)) + 8
+        var perToken = 4 * (config.hiddenSize + max(config.hiddenSize, config.intermediateSize)) + 8
+        // A smoothing search also holds its own staged forward, the group's inputs and the
+        // parent's reference outputs.
+        if !job.plan.smoothings.isEmpty { perToken += 4 * (3 * config.hiddenSize + 2 * max(config.hiddenSize, config.intermediateSize)) }
         let (needed, overflow) = windows.multipliedReportingOverflow(by: job.calibration.seqLen * perToken)
         let available = Int(ProcessInfo.processInfo.physicalMemory) / max(comm.ranksOnNode, 1)
         if overflow || needed > available {
