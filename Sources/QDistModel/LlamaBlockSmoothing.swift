@@ -80,42 +80,27 @@ extension LlamaBlockWeights {
 
 extension LinearLayer {
     /// W·diag(s): input column j multiplied by s[j].
-    public func scalingColumns(by s: [Float]) -> LinearLayer {
-        var copy = self
-        let n = inFeatures
-        copy.weight.withUnsafeMutableBufferPointer { p in
-            for r in 0..<outFeatures {
-                let base = r * n
-                for j in 0..<n { p[base + j] *= s[j] }
-            }
-        }
-        return copy
-    }
+    public func scalingColumns(by s: [Float]) -> LinearLayer { updatingWeight { value, _, column in value * s[column] } }
 
     /// W·diag(1/s): input column j divided by s[j].
-    public func dividingColumns(by s: [Float]) -> LinearLayer {
-        var copy = self
-        let n = inFeatures
-        copy.weight.withUnsafeMutableBufferPointer { p in
-            for r in 0..<outFeatures {
-                let base = r * n
-                for j in 0..<n { p[base + j] /= s[j] }
-            }
-        }
-        return copy
-    }
+    public func dividingColumns(by s: [Float]) -> LinearLayer { updatingWeight { value, _, column in value / s[column] } }
 
     /// diag(1/s)·W (and the bias): output row i divided by s[i].
     public func dividingRows(by s: [Float]) -> LinearLayer {
+        var copy = updatingWeight { value, row, _ in value / s[row] }
+        copy.bias = bias?.dividingEach(by: s)
+        return copy
+    }
+
+    /// The layer with weight element (row, column) replaced by `f(value, row, column)`.
+    func updatingWeight(_ f: (Float, Int, Int) -> Float) -> LinearLayer {
         var copy = self
         let n = inFeatures
         copy.weight.withUnsafeMutableBufferPointer { p in
             for r in 0..<outFeatures {
-                let base = r * n
-                for j in 0..<n { p[base + j] /= s[r] }
+                for j in 0..<n { p[r * n + j] = f(p[r * n + j], r, j) }
             }
         }
-        copy.bias = bias?.dividingEach(by: s)
         return copy
     }
 }
@@ -126,6 +111,18 @@ extension Tensor {
         var copy = self
         copy.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { p[i] /= s[i] }
+        }
+        return copy
+    }
+
+    /// Column j divided by s[j] (x · diag(1/s)), for a (rows, columns) tensor.
+    public func dividingColumns(by s: [Float]) -> Tensor {
+        var copy = self
+        let n = columns
+        copy.withUnsafeMutableBufferPointer { p in
+            for r in 0..<(p.count / max(n, 1)) {
+                for j in 0..<n { p[r * n + j] /= s[j] }
+            }
         }
         return copy
     }

@@ -322,17 +322,3 @@ extension SequentialQuantizer {
         return w
     }
 }
-
-extension Tensor {
-    /// Column j divided by s[j] (x · diag(1/s)).
-    func dividingColumns(by s: [Float]) -> Tensor {
-        var copy = self
-        let n = columns
-        copy.withUnsafeMutableBufferPointer { p in
-            for r in 0..<(p.count / max(n, 1)) {
-                for j in 0..<n { p[r * n + j] /= s[j] }
-            }
-        }
-        return copy
-    }
-}

@@ -70,14 +70,7 @@ struct LinearStageCalibration {
     /// a smoothing folded `s` into that group, this is the input the smoothed block produces,
     /// and later stages stay consistent with the block's new weights.
     mutating func dividePendingColumns(by s: [Float]) {
-        for i in pending.indices {
-            let n = pending[i].columns
-            pending[i].withUnsafeMutableBufferPointer { p in
-                for r in 0..<(p.count / max(n, 1)) {
-                    for j in 0..<n { p[r * n + j] /= s[j] }
-                }
-            }
-        }
+        for i in pending.indices { pending[i] = pending[i].dividingColumns(by: s) }
     }
 
     /// After the down stage: the block's outputs with every linear quantized, i.e. the next
