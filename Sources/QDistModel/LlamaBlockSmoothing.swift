@@ -9,7 +9,7 @@ import QDistTensor
 /// `input_layernorm → q/k/v`, `v_proj → o_proj` (only when v's outputs are o's inputs one to one,
 /// i.e. without grouped-query attention), `post_attention_layernorm → gate/up`,
 /// `up_proj → down_proj` (SwiGLU is linear in up).
-public enum SmoothingMapping: String, Sendable, CaseIterable, Codable {
+public enum SmoothingMapping: String, Sendable, CaseIterable {
     case inputNormToQKV = "input_layernorm->q_proj,k_proj,v_proj"
     case valueToOutput = "v_proj->o_proj"
     case postAttentionNormToGateUp = "post_attention_layernorm->gate_proj,up_proj"
@@ -24,19 +24,6 @@ public enum SmoothingMapping: String, Sendable, CaseIterable, Codable {
         case .upToDown: return .down
         }
     }
-
-    /// The mapping that scales `group`'s input.
-    public init(group: LinearGroup) {
-        switch group {
-        case .qkv: self = .inputNormToQKV
-        case .o: self = .valueToOutput
-        case .gateUp: self = .postAttentionNormToGateUp
-        case .down: self = .upToDown
-        }
-    }
-
-    /// The op that produces the group's input, as named in a checkpoint (for reports).
-    public var smoothName: String { String(rawValue.split(separator: "-").first ?? "") }
 
     /// Whether the mapping exists in `weights`: v → o needs as many v outputs as o inputs
     /// (llm-compressor skips it under grouped-query attention, where v's heads are shared).
