@@ -9,7 +9,7 @@ struct QuantizeCommand: ParsableCommand {
         abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant) into compressed-tensors or GPTQ format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
-            format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed}, \
+            format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed, sampler}, \
             sequential (block | linear | none) and recipe: one modifier, or a list applied in \
             order to each block — smoothing modifiers first, then the one that quantizes \
             (recipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W8A8}}]).
@@ -60,6 +60,12 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: "Tokens per calibration window.")
     var seqLen: Int?
 
+    @Option(name: .long, help: "Seed of the calibration window offsets.")
+    var seed: UInt64?
+
+    @Option(name: .long, help: ArgumentHelp("How window offsets are drawn: splitmix64 (default) or python_random (Python's random.seed(seed); random.randint(0, tokens − seq_len) per window, the draw of llm-compressor reference scripts, for window-for-window comparisons).", valueName: "sampler"))
+    var sampler: String?
+
     @Flag(name: .long, help: "Replace the output folder if it exists.")
     var overwrite = false
 
@@ -79,6 +85,7 @@ struct QuantizeCommand: ParsableCommand {
         try DistributedJob.run("quantize") { comm in
             var job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
                                                    scheme: scheme, data: data, samples: samples, seqLen: seqLen,
+                                                   seed: seed, sampler: sampler,
                                                    overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock)
             if let spec = injectFailure {
                 let parts = spec.split(separator: ":").compactMap { Int($0) }

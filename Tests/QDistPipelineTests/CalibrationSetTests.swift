@@ -21,6 +21,15 @@ final class CalibrationSetTests: XCTestCase {
         }
     }
 
+    func testPythonRandomSamplerCutsTheWindowsOfPythonsRandintDraw() {
+        let tokens = Array(0..<1000)
+        let windows = CalibrationSet.cut(tokens, samples: 4, seqLen: 50, seed: 0, sampler: .pythonRandom)
+        // random.seed(0); [random.randint(0, 1000 - 50) for _ in range(4)] in CPython.
+        XCTAssertEqual(windows.map { $0[0] }, [864, 394, 776, 911])
+        XCTAssertEqual(windows.map(\.count), [50, 50, 50, 50])
+        XCTAssertNotEqual(windows, CalibrationSet.cut(tokens, samples: 4, seqLen: 50, seed: 0), "the default sampler draws other windows")
+    }
+
     func testJSONLTextFieldsAreJoinedAndAMissingFieldIsNamed() throws {
         let dir = try QdistProcess.temporaryDirectory(self)
         let model = dir.appendingPathComponent("tiny")

@@ -41,6 +41,10 @@ final class QuantizeRecipeTests: XCTestCase {
         XCTAssertEqual(job.format, .compressedTensors)
         XCTAssertEqual(job.sequential, .block)
         XCTAssertEqual(job.calibration, CalibrationConfig())
+        XCTAssertEqual(job.calibration.sampler, .splitmix64)
+        let python = try decode("calibration: {seed: 7, sampler: python_random}\nrecipe: {GPTQModifier: {scheme: W4A16}}")
+        XCTAssertEqual(python.calibration.sampler, .pythonRandom)
+        XCTAssertEqual(python.calibration.seed, 7)
         XCTAssertEqual(job.recipe.modifier.ignore, ["lm_head"])
         let w = try XCTUnwrap(job.recipe.modifier.weightGroups.first?.weights)
         XCTAssertEqual(w, WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 128, actorder: .static))
@@ -100,6 +104,7 @@ final class QuantizeRecipeTests: XCTestCase {
     func testWrongTypesAndValuesAreNamed() {
         assertError("calibration: {samples: many}\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["calibration.samples", "integer"])
         assertError("format: onnx\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["format"])
+        assertError("calibration: {sampler: numpy}\nrecipe: {GPTQModifier: {scheme: W4A16}}", contains: ["calibration.sampler"])
         assertError("recipe: {GPTQModifier: {scheme: W5A16}}", contains: ["unknown scheme 'W5A16'", "W4A16"])
         assertError("recipe: {GPTQModifier: {scheme: W4A16, dampening_frac: 2}}", contains: ["dampening_frac"])
         assertError("""

@@ -6,7 +6,8 @@ import QDistIO
 /// computation and before any output exists.
 public enum QuantizeJobSetup {
     public static func resolve(recipePath: String, model: String?, output: String?, format: String?, scheme: String?,
-                               data: String?, samples: Int?, seqLen: Int?, overwrite: Bool, resume: Bool = true,
+                               data: String?, samples: Int?, seqLen: Int?, seed: UInt64? = nil, sampler: String? = nil,
+                               overwrite: Bool, resume: Bool = true,
                                stopAfterBlock: Int? = nil) throws -> SequentialQuantizer.Job {
         var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
         if let format {
@@ -25,6 +26,13 @@ public enum QuantizeJobSetup {
         if let data { recipe.calibration.data = data }
         if let samples { recipe.calibration.samples = samples }
         if let seqLen { recipe.calibration.seqLen = seqLen }
+        if let seed { recipe.calibration.seed = seed }
+        if let sampler {
+            guard let s = CalibrationSampler(rawValue: sampler) else {
+                throw QuantizePlanError(description: "--sampler must be \(CalibrationSampler.allCases.map(\.rawValue).joined(separator: " | ")), not '\(sampler)'")
+            }
+            recipe.calibration.sampler = s
+        }
         guard let modelPath = (model ?? recipe.model).map(expand) else {
             throw QuantizePlanError(description: "\(recipePath): no model (set model: in the recipe or pass --model)")
         }

@@ -56,7 +56,7 @@ public enum SequentialQuantizer {
                 (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
                 (key: "algorithm", value: .string(plan.recipeName)),
                 (key: "smoothing", value: .array(plan.smoothings.map { .string(String(describing: $0)) })),
-                (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)")),
+                (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)\(calibration.sampler == .splitmix64 ? "" : " sampler=" + calibration.sampler.rawValue)")),
                 (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)" + ($0.inputActivations.map { " input \($0)" } ?? "")) })),
             ])
         }
@@ -99,7 +99,7 @@ public enum SequentialQuantizer {
                 throw QuantizePlanError(description: "\(job.plan.recipeName) needs calibration data (Hessians, smoothing statistics or static input scales): set calibration.data or --data")
             }
             let set = try CalibrationSet.load(path: data, samples: job.calibration.samples, seqLen: job.calibration.seqLen,
-                                              seed: job.calibration.seed, tokenizer: job.bundle.tokenizer, communicator: comm)
+                                              seed: job.calibration.seed, sampler: job.calibration.sampler, tokenizer: job.bundle.tokenizer, communicator: comm)
             report.calibrationWindows = set.windows.count
             report.calibrationSeqLen = job.calibration.seqLen
             calibrationTokens = set.windows.reduce(0) { $0 + $1.count }

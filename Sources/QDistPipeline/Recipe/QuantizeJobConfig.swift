@@ -7,7 +7,7 @@ import Foundation
 /// model: /path/to/smollm2
 /// output: out/smollm2-w4a16-gptq
 /// format: compressed-tensors        # or gptq
-/// calibration: {data: ../shared/data/wikitext-2/valid.txt, samples: 128, seq_len: 512, seed: 0}
+/// calibration: {data: ../shared/data/wikitext-2/valid.txt, samples: 128, seq_len: 512, seed: 0, sampler: splitmix64}
 /// sequential: block                 # block | linear | none
 /// recipe:
 ///   GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16, block_size: 128, dampening_frac: 0.01}
@@ -92,11 +92,12 @@ public struct CalibrationConfig: Decodable, Sendable, Equatable {
     public var samples: Int = 128
     public var seqLen: Int = 512
     public var seed: UInt64 = 0
+    public var sampler: CalibrationSampler = .splitmix64
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case data, samples, seqLen = "seq_len", seed
+        case data, samples, seqLen = "seq_len", seed, sampler
     }
 
     public init(from decoder: Decoder) throws {
@@ -106,6 +107,7 @@ public struct CalibrationConfig: Decodable, Sendable, Equatable {
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? 128
         seqLen = try c.decodeIfPresent(Int.self, forKey: .seqLen) ?? 512
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+        sampler = try c.decodeIfPresent(CalibrationSampler.self, forKey: .sampler) ?? .splitmix64
         if samples < 1 {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.samples], debugDescription: "must be at least 1"))
         }
