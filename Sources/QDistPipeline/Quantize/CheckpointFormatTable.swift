@@ -5,16 +5,17 @@ import QDistTensor
 
 /// One row of the checkpoint-format table: a layout `qdist quantize` writes. The row says what
 /// it can hold (`validate`, run before any work), the tensors of each quantized linear, the
-/// `quantization_config` of config.json, and which `quant_method` qdist's reader
-/// (`QuantizedCheckpointReader`) dispatches on to load it back. `--format` parsing, `--help`,
-/// validation and writing all come from `CheckpointFormatTable.rows`; a new format is a new row.
+/// `quantization_config` of config.json, and the reader (`QuantizedFormatReader`) that loads it
+/// back. `--format` parsing, `--help`, validation, writing and reading all come from
+/// `CheckpointFormatTable.rows`; a new format is a new row (and its reader, if it is new).
 public protocol CheckpointFormatRow: Sendable {
     /// The `--format` / `format:` name.
     var name: String { get }
     /// One line for `--help`.
     var summary: String { get }
-    /// config.json's `quantization_config.quant_method` of this format.
-    var quantMethod: String { get }
+    /// Reads the written folder back (`qdist eval`, `generate`, `inspect`); its `quantMethod`
+    /// is what config.json's `quantization_config.quant_method` says.
+    var reader: any QuantizedFormatReader { get }
     /// Whether it stores quantized input activations (W8A8); checked when the recipe is read.
     var carriesActivations: Bool { get }
     /// Throws the first reason `plan` cannot be written in this format (one line, naming layers).
@@ -49,7 +50,7 @@ public enum CheckpointFormatTable {
 struct CompressedTensorsRow: CheckpointFormatRow {
     var name: String { "compressed-tensors" }
     var summary: String { "pack-quantized int weights, int-quantized W8A8 (vLLM, transformers + compressed-tensors)" }
-    var quantMethod: String { "compressed-tensors" }
+    var reader: any QuantizedFormatReader { CompressedTensorsReader() }
     var carriesActivations: Bool { true }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -86,7 +87,7 @@ struct CompressedTensorsRow: CheckpointFormatRow {
 struct GPTQRow: CheckpointFormatRow {
     var name: String { "gptq" }
     var summary: String { "AutoGPTQ/GPTQModel qweight, qzeros, scales, g_idx; weights only (transformers, vLLM)" }
-    var quantMethod: String { "gptq" }
+    var reader: any QuantizedFormatReader { GPTQReader() }
     var carriesActivations: Bool { false }
 
     func options(_ plan: QuantizationPlan) -> GPTQFormat.Options { .init(checkpointFormat: .v2, dampPercent: plan.dampening) }

@@ -13,68 +13,29 @@ import QDistTensor
 /// `config.json: key "quantization_config.quant_method": unsupported quantization method "awq" …`)
 /// rather than part way through loading. Tensors are read only when a linear is asked for.
 public struct QuantizedCheckpointReader {
-    /// The checkpoint formats qdist reads.
-    public enum Format: Sendable, Equatable {
-        case compressedTensors
-        case gptq(GPTQFormat.CheckpointFormat)
-    }
-
-    enum Arguments {
-        case compressedTensors(CompressedTensorsFormat.WeightArguments)
-        case compressedTensorsInt(CompressedTensorsFormat.WeightArguments, input: InputActivationScheme?)
-        case gptq(GPTQFormat.Configuration)
-    }
-
-    public let format: Format
+    /// The layout in words (`compressed-tensors`, `gptq v1`, `gptq v2`).
+    public let format: String
     /// Where tensors come from.
     public let source: any StoredTensorSource
     /// Module paths of the quantized linears, in checkpoint order.
     public let modules: [String]
-    private let arguments: [String: Arguments]
+    private let readers: [String: QuantizedModuleReader]
 
-    /// Reads `quantizationConfig` (`nil` → returns `nil`: not quantized); `configPath` names the
-    /// file in errors.
+    /// Reads `quantizationConfig` (`nil` → returns `nil`: not quantized) with the reader of its
+    /// `quant_method` in `QuantizedFormatReaders.all`; `configPath` names the file in errors.
     public init?(quantizationConfig: JSONValue?, configPath: String, source: any StoredTensorSource) throws(QDistIOError) {
         guard let quantizationConfig, !quantizationConfig.isNull else { return nil }
         let f = try JSONFields(quantizationConfig, path: configPath, keyPath: "quantization_config")
         let method = try f.string("quant_method")
-        var args: [String: Arguments] = [:]
-        switch method {
-        case "gptq":
-            let config = try GPTQFormat.Configuration(f)
-            format = .gptq(config.checkpointFormat)
-            for name in source.tensorNames where name.hasSuffix(".qweight") {
-                args[String(name.dropLast(".qweight".count))] = .gptq(config)
-            }
-        case "compressed-tensors":
-            let config = try CompressedTensorsFormat.Configuration(f)
-            format = .compressedTensors
-            for name in source.tensorNames where name.hasSuffix(".weight_packed") {
-                let module = String(name.dropLast(".weight_packed".count))
-                guard let group = config.group(for: module) else {
-                    throw f.error("config_groups", "no config group targets \(module) (it has weight_packed), or ignore lists it")
-                }
-                guard let weights = group.weights else {
-                    throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
-                }
-                args[module] = .compressedTensors(weights)
-            }
-            // int-quantized layers keep the name `<m>.weight` (int8 codes); `weight_scale` marks them.
-            for name in source.tensorNames where name.hasSuffix(".weight_scale") {
-                let module = String(name.dropLast(".weight_scale".count))
-                guard args[module] == nil, let group = config.group(for: module),
-                      group.format == CompressedTensorsFormat.intQuantizedFormatName else { continue }
-                guard let weights = group.weights else {
-                    throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
-                }
-                args[module] = .compressedTensorsInt(weights, input: group.inputActivations)
-            }
-        default:
-            throw f.error("quant_method", "unsupported quantization method \(JSONSerializer.quoted(method)) (qdist reads \"gptq\" and \"compressed-tensors\" pack-quantized)")
+        guard let reader = QuantizedFormatReaders.reader(for: method) else {
+            let known = QuantizedFormatReaders.all.map { JSONSerializer.quoted($0.quantMethod) }.joined(separator: " and ")
+            throw f.error("quant_method", "unsupported quantization method \(JSONSerializer.quoted(method)) (qdist reads \(known))")
         }
+        let opened = try reader.open(f, tensorNames: source.tensorNames)
+        self.format = opened.description
         self.source = source
-        self.arguments = args
-        self.modules = args.keys.sorted(by: QuantizedCheckpointTensors.naturalOrder)
+        self.readers = opened.modules
+        self.modules = opened.modules.keys.sorted(by: QuantizedCheckpointTensors.naturalOrder)
     }
 
     /// The reader for a model folder whose configuration is `config`; `nil` when the folder is
@@ -85,32 +46,28 @@ public struct QuantizedCheckpointReader {
     }
 
     /// True when `module` is a quantized linear of this checkpoint.
-    public func isQuantized(_ module: String) -> Bool { arguments[module] != nil }
+    public func isQuantized(_ module: String) -> Bool { readers[module] != nil }
 
     /// The module whose dequantized weight `tensorName` names (`<m>.weight` of a quantized
     /// linear), else `nil`.
     public func quantizedModule(forWeight tensorName: String) -> String? {
         guard tensorName.hasSuffix(".weight") else { return nil }
         let module = String(tensorName.dropLast(".weight".count))
-        return arguments[module] == nil ? nil : module
+        return readers[module] == nil ? nil : module
     }
 
     /// The quantized linear `module`, read and unpacked.
     public func linear(_ module: String) throws -> QuantizedLinearWeights {
-        switch arguments[module] {
-        case .compressedTensors(let a)?: return try CompressedTensorsFormat.readLinear(module: module, arguments: a, source: source)
-        case .compressedTensorsInt(let a, _)?: return try CompressedTensorsFormat.readIntQuantizedLinear(module: module, arguments: a, source: source)
-        case .gptq(let c)?: return try GPTQFormat.readLinear(module: module, config: c, source: source)
-        case nil:
+        guard let reader = readers[module] else {
             throw QDistIOError(.notFound, path: source.sourcePath, "\(JSONSerializer.quoted(module)) is not a quantized linear of this checkpoint")
         }
+        return try reader.linear(module, source)
     }
 
     /// How `module`'s input activations are quantized (scheme, and the stored scale when
     /// static); nil for weight-only layers and for modules that are not quantized linears.
     public func inputActivations(_ module: String) throws -> InputActivationParameters? {
-        guard case .compressedTensorsInt(_, let scheme?)? = arguments[module] else { return nil }
-        return try CompressedTensorsFormat.readInputActivations(module: module, scheme: scheme, source: source)
+        try readers[module]?.inputActivations(module, source)
     }
 
     /// Every quantized linear, in checkpoint order.
