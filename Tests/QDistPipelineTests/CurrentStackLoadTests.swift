@@ -91,6 +91,34 @@ final class CurrentStackLoadTests: XCTestCase {
         assertSameLogits(report, "W8A8 static per-tensor")
     }
 
+    /// Smoothing modifiers change the float tensors around the quantized linears (RMSNorm weights
+    /// divided by s, v_proj's rows by o_proj's s, up_proj's by down_proj's): the folder must carry
+    /// them, or transformers would run the smoothed int weights against unsmoothed norms.
+    func testSmoothQuantStaticW8A8AndSymmetricAWQFoldersCarryTheirSmoothedTensors() throws {
+        let calibration = "calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}"
+        let sq = try quantize("sq-w8a8-static", """
+            format: compressed-tensors
+            \(calibration)
+            recipe:
+              - SmoothQuantModifier: {smoothing_strength: 0.5}
+              - QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 8, strategy: channel},
+                                       input_activations: {num_bits: 8, strategy: tensor, dynamic: false}}}}
+            """)
+        let sqReport = try load(sq)
+        XCTAssertEqual(sqReport["format"] as? String, "int-quantized")
+        assertSameLogits(sqReport, "SmoothQuant 0.5 + W8A8 static per-tensor")
+        let awq = try quantize("awq-w4-sym", """
+            format: compressed-tensors
+            \(calibration)
+            recipe:
+              - AWQModifier: {}
+              - QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: true, strategy: group, group_size: 32}}}}
+            """)
+        let awqReport = try load(awq)
+        XCTAssertEqual(awqReport["format"] as? String, "pack-quantized")
+        assertSameLogits(awqReport, "AWQ + W4 g32 symmetric")
+    }
+
     /// Dynamic per-token int8: transformers loads it and quantizes every input per token, as
     /// qdist does, with the same formula (checked linear by linear while this was written). The
     /// logits still differ by more than 1e-4: the largest element of a token lands on ±127.5
