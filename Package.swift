@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(name: "QDistFuzz", dependencies: ["QDistIO", "QDistPipeline", "QDistTensor"], path: "Tests/QDistFuzz"),
 
         // Runs the built binary (and mpirun, and Python references) for end-to-end tests.
-        .target(name: "QDistTestSupport", path: "Tests/QDistTestSupport"),
+        .target(name: "QDistTestSupport", dependencies: ["QDistIO"], path: "Tests/QDistTestSupport"),
 
         .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),

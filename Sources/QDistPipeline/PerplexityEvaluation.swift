@@ -58,16 +58,13 @@ public enum PerplexityEvaluation {
                       seconds: elapsed[0], peakResidentBytesPerRank: peaks)
     }
 
-    /// Every rank's per-window sums (window i is the (i / P)-th of rank i mod P), added in
-    /// window order on every rank.
+    /// Every rank's per-window sums added in global window order (`WindowOrderedSum`), so the
+    /// ppl does not depend on P; token counts are integers and sum exactly.
     static func orderedSums(_ nll: [Double], _ predicted: [Int], windows: Int,
                             communicator comm: any Communicator) throws -> (nll: Double, predicted: Int) {
-        let nllByRank = try comm.allgatherv(nll), predictedByRank = try comm.allgatherv(predicted)
-        var total = 0.0, count = 0
-        for i in 0..<windows {
-            total += nllByRank[i % comm.size][i / comm.size]
-            count += predictedByRank[i % comm.size][i / comm.size]
-        }
-        return (total, count)
+        let total = try WindowOrderedSum.vectors(nll.map { [$0] }, length: 1, windows: windows, communicator: comm)
+        var count = [predicted.reduce(0, +)]
+        if comm.size > 1 { try comm.allreduce(&count, op: .sum) }
+        return (total[0], count[0])
     }
 }

@@ -41,15 +41,6 @@ final class SmoothingRankIndependenceTests: XCTestCase {
         return out
     }
 
-    func differingTensors(_ one: URL, _ other: URL) throws -> [String] {
-        let a = try CheckpointFolder(url: one), b = try CheckpointFolder(url: other)
-        let names = Set(a.tensorNames).union(b.tensorNames)
-        return try names.sorted().filter { name in
-            guard a.tensorNames.contains(name), b.tensorNames.contains(name) else { return true }
-            return try a.storedTensor(name) != b.storedTensor(name)
-        }
-    }
-
     func assertSameForAnyRanksAndThreads(_ recipe: String, _ label: String) throws {
         let reference = try quantize(recipe, "\(label)-p1-t1", threads: 1)
         let folder = try CheckpointFolder(url: reference)
@@ -62,7 +53,7 @@ final class SmoothingRankIndependenceTests: XCTestCase {
         let runs = [("p1-t2", 2, nil), ("p2", 1, 2), ("p3", 1, 3), ("p4", 1, 4)] as [(String, Int, Int?)]
         for (name, threads, ranks) in runs {
             let out = try quantize(recipe, "\(label)-\(name)", threads: threads, ranks: ranks)
-            XCTAssertEqual(try differingTensors(reference, out), [], "\(label) \(name): every tensor byte for byte")
+            XCTAssertEqual(try CheckpointComparison.differingTensors(reference, out), [], "\(label) \(name): every tensor byte for byte")
         }
     }
 
@@ -120,6 +111,6 @@ final class SmoothingRankIndependenceTests: XCTestCase {
         let resumed = try QdistProcess.run(["quantize", "--config", recipe, "--model", model.path, "--output", out.path], ranks: 2)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue((resumed.stdout + resumed.stderr).contains("resuming after block 0"), resumed.stdout + resumed.stderr)
-        XCTAssertEqual(try differingTensors(whole, out), [])
+        XCTAssertEqual(try CheckpointComparison.differingTensors(whole, out), [])
     }
 }

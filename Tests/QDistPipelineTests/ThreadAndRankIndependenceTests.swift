@@ -47,14 +47,8 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
 
     /// Names of the tensors whose bytes (or dtype/shape) differ, over the union of both outputs.
     func differingTensors(_ one: URL, _ other: URL) throws -> [String] {
-        let a = try CheckpointFolder(url: one), b = try CheckpointFolder(url: other)
-        let names = Set(a.tensorNames).union(b.tensorNames)
-        XCTAssertGreaterThan(names.count, 2 * 7 * 3, "packed codes, scales and zero points of 14 linears at least")
-        return try names.sorted().filter { name in
-            guard a.tensorNames.contains(name), b.tensorNames.contains(name) else { return true }
-            let x = try a.storedTensor(name), y = try b.storedTensor(name)
-            return x != y
-        }
+        XCTAssertGreaterThan(try CheckpointComparison.tensorCount(one), 2 * 7 * 3, "packed codes, scales and zero points of 14 linears at least")
+        return try CheckpointComparison.differingTensors(one, other)
     }
 
     func testOneAndTwoThreadsAndTwoAndThreeRanksWriteIdenticalTensors() throws {

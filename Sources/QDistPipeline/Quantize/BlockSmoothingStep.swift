@@ -107,17 +107,8 @@ extension SequentialQuantizer {
     /// fixed-point sum of `HessianAccumulator`, Allreduce on Int64).
     static func exactHessian(calibration: LinearStageCalibration, block: LlamaBlock, columns: Int, tokens: Int,
                              communicator comm: any Communicator) throws -> Tensor {
-        var absMax = [Float](repeating: 0, count: columns)
-        calibration.forEachInput(block: block) { HessianFixedPointScale.foldAbsMax($0, into: &absMax) }
-        if comm.size > 1 { try comm.allreduce(&absMax, op: .max) }
-        var accumulator = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: tokens))
-        calibration.forEachInput(block: block) { accumulator.add($0) }
-        var packed = accumulator.sum, counts = [accumulator.sampleCount, accumulator.nonFinite ? 1 : 0]
-        if comm.size > 1 {
-            try comm.allreduce(&packed, op: .sum)
-            try comm.allreduce(&counts, op: .sum)
-        }
-        return HessianAccumulator(sum: packed, sampleCount: counts[0], scale: accumulator.scale, nonFinite: counts[1] > 0).hessian
+        try calibration.partialHessian(block: block, columns: columns, totalTokens: tokens, communicator: comm)
+            .allreduced(communicator: comm)
     }
 
     /// The quantizer a search applies to Q(W·s): the recipe's grid with a plain min/max range

@@ -34,21 +34,49 @@ extension SequentialQuantizer {
             guard let columns = inputFeatures[group] else { continue }
             var ranges = statistics.ranges
             if usesHessians {
-                var absMax = [Float](repeating: 0, count: columns)
-                calibration.forEachInput(block: block) { HessianFixedPointScale.foldAbsMax($0, into: &absMax) }
-                if comm.size > 1 { try comm.allreduce(&absMax, op: .max) }
-                var hessian = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: calibrationTokens))
-                calibration.forEachInput(block: block) { x in
-                    hessian.add(x)
+                statistics.hessians[group] = try calibration.partialHessian(block: block, columns: columns, totalTokens: calibrationTokens,
+                                                                           communicator: comm) { x in
                     ranges.observe(block: block.index, group: group, input: x)
                 }
-                statistics.hessians[group] = hessian
             } else if !ranges.isEmpty {
                 calibration.forEachInput(block: block) { ranges.observe(block: block.index, group: group, input: $0) }
             }
             statistics.ranges = ranges
         }
         return statistics
+    }
+}
+
+extension LinearStageCalibration {
+    /// This rank's share of the Hessian of the current group's inputs. A Hessian needs two
+    /// passes: the column maxima first, combined across ranks by Allreduce(MAX) (exact), which
+    /// fix the integer grid of the sum (`HessianFixedPointScale`), then the products on that
+    /// grid, so the summed H is the same bits for any number of ranks. `visit` also sees every
+    /// input of the second pass.
+    func partialHessian(block: LlamaBlock, columns: Int, totalTokens: Int, communicator comm: any Communicator,
+                        visit: (Tensor) -> Void = { _ in }) throws -> HessianAccumulator {
+        var absMax = [Float](repeating: 0, count: columns)
+        forEachInput(block: block) { HessianFixedPointScale.foldAbsMax($0, into: &absMax) }
+        if comm.size > 1 { try comm.allreduce(&absMax, op: .max) }
+        var hessian = HessianAccumulator(scale: HessianFixedPointScale(columnAbsMax: absMax, totalTokens: totalTokens))
+        forEachInput(block: block) { x in
+            hessian.add(x)
+            visit(x)
+        }
+        return hessian
+    }
+}
+
+extension HessianAccumulator {
+    /// The Hessian over every rank's partial sums (Allreduce on the integer sums: exact, so the
+    /// same bits for any P), for steps that need it on every rank.
+    func allreduced(communicator comm: any Communicator) throws -> Tensor {
+        var packed = sum, counts = [sampleCount, nonFinite ? 1 : 0]
+        if comm.size > 1 {
+            try comm.allreduce(&packed, op: .sum)
+            try comm.allreduce(&counts, op: .sum)
+        }
+        return HessianAccumulator(sum: packed, sampleCount: counts[0], scale: scale, nonFinite: counts[1] > 0).hessian
     }
 }
 

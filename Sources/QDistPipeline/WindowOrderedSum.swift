@@ -12,7 +12,9 @@ enum WindowOrderedSum {
         var flat: [Double] = []
         flat.reserveCapacity(perWindow.count * length)
         for v in perWindow {
-            precondition(v.count == length, "window vectors must all have \(length) elements")
+            guard v.count == length else {
+                throw QuantizePlanError(description: "a window statistic has \(v.count) elements, expected \(length)")
+            }
             flat += v
         }
         let byRank = comm.size > 1 ? try comm.allgatherv(flat) : [flat]
