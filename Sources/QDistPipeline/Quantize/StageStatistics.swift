@@ -27,11 +27,15 @@ extension SequentialQuantizer {
     {
         var statistics = StageStatistics(ranges: ActivationRangeCollector(entries: entries))
         let inputFeatures = Dictionary(entries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
-        let lastObserved = stage.last { inputFeatures[$0] != nil }
+        // A group is observed when it feeds a Hessian or a static input range; with neither
+        // (round-to-nearest with dynamic or no input quantization) nothing is walked.
+        let rangeGroups = Set(statistics.ranges.statistics.keys)
+        let observed = { (g: LinearGroup) in inputFeatures[g] != nil && (usesHessians || rangeGroups.contains(g)) }
+        let lastObserved = stage.last(where: observed)
         let through = carryThroughStage ? stage : (lastObserved.map { last in Array(stage.prefix { $0 != last }) + [last] } ?? [])
         for group in through {
             calibration.advance(to: group, block: block)
-            guard let columns = inputFeatures[group] else { continue }
+            guard observed(group), let columns = inputFeatures[group] else { continue }
             var ranges = statistics.ranges
             if usesHessians {
                 statistics.hessians[group] = try calibration.partialHessian(block: block, columns: columns, totalTokens: calibrationTokens,
