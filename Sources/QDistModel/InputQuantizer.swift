@@ -89,10 +89,17 @@ public struct InputQuantizer: Sendable, Equatable {
 
     /// In place: `(round(clamp(x/scale + zero)) − zero)·scale`. Division (not multiplication
     /// by 1/scale) as torch does, so codes match a PyTorch reference bit for bit.
+    ///
+    /// Rounding adds and subtracts 1.5·2²³: exact round-half-to-even for |c| < 2²², which the
+    /// clamped codes (at most 16 bits) always are. `.rounded(.toNearestOrEven)` is the same
+    /// value but compiles to a `rintf` call per element on the baseline x86-64 target, which
+    /// kept this loop (run on every W8A8 linear input) from vectorizing.
     private func fakeQuantize(_ v: UnsafeMutableBufferPointer<Float>, scale: Float, zeroPoint zero: Float) {
         let lo = codeMin, hi = codeMax
+        let magic: Float = 12_582_912  // 1.5 · 2²³
         for i in v.indices {
-            let q = Swift.min(Swift.max(v[i] / scale + zero, lo), hi).rounded(.toNearestOrEven)
+            let c = Swift.min(Swift.max(v[i] / scale + zero, lo), hi)
+            let q = (c + magic) - magic
             v[i] = (q - zero) * scale
         }
     }

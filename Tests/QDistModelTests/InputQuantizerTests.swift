@@ -91,6 +91,20 @@ final class InputQuantizerTests: XCTestCase {
         XCTAssertEqual(quantized(x), Tensor.matmul(quantizer(x), w, transposeB: true).addingRowVector(bias))
         XCTAssertNotEqual(quantized(x), plain(x))
     }
+
+    /// Codes that land exactly on .5 round half to even (2.5 → 2, −2.5 → −2, 3.5 → 4), as
+    /// torch.round does, for every code of 8- and 16-bit grids, and at the clamp ends.
+    func testExactHalfCodesRoundToEvenAcrossTheWholeCodeRange() {
+        for bits in [8, 16] {
+            let half = Float(1 << (bits - 1))
+            let codes = stride(from: -half - 3, through: half + 2, by: bits == 8 ? 0.25 : 0.5).map { Float($0) }
+            let q = InputQuantizer(numBits: bits, symmetric: true, mode: .staticTensor(scale: 1, zeroPoint: 0))
+            let got = q(Tensor(shape: [1, codes.count], scalars: codes)).scalars
+            for (c, g) in zip(codes, got) {
+                XCTAssertEqual(g, min(max(c, -half), half - 1).rounded(.toNearestOrEven), "\(bits) bits, code \(c)")
+            }
+        }
+    }
 }
 
 private extension Double {
