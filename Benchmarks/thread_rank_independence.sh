@@ -5,6 +5,8 @@
 # (name, dtype, shape, bytes; shards in any split) and the ppl of `qdist eval` (test.txt, 40
 # windows of 512). Usage (repository root, after `swift build -c release`):
 #   bash Benchmarks/thread_rank_independence.sh [SAMPLES] [RECIPE]
+# RUNS picks a subset (default "1proc-1thread 1proc-2threads mpirun-2 mpirun-4"), e.g.
+#   RUNS="1proc-2threads mpirun-2" bash Benchmarks/thread_rank_independence.sh 8 Configs/quantize/smollm2-awq-w4a16-asym.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-32}
@@ -37,7 +39,13 @@ run() {  # name, launcher...
   printf '%-28s %7.1f s  %s  ppl %s\n' "$name" "$(echo "$t1 - $t0" | bc)" "$(checksum "$out/$name")" "$ppl"
 }
 echo "recipe $recipe, $samples samples, OpenBLAS $(dpkg -s libopenblas0-pthread 2>/dev/null | awk '/^Version/{print $2}'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
-run "s$samples-1proc-1thread" env OPENBLAS_NUM_THREADS=1
-run "s$samples-1proc-2threads" env OPENBLAS_NUM_THREADS=2
-run "s$samples-mpirun-2" mpirun --oversubscribe -n 2
-run "s$samples-mpirun-4" mpirun --oversubscribe -n 4
+tag=$(basename "${recipe%.yaml}")-s$samples
+for r in ${RUNS:-1proc-1thread 1proc-2threads mpirun-2 mpirun-4}; do
+  case $r in
+    1proc-1thread) run "$tag-$r" env OPENBLAS_NUM_THREADS=1 ;;
+    1proc-2threads) run "$tag-$r" env OPENBLAS_NUM_THREADS=2 ;;
+    mpirun-2) run "$tag-$r" mpirun --oversubscribe -n 2 ;;
+    mpirun-4) run "$tag-$r" mpirun --oversubscribe -n 4 ;;
+    *) echo "unknown run $r (1proc-1thread, 1proc-2threads, mpirun-2, mpirun-4)" >&2; exit 2 ;;
+  esac
+done
