@@ -132,7 +132,7 @@ final class QuantizeRecipeTests: XCTestCase {
         XCTAssertTrue(sq.recipe.solver.needsHessian)
         let awq = try decode("recipe: [{AWQModifier: {duo_scaling: both, n_grid: 10, apply_clip: true}}, {QuantizationModifier: {scheme: W4A16_ASYM}}]")
         XCTAssertEqual((awq.recipe.modifiers[0] as? AWQModifier)?.search, AWQSmoothing(duoScaling: .both, gridPoints: 10, applyClip: true))
-        XCTAssertFalse(try decode("recipe: [{AWQModifier: {}}, {GPTQModifier: {scheme: W4A16}}]").recipe.smoothings[0].clipsWeights,
+        XCTAssertNil(try decode("recipe: [{AWQModifier: {}}, {GPTQModifier: {scheme: W4A16}}]").recipe.smoothings[0].weightClip,
                        "no clip search unless asked (llm-compressor has none)")
         let alone = try decode("recipe: {AWQModifier: {scheme: W4A16_ASYM}}")
         XCTAssertEqual(alone.recipe.quantizerIndex, 0, "AWQModifier with a scheme quantizes round-to-nearest")

@@ -71,24 +71,24 @@ extension SequentialQuantizer {
                                                    candidates: candidates.count, losses: losses))
             }
         }
-        if smoothings.contains(where: \.clipsWeights) {
-            weights = try clipBlock(b, weights: weights, job: job, activations: activations, windows: windows, rotary: rotary, communicator: comm)
+        for clip in smoothings.compactMap(\.weightClip) {
+            weights = try clipBlock(b, clip: clip, weights: weights, job: job, activations: activations, windows: windows,
+                                    rotary: rotary, communicator: comm)
         }
         return decisions
     }
 
-    /// The original AWQ's clip search on the smoothed block: group by group along the staged
-    /// forward (each group seeing the earlier groups clipped), every quantized linear except
-    /// q_proj and k_proj (whose errors attention amplifies) is clamped per row and group
-    /// against the exact input Hessian.
-    static func clipBlock(_ b: Int, weights: LlamaBlockWeights, job: Job, activations: [Tensor], windows: Int,
-                          rotary: RotaryEmbedding, communicator comm: any Communicator) throws -> LlamaBlockWeights {
+    /// A smoothing's weight clip on the smoothed block: group by group along the staged forward
+    /// (each group seeing the earlier groups clipped), every quantized linear the clip does not
+    /// skip is transformed against the group's exact input Hessian.
+    static func clipBlock(_ b: Int, clip: any SmoothingWeightClip, weights: LlamaBlockWeights, job: Job, activations: [Tensor],
+                          windows: Int, rotary: RotaryEmbedding, communicator comm: any Communicator) throws -> LlamaBlockWeights {
         let config = job.bundle.config
         let entries = job.plan.entries(inBlock: b)
         var weights = weights
         var calibration = LinearStageCalibration(activations: activations)
         for group in LinearGroup.allCases {
-            let members = group.members.filter { !["self_attn.q_proj", "self_attn.k_proj"].contains($0) && entries[$0] != nil }
+            let members = group.members.filter { !clip.skippedLinears.contains($0) && entries[$0] != nil }
             let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
             calibration.advance(to: group, block: block)
             guard !members.isEmpty else { continue }
@@ -96,7 +96,7 @@ extension SequentialQuantizer {
                                      tokens: windows * job.calibration.seqLen, communicator: comm)
             for m in members {
                 let layer = weights.linears[m]!
-                let clipped = try AWQClipSearch.clipped(layer.weight, hessian: h, args: searchArgs(entries[m]!.args))
+                let clipped = try clip.clipped(layer.weight, hessian: h, args: searchArgs(entries[m]!.args))
                 weights.linears = [m: LinearLayer(weight: clipped, bias: layer.bias, inputQuantizer: layer.inputQuantizer)]
             }
         }

@@ -1,5 +1,6 @@
 import QDistModel
 import QDistQuant
+import QDistTensor
 
 /// One modifier of a recipe, named as llm-compressor names it: its strict config and what it
 /// adds to the block step of the quantize pipeline — a function-preserving smoothing applied
@@ -61,14 +62,23 @@ public protocol BlockSmoothing: Sendable {
     var ignore: [String] { get }
     /// The statistic it reads.
     var statistic: SmoothingStatistic { get }
-    /// Whether, after the block's scales are folded, it clips each quantized linear's weights
-    /// (except q/k) by the original AWQ's search (`AWQClipSearch`).
-    var clipsWeights: Bool { get }
+    /// A weight clip it applies after the block's scales are folded (nil: none).
+    var weightClip: (any SmoothingWeightClip)? { get }
     /// Candidate scales for one mapping, given its input statistic (per channel), the balance
     /// layers' float weights and their quantization arguments (nil: not quantized).
     func candidates(statistic: [Double], balance: [LinearLayer], args: [QuantizationArgs?]) throws -> [[Float]]
 }
 
 extension BlockSmoothing {
-    public var clipsWeights: Bool { false }
+    public var weightClip: (any SmoothingWeightClip)? { nil }
+}
+
+/// A per-linear weight transform run on the smoothed block, group by group along the staged
+/// forward (each group seeing the earlier ones clipped), judged against the group's exact input
+/// Hessian summed over every rank (AWQ's `apply_clip`).
+public protocol SmoothingWeightClip: Sendable {
+    /// Block linears (HF suffixes) it leaves alone.
+    var skippedLinears: Set<String> { get }
+    /// `weight` (rows, in) transformed; `args` is the recipe's grid for the linear.
+    func clipped(_ weight: Tensor, hessian: Tensor, args: QuantizationArgs) throws -> Tensor
 }

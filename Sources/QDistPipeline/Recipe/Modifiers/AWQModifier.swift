@@ -1,5 +1,6 @@
 import QDistModel
 import QDistQuant
+import QDistTensor
 
 /// `AWQModifier`: activation-aware scaling (llm-compressor's, FORMATS.md 10.1). For each of the
 /// Llama mappings (input_layernorm → q/k/v, v → o without GQA, post_attention_layernorm →
@@ -57,7 +58,7 @@ public struct AWQSmoothing: BlockSmoothing, Equatable {
         (self.duoScaling, self.gridPoints, self.ignore, self.applyClip) = (duoScaling, gridPoints, ignore, applyClip)
     }
 
-    public var clipsWeights: Bool { applyClip }
+    public var weightClip: (any SmoothingWeightClip)? { applyClip ? AWQWeightClip() : nil }
 
     public var name: String { AWQModifier.recipeKey }
     public var mappings: [SmoothingMapping] { SmoothingMapping.allCases }
@@ -79,5 +80,15 @@ public struct AWQSmoothing: BlockSmoothing, Equatable {
         return AWQScales.grid(points: gridPoints, duo: duoScaling).map {
             AWQScales.scales(xMean: statistic, wMean: wMean, ratio: $0.ratio, duo: $0.duo)
         }
+    }
+}
+
+/// The original AWQ's clip search (`AWQClipSearch`) on every quantized linear except q_proj and
+/// k_proj, whose errors attention amplifies (llm-awq skips them too).
+public struct AWQWeightClip: SmoothingWeightClip {
+    public var skippedLinears: Set<String> { ["self_attn.q_proj", "self_attn.k_proj"] }
+
+    public func clipped(_ weight: Tensor, hessian: Tensor, args: QuantizationArgs) throws -> Tensor {
+        try AWQClipSearch.clipped(weight, hessian: hessian, args: args)
     }
 }
