@@ -6,10 +6,8 @@ import QDistQuant
 /// less to outlier channels. It only smooths; a quantizing modifier (W8A8) must follow it.
 ///
 /// `smoothing_strength` (α, default 0.5) balances the migration; `auto` measures each mapping's
-/// block-output loss for α ∈ {0.3, 0.4, …, 1.0} under the recipe's weight quantizer and the
+/// block-output loss for α ∈ {0.3, 0.4, …, 0.9} under the recipe's weight quantizer and the
 /// static input scale the smoothed range implies, and keeps the best (as AWQ chooses its ratio).
-/// The grid reaches α = 1 (all of the range moved into the weights) because on SmolLM2's
-/// massive activations the search kept choosing the old upper end, 0.9.
 public struct SmoothQuantModifier: RecipeModifier {
     public static let recipeKey = "SmoothQuantModifier"
     public static let summary = "SmoothQuant smoothing before W8A8 (smoothing_strength 0.5 or auto; ignore)"
@@ -47,7 +45,7 @@ public struct SmoothQuantSmoothing: BlockSmoothing {
         case fixed(Double)
         case auto
         /// The α grid `auto` searches.
-        public static let autoGrid: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+        public static let autoGrid: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     }
 
     public var strength: Strength
