@@ -162,7 +162,9 @@ final class KillAndResumeTests: XCTestCase {
             for k in 0..<10 {
                 let out = dir.appendingPathComponent("ft-\(stage)-\(k)")
                 let args = ["finetune", "--config", config.path, "--output", out.path, "--zero-stage", "\(stage)"]
-                if try killAndResume(args, before: 2, after: 2, span: span,
+                // The first 70% of the reference run's span, as for quantize: a busy machine
+                // stretches one run and not the next, and a kill after the adapter is written hits nothing.
+                if try killAndResume(args, before: 2, after: 2, span: 0.7 * span,
                                      finished: out.appendingPathComponent("adapter_model.safetensors"), rng: &rng) { hits += 1 }
                 XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors")), expected,
                                "ZeRO-\(stage), kill \(k): the same adapter bytes")
