@@ -14,12 +14,8 @@ extension SequentialQuantizer {
     /// The calibrate step of one stage: advances the staged forward through the stage's groups
     /// (all of them when `carryThroughStage`, as `sequential: linear` must; otherwise only as far
     /// as the last group with linears to solve) and folds each observed group's inputs into its
-    /// statistics.
-    ///
-    /// A Hessian needs two passes over the inputs: the column maxima first, combined across
-    /// ranks by Allreduce(MAX) (exact), which fix the integer grid of the sum
-    /// (`HessianFixedPointScale`), then the products on that grid. So H is the same bits for any
-    /// number of ranks, and the extra pass costs a max over the inputs, not a product.
+    /// statistics: Hessians by `partialHessian` (the same bits for any number of ranks), static
+    /// input ranges by `ActivationRangeCollector`.
     static func collectStatistics(stage: [LinearGroup], entries: [QuantizationPlan.Entry],
                                   calibration: inout LinearStageCalibration, block: LlamaBlock, carryThroughStage: Bool,
                                   usesHessians: Bool, calibrationTokens: Int, communicator comm: any Communicator) throws
