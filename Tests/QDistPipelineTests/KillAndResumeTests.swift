@@ -37,7 +37,8 @@ final class KillAndResumeTests: XCTestCase {
         return p
     }
 
-    /// The qdist processes that are `launcher` or its children (the ranks mpirun started).
+    /// The qdist processes that are children of `launcher` (the ranks mpirun started and that
+    /// have already exec'd qdist: a child still named mpirun is not a rank yet).
     func ranks(of launcher: Process) -> [Int32] {
         let pid = launcher.processIdentifier
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [pid] }
@@ -49,7 +50,7 @@ final class KillAndResumeTests: XCTestCase {
             let name = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
             if fields.count > 2, Int32(fields[1]) == pid, name == "qdist" { children.append(child) }
         }
-        return children.isEmpty ? [pid] : children.sorted()
+        return children.sorted()
     }
 
     /// Kills a random rank of a run of `args` after a random delay in (0, `span`) seconds, then
@@ -61,8 +62,15 @@ final class KillAndResumeTests: XCTestCase {
         let deadline = Date().addingTimeInterval(delay)
         while Date() < deadline && job.isRunning { Thread.sleep(forTimeInterval: 0.01) }
         var hit = false
-        if job.isRunning {
-            let victims = ranks(of: job)
+        // Under mpirun the victim is always a rank, never mpirun itself: killing the launcher
+        // orphans ranks that keep writing into the output while the rerun reads it (a CI run
+        // failed so when an early kill found no rank started yet). So wait for every rank.
+        var victims = before == nil ? [job.processIdentifier] : ranks(of: job)
+        while let count = before, victims.count < count && job.isRunning {
+            Thread.sleep(forTimeInterval: 0.005)
+            victims = ranks(of: job)
+        }
+        if job.isRunning && !victims.isEmpty {
             let victim = victims[Int(rng.next() % UInt64(victims.count))]
             hit = kill(victim, SIGKILL) == 0
         }
