@@ -95,6 +95,23 @@ public enum FloatBits {
         narrowToFP8(x, exponentBits: 4, mantissaBits: 3, maxCode: 0x7E, nanCode: 0x7F)
     }
 
+    /// `x` rounded onto the E4M3FN grid (nearest, ties to even), as a Float32: the same value as
+    /// `float(fromFP8E4M3: fp8E4M3(fromFloat: x))` for every finite |x| ≤ 448 (callers clamp
+    /// first, as quantizers do), without the bit assembly — a few vectorizable operations per
+    /// value, for activation fake-quantization on every linear input.
+    @inlinable
+    public static func roundedToFP8E4M3(_ x: Float) -> Float {
+        if x.magnitude < 0x1p-6 {
+            // Subnormal range: a fixed step of 2⁻⁹; x·512 is exact, and 1.5·2²³ rounds half to even.
+            let magic: Float = 12_582_912
+            return ((x * 512 + magic) - magic) * 0x1p-9
+        }
+        // Normal range: keep 3 mantissa bits, rounding the 20 dropped ones half to even (a carry
+        // into the exponent is the right result).
+        let b = x.bitPattern
+        return Float(bitPattern: (b &+ 0x7FFFF &+ ((b >> 20) & 1)) & 0xFFF0_0000)
+    }
+
     /// fp8 E5M2 bits → Float32 (bias 15, IEEE-like: has ±Inf and NaNs, max 57344).
     @inlinable
     public static func float(fromFP8E5M2 v: UInt8) -> Float {
@@ -102,10 +119,10 @@ public enum FloatBits {
     }
 
     /// Float32 → fp8 E5M2 bits, round to nearest even, saturating to ±57344 (±Inf included);
-    /// NaN → quiet NaN.
+    /// NaN → S.11111.11 (torch's pattern).
     @inlinable
     public static func fp8E5M2(fromFloat x: Float) -> UInt8 {
-        narrowToFP8(x, exponentBits: 5, mantissaBits: 2, maxCode: 0x7B, nanCode: 0x7E)
+        narrowToFP8(x, exponentBits: 5, mantissaBits: 2, maxCode: 0x7B, nanCode: 0x7F)
     }
 
     /// Shared fp8 narrowing: rounds |x| onto the format's grid, ties to even, then saturates.
