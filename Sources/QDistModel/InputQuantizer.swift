@@ -11,6 +11,10 @@ import QDistTensor
 /// ÷127.5), asymmetric `scale = (max − min)/(qmax − qmin)`, `zero = round(clamp(qmin − min/scale))`;
 /// the range always includes 0 and `scale ≥ Float32 eps`.
 ///
+/// FP8 (`float8`): the grid is E4M3FN, symmetric, `scale = absmax / 448`, and a value becomes
+/// `e4m3(clamp(x/scale, ±448))·scale` (compressed-tensors' float quantization: divide, clamp,
+/// cast to `float8_e4m3fn`, multiply back).
+///
 /// Static quantizers carry a calibrated scale (and zero point); dynamic ones derive the range of
 /// each token (row) or of the whole input at run time and store nothing. Failure mode: a NaN
 /// input stays NaN (and is skipped by the dynamic range); an infinity gives an infinite dynamic
@@ -29,17 +33,20 @@ public struct InputQuantizer: Sendable, Equatable {
     public let numBits: Int
     public let symmetric: Bool
     public let mode: Mode
+    /// FP8 E4M3 codes instead of integers.
+    public let float8: Bool
     /// The smallest and largest code (int8: −128 and 127).
     public let codeMin: Float
     public let codeMax: Float
 
-    public init(numBits: Int = 8, symmetric: Bool, mode: Mode) {
+    public init(numBits: Int = 8, symmetric: Bool, mode: Mode, float8: Bool = false) {
         precondition((2...16).contains(numBits), "input quantization takes 2 to 16 bits, got \(numBits)")
         self.numBits = numBits
-        self.symmetric = symmetric
+        self.symmetric = symmetric || float8
         self.mode = mode
-        codeMin = -Float(1 << (numBits - 1))
-        codeMax = Float(1 << (numBits - 1)) - 1
+        self.float8 = float8
+        codeMin = float8 ? -448 : -Float(1 << (numBits - 1))
+        codeMax = float8 ? 448 : Float(1 << (numBits - 1)) - 1
     }
 
     /// compressed-tensors `calculate_qparams` for the range `[lo, hi]`.
@@ -96,6 +103,12 @@ public struct InputQuantizer: Sendable, Equatable {
     /// kept this loop (run on every W8A8 linear input) from vectorizing.
     private func fakeQuantize(_ v: UnsafeMutableBufferPointer<Float>, scale: Float, zeroPoint zero: Float) {
         let lo = codeMin, hi = codeMax
+        if float8 {
+            for i in v.indices {
+                v[i] = FloatBits.roundedToFP8E4M3(Swift.min(Swift.max(v[i] / scale, lo), hi)) * scale
+            }
+            return
+        }
         let magic: Float = 12_582_912  // 1.5 · 2²³
         for i in v.indices {
             let c = Swift.min(Swift.max(v[i] / scale + zero, lo), hi)

@@ -54,6 +54,6 @@ extension InputActivationParameters {
         } else {
             mode = .staticTensor(scale: scale ?? 1, zeroPoint: Float(zeroPoint ?? 0))
         }
-        return InputQuantizer(numBits: scheme.numBits, symmetric: scheme.symmetric, mode: mode)
+        return InputQuantizer(numBits: scheme.numBits, symmetric: scheme.symmetric, mode: mode, float8: scheme.type == .float)
     }
 }

@@ -78,6 +78,27 @@ final class InputQuantizerTests: XCTestCase {
                     scale: Double(x.scalars.max()!) / 127.5, "dynamic per tensor")
     }
 
+    /// FP8 inputs as compressed-tensors quantizes them: scale = absmax/448 (per token, or the
+    /// static one), x/scale clamped to ±448 and cast to E4M3 (the bit-exact encoder, a separate
+    /// code path from the quantizer's rounding), times the scale.
+    func testFP8DynamicPerTokenAndStaticMatchTheE4M3EncoderWithAbsmaxOver448() {
+        let x = sample(rows: 6, columns: 300)
+        func reference(_ v: Float, _ scale: Float) -> Float {
+            FloatBits.float(fromFP8E4M3: FloatBits.fp8E4M3(fromFloat: min(max(v / scale, -448), 448))) * scale
+        }
+        let dynamic = InputQuantizer(symmetric: true, mode: .dynamicToken, float8: true)(x).scalars
+        for r in 0..<x.rows {
+            let row = Array(x.scalars[(r * x.columns)..<((r + 1) * x.columns)])
+            let scale = row.map(\.magnitude).max()! / 448
+            XCTAssertEqual(Array(dynamic[(r * x.columns)..<((r + 1) * x.columns)]), row.map { reference($0, scale) }, "token \(r)")
+        }
+        let scale: Float = 3.0 / 448  // clips the outliers
+        let fixed = InputQuantizer(symmetric: true, mode: .staticTensor(scale: scale, zeroPoint: 0), float8: true)(x).scalars
+        XCTAssertEqual(fixed, x.scalars.map { reference($0, scale) })
+        XCTAssertEqual(fixed.max()!, 448 * scale, "values beyond the range clamp to ±448·scale")
+        XCTAssertEqual(Set(fixed.map { ($0 / scale).magnitude }).count <= 127, true, "at most 127 magnitudes on the E4M3 grid")
+    }
+
     func testLinearLayerWithoutQuantizerIsUnchangedAndWithOneMultipliesTheFakeQuantizedInput() {
         let x = sample(rows: 3, columns: 16)
         var rng = SeededGenerator(state: 9)

@@ -149,6 +149,36 @@ final class CurrentStackLoadTests: XCTestCase {
         XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "decompressed weights equal qdist's: \(r.stdout)")
     }
 
+    /// FP8 (static per-tensor) and FP8_DYNAMIC (per-channel, dynamic per-token inputs) folders load
+    /// as compressed-tensors float-quantized: the decompressed weights are qdist's exactly, and
+    /// the logits agree. Dynamic FP8 inputs are rounded onto a grid 1/8 of a binade wide, so a
+    /// last-bit difference between torch's and OpenBLAS's sums before a linear can move one
+    /// activation by one step at a few positions: the dynamic bound is the W8A8 one.
+    func testFloatQuantizedFP8StaticAndDynamicLoadWithTheSameWeights() throws {
+        for (name, scheme, calibration) in [("fp8", "FP8", "calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}\n"),
+                                            ("fp8-dynamic", "FP8_DYNAMIC", "")] {
+            let out = try quantize(name, "format: compressed-tensors\n\(calibration)recipe: {QuantizationModifier: {scheme: \(scheme)}}\n")
+            let report = try load(out)
+            XCTAssertEqual(report["format"] as? String, "float-quantized", name)
+            let diff = try XCTUnwrap(report["max_abs_diff"] as? Double, "\(report)")
+            XCTAssertLessThan(diff, 0.1 * (report["max_abs_logit"] as? Double ?? 1), "\(name): \(report)")
+            let floats = dir.appendingPathComponent("\(name)-f32")
+            XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
+            let compare = """
+                import sys, torch
+                from safetensors.torch import load_file
+                from transformers import AutoModelForCausalLM
+                m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+                with torch.no_grad(): m(torch.tensor([[1, 2]]))
+                ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
+                print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
+                """
+            let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
+            XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
+            XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "\(name): decompressed weights equal qdist's: \(r.stdout)")
+        }
+    }
+
     func testPEFTAdapterOnTheFloatBase() throws {
         let data = dir.appendingPathComponent("train.txt")
         try Data(contentsOf: QdistProcess.wikitext("valid")).prefix(20_000).write(to: data)

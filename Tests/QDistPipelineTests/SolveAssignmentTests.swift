@@ -55,6 +55,13 @@ final class SolveAssignmentTests: XCTestCase {
         assertEveryRowOnce(a, [.init(name: "o", rows: 40, columns: 64)])
     }
 
+    func testALinearWithOnePerTensorScaleIsNeverSplitEvenWhenRanksIdle() {
+        let a = SolveAssignment(linears: [.init(name: "o", rows: 576, columns: 576, splittable: false),
+                                          .init(name: "d", rows: 576, columns: 1536)], ranks: 4)
+        XCTAssertEqual(a.items.filter { $0.name == "o" }.map(\.rows), [0..<576], "one item holds every row")
+        XCTAssertGreaterThan(a.items.filter { $0.name == "d" }.count, 1, "a splittable linear still is")
+    }
+
     func testTheAssignmentIsDeterministic() {
         XCTAssertEqual(SolveAssignment(linears: block, ranks: 12), SolveAssignment(linears: block, ranks: 12))
     }

@@ -62,6 +62,26 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
         }
     }
 
+    /// FP8 with static per-tensor input scales: each scale is a moving average over every rank's
+    /// window ranges, the weights' per-tensor scales are never split across ranks (four ranks,
+    /// one linear in the o_proj stage), and the E4M3 codes are the same bytes everywhere.
+    func testFP8StaticScalesAndCodesAreIdenticalForAnyThreadsAndRanks() throws {
+        let url = dir.appendingPathComponent("fp8.yaml")
+        try Data("""
+            format: compressed-tensors
+            sequential: linear
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 5, seq_len: 512, seed: 1}
+            recipe: {QuantizationModifier: {scheme: FP8}}
+            """.utf8).write(to: url)
+        let reference = try quantize(url.path, "fp8-t1", threads: 1)
+        let scale = try CheckpointFolder(url: reference).storedTensor("model.layers.1.self_attn.o_proj.input_scale")
+        XCTAssertEqual(scale.shape, [1])
+        for (name, out) in [("t2", try quantize(url.path, "fp8-t2", threads: 2)), ("n2", try quantize(url.path, "fp8-n2", threads: 1, ranks: 2)),
+                            ("n4", try quantize(url.path, "fp8-n4", threads: 1, ranks: 4))] {
+            XCTAssertEqual(try differingTensors(reference, out), [], "FP8 \(name) against one process on one thread")
+        }
+    }
+
     func testAWindowDepthThatOpenBLASBlocksByThreadCountStillGivesIdenticalTensors() throws {
         // 500 tokens: each window's Gram has depth 500, inside (GEMM_Q, 2·GEMM_Q), not a multiple of 32.
         let recipe = try recipe(seqLen: 500, samples: 4)

@@ -45,6 +45,28 @@ final class W8A8RecipeTests: XCTestCase {
         XCTAssertNil(SchemePresets.inputActivations(named: "W4A16"), "weight-only presets quantize no activations")
     }
 
+    /// compressed-tensors' FP8 presets: `FP8` static per-tensor weights and inputs, `FP8_DYNAMIC`
+    /// per-channel weights and dynamic per-token inputs; both E4M3, symmetric, calibrated by
+    /// minmax where static; only FP8 (static) needs calibration data.
+    func testFP8PresetsAreCompressedTensorsFP8AndFP8Dynamic() throws {
+        let config = ModelConfiguration(hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2, numAttentionHeads: 4,
+                                        numKeyValueHeads: 2, vocabSize: 512)
+        let fp8 = try decode("recipe: {QuantizationModifier: {scheme: FP8}}")
+        let g = try XCTUnwrap(fp8.recipe.modifier.weightGroups.first)
+        XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor))
+        XCTAssertEqual(g.inputActivations?.scheme, InputActivationScheme(strategy: .tensor, dynamic: false, observer: "minmax", type: .float))
+        let staticPlan = try QuantizationPlan(recipe: fp8.recipe, config: config, format: .compressedTensors)
+        XCTAssertTrue(staticPlan.needsCalibration)
+        XCTAssertEqual(staticPlan.entries.first?.inputCalibrationArgs?.type, .float, "the static scale is absmax / 448")
+        let dynamic = try decode("recipe: {QuantizationModifier: {scheme: fp8_dynamic}}")
+        let d = try XCTUnwrap(dynamic.recipe.modifier.weightGroups.first)
+        XCTAssertEqual(d.weights, WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel))
+        XCTAssertEqual(d.inputActivations?.scheme, InputActivationScheme(strategy: .token, dynamic: true, type: .float))
+        XCTAssertFalse(try QuantizationPlan(recipe: dynamic.recipe, config: config, format: .compressedTensors).needsCalibration,
+                       "FP8_DYNAMIC is calibration-free")
+        XCTAssertTrue(SchemePresets.names.contains("FP8_DYNAMIC"))
+    }
+
     func testStaticAndDynamicGroupsDecode() throws {
         let staticGroup = try decode(group("{num_bits: 8, type: int, symmetric: false, strategy: tensor, dynamic: false, observer: percentile}"))
         let s = try XCTUnwrap(staticGroup.recipe.modifier.weightGroups.first?.inputActivations)
@@ -63,7 +85,15 @@ final class W8A8RecipeTests: XCTestCase {
         assertError(group("{num_bits: 8, strategy: token}"), contains: ["input_activations.strategy", "static per-token"])
         assertError(group("{num_bits: 8, dynamic: true, observer: minmax}"), contains: ["input_activations.observer", "dynamic"])
         assertError(group("{num_bits: 4, dynamic: true}"), contains: ["input_activations.num_bits", "8"])
-        assertError(group("{num_bits: 8, type: float, dynamic: true}"), contains: ["input_activations.type", "fp8"])
+        assertError(group("{num_bits: 8, type: float, dynamic: true}"), contains: ["g0.input_activations", "fp8 activations need fp8 weights"])
+        assertError(group("{num_bits: 8, type: float, symmetric: false}", weights: "{num_bits: 8, type: float}"),
+                    contains: ["input_activations.symmetric", "FP8"])
+        assertError(group("{num_bits: 8}", weights: "{num_bits: 8, type: float}"), contains: ["g0.input_activations", "8-bit int weights"])
+        assertError("recipe: {QuantizationModifier: {config_groups: {g: {weights: {num_bits: 8, type: float, symmetric: false}}}}}",
+                    contains: ["weights.symmetric", "FP8"])
+        assertError("recipe: {QuantizationModifier: {config_groups: {g: {weights: {num_bits: 8, type: float, strategy: group, group_size: 32}}}}}",
+                    contains: ["weights.strategy", "tensor or channel"])
+        assertError("format: gptq\nrecipe: {QuantizationModifier: {scheme: FP8_DYNAMIC}}", contains: ["gptq", "activations"])
         assertError(group("{num_bits: 8, observer: mse}"), contains: ["input_activations.observer", "mse"])
         assertError(group("{num_bits: 8, strategy: channel}"), contains: ["input_activations.strategy", "channel"])
         assertError(group("{num_bits: 8, dynamc: true}"), contains: ["r.yaml:7", "input_activations.dynamc", "unknown key"])

@@ -61,6 +61,46 @@ final class QuantizedFormatRoundTripTests: XCTestCase {
         }
     }
 
+    /// FP8 layers (per tensor and per channel, with a static input scale or dynamic per token)
+    /// write compressed-tensors float-quantized — `weight` F8_E4M3, `weight_scale` [1] or
+    /// [out, 1], `input_scale` [1] — and read back to the same codes, scales and input scheme.
+    func testFloatQuantizedFP8RoundTripsPerTensorAndPerChannelWithTheirInputScales() throws {
+        for perTensor in [true, false] {
+            let (out, inF) = (12, 40)
+            let codes = (0..<out * inF).map { _ -> Int32 in
+                var c: Int32
+                repeat { c = Int32.random(in: 0...255, using: &rng) } while c & 0x7F == 0x7F  // no NaN codes
+                return c
+            }
+            let scale = Float.random(in: 0.001...0.01, using: &rng)
+            let scales = perTensor ? [Float](repeating: scale, count: out) : (0..<out).map { _ in Float.random(in: 0.001...0.01, using: &rng) }
+            let linear = try QuantizedLinearWeights(name: "model.layers.0.mlp.up_proj", inFeatures: inF, outFeatures: out, numBits: 8,
+                                                    groupSize: nil, codes: codes, scales: scales, zeroPoints: nil,
+                                                    codeType: .float, perTensor: perTensor).roundingScales(to: .bf16)
+            let scheme = perTensor ? InputActivationScheme(strategy: .tensor, dynamic: false, type: .float)
+                : InputActivationScheme(strategy: .token, dynamic: true, type: .float)
+            let input = try InputActivationParameters(scheme: scheme, scale: perTensor ? 0.0625 : nil)
+            let written = try CompressedTensorsFormat.write([linear], otherTensors: norm, inputActivations: [linear.name: input])
+            let t = written.tensors
+            XCTAssertEqual(t["\(linear.name).weight"]?.dtype, .f8E4M3)
+            XCTAssertEqual(t["\(linear.name).weight"]?.shape, [out, inF])
+            XCTAssertEqual(t["\(linear.name).weight_scale"]?.shape, perTensor ? [1] : [out, 1])
+            XCTAssertEqual(t["\(linear.name).input_scale"]?.shape, perTensor ? [1] : nil)
+            let group = written.quantizationConfig["config_groups"]?["group_0"]
+            XCTAssertEqual(group?["format"], "float-quantized")
+            XCTAssertEqual(group?["weights"]?["type"], "float")
+            XCTAssertEqual(group?["weights"]?["strategy"], .string(perTensor ? "tensor" : "channel"))
+            XCTAssertEqual(group?["input_activations"]?["type"], "float")
+            let reader = try readBack(written)
+            let back = try reader.linear(linear.name)
+            XCTAssertEqual(back, linear)
+            XCTAssertEqual(try reader.inputActivations(linear.name), input)
+            // A weight is e4m3(code) · scale.
+            let w = back.dequantize()
+            XCTAssertEqual(w.scalars[5], FloatBits.float(fromFP8E4M3: UInt8(codes[5])) * back.scales[0])
+        }
+    }
+
     func testCompressedTensorsTensorDtypesAndShapesFollowFormatsDoc() throws {
         let m = "model.layers.3.mlp.up_proj"
         let linear = try randomLinear(m, out: 20, in: 64, bits: 4, groupSize: 32, symmetric: false, bias: true, scaleDType: .f16)

@@ -49,7 +49,7 @@ public enum CheckpointFormatTable {
 /// `int-quantized` (W8A8 with input scales).
 struct CompressedTensorsRow: CheckpointFormatRow {
     var name: String { "compressed-tensors" }
-    var summary: String { "pack-quantized int weights, int-quantized W8A8 (vLLM, transformers + compressed-tensors)" }
+    var summary: String { "pack-quantized int weights, int-quantized W8A8, float-quantized FP8 (vLLM, transformers + compressed-tensors)" }
     var reader: any QuantizedFormatReader { CompressedTensorsReader() }
     var carriesActivations: Bool { true }
 
@@ -95,6 +95,9 @@ struct GPTQRow: CheckpointFormatRow {
     func validate(_ plan: QuantizationPlan) throws {
         if plan.entries.contains(where: { $0.inputActivations != nil }) {
             throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
+        }
+        if let e = plan.entries.first(where: { $0.args.type == .float }) {
+            throw QuantizePlanError(description: "\(e.name): the gptq format holds integer codes; FP8 weights are written as compressed-tensors float-quantized (--format compressed-tensors)")
         }
         for e in plan.entries {
             let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits

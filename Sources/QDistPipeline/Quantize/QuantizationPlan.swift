@@ -28,7 +28,7 @@ public struct QuantizationPlan: Sendable {
         /// quantized or is quantized dynamically.
         public var inputCalibrationArgs: QuantizationArgs? {
             guard let a = inputActivations, !a.dynamic else { return nil }
-            return QuantizationArgs(numBits: a.numBits, type: .int, symmetric: a.symmetric, strategy: .tensor,
+            return QuantizationArgs(numBits: a.numBits, type: a.type, symmetric: a.symmetric, strategy: .tensor,
                                     observer: a.observer.flatMap(WeightArgsConfig.Observer.init(rawValue:))?.kind ?? .minmax)
         }
     }

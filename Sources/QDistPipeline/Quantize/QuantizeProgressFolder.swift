@@ -141,7 +141,9 @@ struct QuantizeProgressFolder {
             if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = StoredTensor.int32(z, shape: [l.outFeatures, l.groupCount]) }
             if let g = l.gIdx { tensors[l.name + ".g_idx"] = StoredTensor.int32(g, shape: [l.inFeatures]) }
             if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
-            metadata[l.name] = "\(l.numBits),\(l.groupSize ?? 0)" + (s.input.map { ",\($0.scheme.stagingText)" } ?? "")
+            // bits (with "f" for FP8 and "t" for one per-tensor scale), group size, input scheme.
+            metadata[l.name] = "\(l.numBits)\(l.codeType == .float ? "f" : "")\(l.perTensor ? "t" : ""),\(l.groupSize ?? 0)"
+                + (s.input.map { ",\($0.scheme.stagingText)" } ?? "")
             if let scale = s.input?.scale { tensors[l.name + ".input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: .f32) }
             if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = StoredTensor.int32([zero], shape: [1]) }
         }
@@ -228,7 +230,9 @@ struct QuantizeProgressFolder {
         let reader = try SafetensorsReader(url: url)
         return try reader.metadata.keys.sorted().map { name in
             let fields = reader.metadata[name]!.split(separator: ",", maxSplits: 2).map(String.init)
-            let parts = fields.prefix(2).compactMap { Int($0) }
+            let bitsField = fields.first ?? ""
+            let isFloat = bitsField.contains("f"), perTensor = bitsField.contains("t")
+            let parts = ([String(bitsField.filter(\.isNumber))] + fields.dropFirst().prefix(1)).compactMap { Int($0) }
             guard parts.count == 2 else { throw QDistIOError(.safetensors, path: url.path, "bad metadata for \(name)") }
             let codesInfo = try reader.storedTensor(name + ".codes")
             let (rows, columns) = (codesInfo.shape[0], codesInfo.shape[1])
@@ -240,7 +244,8 @@ struct QuantizeProgressFolder {
                 name: name, inFeatures: columns, outFeatures: rows, numBits: parts[0], groupSize: parts[1] == 0 ? nil : parts[1],
                 codes: codesInfo.bytes.map { Int32($0) }, scales: try reader.tensor(name + ".scales").scalars,
                 zeroPoints: try ints(".zero_points"), gIdx: try ints(".g_idx"),
-                bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil)
+                bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil,
+                codeType: isFloat ? .float : .int, perTensor: perTensor)
             var input: InputActivationParameters? = nil
             if fields.count == 3 {
                 guard let scheme = InputActivationScheme(stagingText: fields[2]) else {
@@ -273,17 +278,18 @@ struct StagedLinear {
 }
 
 extension InputActivationScheme {
-    /// `bits,sym|asym,tensor|token,dynamic|static,observer` — the scheme in staging metadata
-    /// and in the scheme lists ranks exchange.
+    /// `bits,sym|asym,tensor|token,dynamic|static,observer,int|float` — the scheme in staging
+    /// metadata and in the scheme lists ranks exchange.
     var stagingText: String {
-        "\(numBits),\(symmetric ? "sym" : "asym"),\(strategy.rawValue),\(dynamic ? "dynamic" : "static"),\(observer ?? "-")"
+        "\(numBits),\(symmetric ? "sym" : "asym"),\(strategy.rawValue),\(dynamic ? "dynamic" : "static"),\(observer ?? "-"),\(type.rawValue)"
     }
 
     init?(stagingText text: String) {
         let f = text.split(separator: ",").map(String.init)
-        guard f.count == 5, let bits = Int(f[0]), let strategy = Strategy(rawValue: f[2]) else { return nil }
+        guard f.count == 6, let bits = Int(f[0]), let strategy = Strategy(rawValue: f[2]),
+              let type = QuantizationArgs.ValueType(rawValue: f[5]) else { return nil }
         self.init(numBits: bits, symmetric: f[1] == "sym", strategy: strategy, dynamic: f[3] == "dynamic",
-                  observer: f[4] == "-" ? nil : f[4])
+                  observer: f[4] == "-" ? nil : f[4], type: type)
     }
 }
 

@@ -21,6 +21,17 @@ enum QuantizedLinearExchange {
         var seconds: Double
     }
 
+    /// What every rank knows of a linear before it is solved: bits, group size, code type,
+    /// per-tensor scale, its bias, and the kind of error its report line gives.
+    struct Template {
+        var bits: Int
+        var groupSize: Int?
+        var codeType: QuantizationArgs.ValueType
+        var perTensor: Bool
+        var bias: Tensor?
+        var kind: String
+    }
+
     /// A complete linear after the exchange.
     struct SolvedLinear {
         var weights: QuantizedLinearWeights
@@ -28,9 +39,9 @@ enum QuantizedLinearExchange {
     }
 
     /// Every rank's pieces to every rank; returns the complete linears by name. `mine` are this
-    /// rank's pieces in `assignment.items` order; `template` gives each linear's bits, group
-    /// size and bias (from the plan and the block's weights).
-    static func share(_ mine: [SolvedPiece], assignment: SolveAssignment, template: (String) -> (bits: Int, groupSize: Int?, bias: Tensor?, kind: String),
+    /// rank's pieces in `assignment.items` order; `template` gives each linear's stored layout
+    /// and bias (from the plan and the block's weights).
+    static func share(_ mine: [SolvedPiece], assignment: SolveAssignment, template: (String) -> Template,
                       communicator comm: any Communicator) throws -> [String: SolvedLinear] {
         var pieces: [SolvedPiece]
         if comm.size == 1 {
@@ -68,7 +79,7 @@ enum QuantizedLinearExchange {
                 cursor[r] = c
                 let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, numBits: meta.bits,
                                                          groupSize: meta.groupSize, codes: codes, scales: scales, zeroPoints: zeros,
-                                                         gIdx: gIdx)
+                                                         gIdx: gIdx, codeType: meta.codeType, perTensor: meta.perTensor)
                 pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
                                           errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3]))
             }
@@ -100,7 +111,8 @@ enum QuantizedLinearExchange {
         return try QuantizedLinearWeights(
             name: first.name, inFeatures: first.inFeatures, outFeatures: parts.reduce(0) { $0 + $1.outFeatures },
             numBits: first.numBits, groupSize: first.groupSize, codes: parts.flatMap(\.codes), scales: parts.flatMap(\.scales),
-            zeroPoints: first.zeroPoints == nil ? nil : parts.flatMap { $0.zeroPoints! }, gIdx: first.gIdx, bias: bias)
+            zeroPoints: first.zeroPoints == nil ? nil : parts.flatMap { $0.zeroPoints! }, gIdx: first.gIdx, bias: bias,
+            codeType: first.codeType, perTensor: first.perTensor)
     }
 
     static func uniqueNames(_ items: [SolveAssignment.Item]) -> [String] {

@@ -246,7 +246,9 @@ public enum SequentialQuantizer {
         for stage in stages {
             let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
                 .sorted { $0.suffix < $1.suffix }
-            let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) },
+            // A per-tensor scale belongs to the whole weight: such a linear is never split by rows.
+            let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
+                                                                               splittable: $0.args.strategy != .tensor) },
                                              ranks: comm.size)
             var hessians: [LinearGroup: Tensor] = [:]
             var ranges: ActivationRangeCollector? = nil
@@ -286,8 +288,8 @@ public enum SequentialQuantizer {
             let t1 = Date()
             let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
                 let e = stageEntries.first { $0.name == name }!
-                return (e.args.numBits, e.args.strategy == .group ? e.args.groupSize : nil, weights.linears[e.suffix]!.bias,
-                        usesHessians ? "output" : "weight")
+                return .init(bits: e.args.numBits, groupSize: e.args.strategy == .group ? e.args.groupSize : nil, codeType: e.args.type,
+                             perTensor: e.args.strategy == .tensor, bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
             }, communicator: comm)
             timers.collectives += Date().timeIntervalSince(t1)
             for entry in stageEntries {
@@ -353,9 +355,16 @@ extension QuantizedLinearWeights {
         let scales = p.strategy == .tensor ? [Float](repeating: p.scales[0], count: rows) : p.scales
         let zeros = p.strategy == .tensor ? [Float](repeating: p.zeroPoints[0], count: rows) : p.zeroPoints
         let groupSize: Int? = p.strategy == .group ? p.groupSize : nil
+        if q.args.type == .float {
+            // FP8: the codes are E4M3 bit patterns, stored as they are.
+            try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: 8, groupSize: nil,
+                          codes: q.codes.map { Int32(UInt8(bitPattern: $0)) }, scales: scales, zeroPoints: nil, bias: bias,
+                          codeType: .float, perTensor: p.strategy == .tensor)
+            return
+        }
         try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,
                       signedCodes: q.codes.map(Int32.init), scales: scales,
                       signedZeroPoints: q.args.symmetric ? nil : zeros.map { Int32($0.rounded()) },
-                      gIdx: p.strategy == .group ? q.groupIndex : nil, bias: bias)
+                      gIdx: p.strategy == .group ? q.groupIndex : nil, bias: bias, perTensor: p.strategy == .tensor)
     }
 }

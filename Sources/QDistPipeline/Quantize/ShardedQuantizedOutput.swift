@@ -59,6 +59,7 @@ enum ShardedQuantizedOutput {
                 (key: "name", value: .string(s.name)), (key: "bits", value: .integer(s.scheme.numBits)),
                 (key: "symmetric", value: .bool(s.scheme.symmetric)), (key: "group_size", value: s.scheme.groupSize.map { .integer($0) } ?? .null),
                 (key: "act_order", value: .bool(s.scheme.actOrder)),
+                (key: "type", value: .string(s.scheme.codeType.rawValue)), (key: "per_tensor", value: .bool(s.scheme.perTensor)),
                 (key: "input", value: s.scheme.inputActivations.map { .string($0.stagingText) } ?? .null),
             ])
         })
@@ -82,7 +83,9 @@ enum ShardedQuantizedOutput {
                           let actOrder = s["act_order"]?.boolValue else { throw bad }
                     allSchemes.append((name, QuantizedLinearScheme(numBits: bits, symmetric: symmetric, groupSize: s["group_size"]?.intValue,
                                                                    actOrder: actOrder,
-                                                                   inputActivations: s["input"]?.stringValue.flatMap(InputActivationScheme.init(stagingText:)))))
+                                                                   inputActivations: s["input"]?.stringValue.flatMap(InputActivationScheme.init(stagingText:)),
+                                                                   codeType: s["type"]?.stringValue == "float" ? .float : .int,
+                                                                   perTensor: s["per_tensor"]?.boolValue ?? false)))
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }

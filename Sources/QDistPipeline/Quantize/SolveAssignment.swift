@@ -14,9 +14,11 @@ public struct SolveAssignment: Sendable, Equatable {
         public var name: String
         public var rows: Int
         public var columns: Int
+        /// False when its rows must be solved together (a per-tensor scale spans them all).
+        public var splittable: Bool
 
-        public init(name: String, rows: Int, columns: Int) {
-            (self.name, self.rows, self.columns) = (name, rows, columns)
+        public init(name: String, rows: Int, columns: Int, splittable: Bool = true) {
+            (self.name, self.rows, self.columns, self.splittable) = (name, rows, columns, splittable)
         }
     }
 
@@ -51,7 +53,9 @@ public struct SolveAssignment: Sendable, Equatable {
         // Pieces: (linear index, rows). Split the costliest piece in two while ranks would idle.
         var pieces: [(linear: Int, rows: Range<Int>)] = linears.indices.map { ($0, 0..<linears[$0].rows) }
         while pieces.count < ranks {
-            let candidates = pieces.indices.filter { pieces[$0].rows.count >= 2 * Self.minimumRowsPerItem }
+            let candidates = pieces.indices.filter {
+                pieces[$0].rows.count >= 2 * Self.minimumRowsPerItem && linears[pieces[$0].linear].splittable
+            }
             guard let i = candidates.max(by: { a, b in
                 Self.cost(rows: pieces[a].rows.count, columns: linears[pieces[a].linear].columns)
                     < Self.cost(rows: pieces[b].rows.count, columns: linears[pieces[b].linear].columns)

@@ -23,15 +23,21 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
     public var dynamic: Bool
     /// The calibration observer of a static scale (nil when dynamic).
     public var observer: WeightArgsConfig.Observer?
+    /// int8, or FP8 E4M3 (`type: float`).
+    public var type: WeightArgsConfig.NumberType
 
     public init(numBits: Int = 8, symmetric: Bool = true, strategy: Strategy, dynamic: Bool,
-                observer: WeightArgsConfig.Observer? = nil) {
-        (self.numBits, self.symmetric, self.strategy, self.dynamic) = (numBits, symmetric, strategy, dynamic)
+                observer: WeightArgsConfig.Observer? = nil, type: WeightArgsConfig.NumberType = .int) {
+        (self.numBits, self.symmetric, self.strategy, self.dynamic, self.type) = (numBits, symmetric, strategy, dynamic, type)
         self.observer = dynamic ? nil : (observer ?? .minmax)
     }
 
     /// compressed-tensors' W8A8 activations: int8 per-token, symmetric, dynamic.
     public static let int8DynamicPerToken = ActivationArgsConfig(strategy: .token, dynamic: true)
+    /// compressed-tensors' `FP8_DYNAMIC` activations: E4M3 per token, dynamic.
+    public static let fp8DynamicPerToken = ActivationArgsConfig(strategy: .token, dynamic: true, type: .float)
+    /// compressed-tensors' `FP8` activations: E4M3 per tensor, static (minmax).
+    public static let fp8StaticPerTensor = ActivationArgsConfig(strategy: .tensor, dynamic: false, type: .float)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case numBits = "num_bits", type, symmetric, strategy, dynamic, observer
@@ -44,10 +50,9 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
             .dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: message))
         }
         numBits = try c.decodeIfPresent(Int.self, forKey: .numBits) ?? 8
-        if try c.decodeIfPresent(WeightArgsConfig.NumberType.self, forKey: .type) == .float {
-            throw fail(.type, "fp8 activations are not supported (qdist writes int8 W8A8, compressed-tensors int-quantized)")
-        }
+        type = try c.decodeIfPresent(WeightArgsConfig.NumberType.self, forKey: .type) ?? .int
         symmetric = try c.decodeIfPresent(Bool.self, forKey: .symmetric) ?? true
+        if type == .float && !symmetric { throw fail(.symmetric, "FP8 activations are symmetric") }
         dynamic = try c.decodeIfPresent(Bool.self, forKey: .dynamic) ?? false
         let strategyName = try c.decodeIfPresent(String.self, forKey: .strategy)
         if let strategyName {
@@ -59,7 +64,7 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
             strategy = dynamic ? .token : .tensor
         }
         let observerValue = try c.decodeIfPresent(WeightArgsConfig.Observer.self, forKey: .observer)
-        if numBits != 8 { throw fail(.numBits, "activations are int8 (W8A8): num_bits must be 8") }
+        if numBits != 8 { throw fail(.numBits, "activations are int8 or fp8 (W8A8): num_bits must be 8") }
         if strategy == .token && !dynamic {
             throw fail(.strategy, "static per-token activations are not possible (a token's scale exists only at run time): set dynamic: true, or strategy: tensor for a calibrated scale")
         }
@@ -74,6 +79,7 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
 
     /// The scheme a checkpoint records.
     public var scheme: InputActivationScheme {
-        InputActivationScheme(numBits: numBits, symmetric: symmetric, strategy: strategy, dynamic: dynamic, observer: observer?.rawValue)
+        InputActivationScheme(numBits: numBits, symmetric: symmetric, strategy: strategy, dynamic: dynamic, observer: observer?.rawValue,
+                              type: type)
     }
 }

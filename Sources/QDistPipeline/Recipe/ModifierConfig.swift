@@ -80,9 +80,11 @@ public struct ConfigGroup: Decodable, Sendable, Equatable {
         targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
         weights = try c.decode(WeightArgsConfig.self, forKey: .weights)
         inputActivations = try c.decodeIfPresent(ActivationArgsConfig.self, forKey: .inputActivations)
-        if inputActivations != nil, weights.numBits != 8 || weights.type != .int {
+        if let a = inputActivations, weights.numBits != 8 || weights.type != a.type {
+            let need = a.type == .int ? "quantized activations need 8-bit int weights (W8A8, compressed-tensors int-quantized)"
+                : "fp8 activations need fp8 weights (type: float, num_bits: 8; compressed-tensors float-quantized)"
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.inputActivations],
-                debugDescription: "quantized activations need 8-bit int weights (W8A8, compressed-tensors int-quantized); the weights here are \(weights.type.rawValue)\(weights.numBits)"))
+                debugDescription: "\(need); the weights here are \(weights.type.rawValue)\(weights.numBits)"))
         }
     }
 }

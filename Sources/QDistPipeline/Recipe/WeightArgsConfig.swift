@@ -71,6 +71,8 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
         }
         if type == .int && !(2...8).contains(numBits) { throw fail(.numBits, "int weights take 2 to 8 bits") }
         if type == .float && numBits != 8 { throw fail(.numBits, "float weights are fp8 (8 bits)") }
+        if type == .float && !symmetric { throw fail(.symmetric, "FP8 weights are symmetric (E4M3 has no zero point)") }
+        if type == .float && strategy == .group { throw fail(.strategy, "FP8 weights take strategy tensor or channel") }
         if strategy == .group {
             guard let g = groupSize, g > 0 else { throw fail(.groupSize, "strategy group needs a positive group_size") }
         } else if groupSize != nil {
@@ -83,7 +85,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
 /// for the W8A8 ones. `W8A8` (alias `INT8`) is `INT8_W8A8` of compressed-tensors 0.15
 /// `quant_scheme.py`: int8 symmetric per-channel weights, int8 symmetric *dynamic per-token*
 /// activations. compressed-tensors has no static int8 preset (its static ones are FP8), so a
-/// static W8A8 recipe spells `input_activations` out in `config_groups`.
+/// static W8A8 recipe spells `input_activations` out in `config_groups`. `FP8` is FP8 E4M3
+/// per-tensor weights with static per-tensor activations (minmax); `FP8_DYNAMIC` is per-channel
+/// FP8 weights with dynamic per-token FP8 activations (compressed-tensors' presets, FORMATS §10.3).
 public enum SchemePresets {
     static let table: [(String, WeightArgsConfig, ActivationArgsConfig?)] = [
         ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), nil),
@@ -94,6 +98,8 @@ public enum SchemePresets {
         ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64), nil),
         ("W8A8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
         ("INT8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
+        ("FP8", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor), .fp8StaticPerTensor),
+        ("FP8_DYNAMIC", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel), .fp8DynamicPerToken),
     ]
 
     /// Preset names, for `--help` and error messages.

@@ -18,7 +18,8 @@ extension CompressedTensorsFormat {
     /// The format a layer with `scheme` is written in: int-quantized when its activations are
     /// quantized, else pack-quantized (llm-compressor's per-module inference).
     static func format(of scheme: QuantizedLinearScheme) -> String {
-        scheme.inputActivations == nil ? formatName : intQuantizedFormatName
+        if scheme.codeType == .float { return floatQuantizedFormatName }
+        return scheme.inputActivations == nil ? formatName : intQuantizedFormatName
     }
 
     /// The int-quantized tensors of one linear and its input parameters.
@@ -30,7 +31,7 @@ extension CompressedTensorsFormat {
         }
         var result: [String: StoredTensor] = [
             "\(m).weight": int8(linear.signedCodes, shape: [out, inF]),
-            "\(m).weight_scale": StoredTensor(Tensor(shape: [out, groups], scalars: linear.scales), as: scaleDType),
+            "\(m).weight_scale": scaleTensor(linear, dtype: scaleDType),
         ]
         if let zeros = linear.signedZeroPoints {
             if let bad = zeros.first(where: { !(-128...127).contains($0) }) {
@@ -58,11 +59,12 @@ extension CompressedTensorsFormat {
         let (out, inF) = (weight.shape[0], weight.shape[1])
         let groups = QuantizedLinearWeights.groupCount(inFeatures: inF, groupSize: a.groupSize)
         let scale = try load("weight_scale")
-        guard scale.dtype.isFloatingPoint, scale.shape == [out, groups] else {
+        guard scale.dtype.isFloatingPoint, scale.shape == [out, groups] || (a.perTensor && scale.elementCount == 1) else {
             throw fail("weight_scale", "expected a float [\(out), \(groups)], found \(scale.dtype.rawValue) \(scale.shape)")
         }
         var zeros: [Int32]?
         if !a.symmetric {
+            guard !a.perTensor else { throw fail("weight_zero_point", "asymmetric per-tensor weights are not supported") }
             let zp = try load("weight_zero_point")
             guard zp.shape == [out, groups], let z = zp.integerValues else {
                 throw fail("weight_zero_point", "expected an integer [\(out), \(groups)], found \(zp.dtype.rawValue) \(zp.shape)")
@@ -80,8 +82,9 @@ extension CompressedTensorsFormat {
         let bias = source.contains("\(module).bias") ? try source.storedTensor("\(module).bias").toTensor() : nil
         do {
             return try QuantizedLinearWeights(name: module, inFeatures: inF, outFeatures: out, numBits: a.numBits, groupSize: a.groupSize,
-                                              signedCodes: codes.map { Int32($0) }, scales: scale.toTensor().scalars,
-                                              signedZeroPoints: zeros, gIdx: gIdx, bias: bias)
+                                              signedCodes: codes.map { Int32($0) },
+                                              scales: a.perTensor ? [Float](repeating: scale.toTensor().scalars[0], count: out) : scale.toTensor().scalars,
+                                              signedZeroPoints: zeros, gIdx: gIdx, bias: bias, perTensor: a.perTensor)
         } catch {
             throw QDistIOError(.config, path: path, error.description)
         }
@@ -132,7 +135,9 @@ extension InputActivationScheme {
     /// qdist cannot run is a one-line error naming the key.
     init(_ f: JSONFields) throws(QDistIOError) {
         let type = try f.optionalString("type") ?? "int"
-        guard type == "int" else { throw f.error("type", "\(JSONSerializer.quoted(type)) activations are not supported (qdist reads \"int\")") }
+        guard type == "int" || type == "float" else {
+            throw f.error("type", "\(JSONSerializer.quoted(type)) activations are not supported (qdist reads \"int\" and \"float\")")
+        }
         let bits = try f.optionalInt("num_bits") ?? 8
         let symmetric = try f.optionalBool("symmetric") ?? true
         let strategyName = try f.optionalString("strategy") ?? "tensor"
@@ -145,7 +150,8 @@ extension InputActivationScheme {
         case .bool(true)?: dynamic = true
         default: throw f.error("dynamic", "only true or false are supported")
         }
-        self.init(numBits: bits, symmetric: symmetric, strategy: strategy, dynamic: dynamic, observer: try f.optionalString("observer"))
-        if let p = problem { throw f.error(strategy == .token ? "dynamic" : "num_bits", p) }
+        self.init(numBits: bits, symmetric: symmetric, strategy: strategy, dynamic: dynamic, observer: try f.optionalString("observer"),
+                  type: type == "float" ? .float : .int)
+        if let p = problem { throw f.error(strategy == .token && !dynamic ? "dynamic" : (type == "float" && !symmetric ? "symmetric" : "num_bits"), p) }
     }
 }

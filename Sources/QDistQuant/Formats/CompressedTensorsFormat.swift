@@ -95,6 +95,7 @@ public enum CompressedTensorsFormat {
     /// activation parameters, the int-quantized `<module>.weight`, `weight_scale`, `input_scale` ….
     public static func tensors(for linear: QuantizedLinearWeights, scaleDType: DType,
                                input: InputActivationParameters? = nil) throws(QuantizedFormatError) -> [String: StoredTensor] {
+        if linear.codeType == .float { return try floatQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
         if let input { return try intQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
         try validate(linear)
         let (out, inF, b, groups, m) = (linear.outFeatures, linear.inFeatures, linear.numBits, linear.groupCount, linear.name)
@@ -102,7 +103,7 @@ public enum CompressedTensorsFormat {
         let packed = try PackedInt32.pack(linear.codes, rows: out, columns: inF, bits: b, layout: .wordAligned, subject: m)
         var result: [String: StoredTensor] = [
             "\(m).weight_packed": .int32(packed, shape: [out, packedWidth]),
-            "\(m).weight_scale": StoredTensor(Tensor(shape: [out, groups], scalars: linear.scales), as: scaleDType),
+            "\(m).weight_scale": scaleTensor(linear, dtype: scaleDType),
             "\(m).weight_shape": .int64([Int64(out), Int64(inF)], shape: [2]),
         ]
         if let zeros = linear.zeroPoints {
@@ -156,15 +157,21 @@ public enum CompressedTensorsFormat {
         ]
     }
 
+    /// `weight_scale`: `[1]` for a per-tensor scale, else `(out, groups)`, in the model dtype.
+    static func scaleTensor(_ linear: QuantizedLinearWeights, dtype: DType) -> StoredTensor {
+        linear.perTensor ? StoredTensor(Tensor(shape: [1], scalars: [linear.scales[0]]), as: dtype)
+            : StoredTensor(Tensor(shape: [linear.outFeatures, linear.groupCount], scalars: linear.scales), as: dtype)
+    }
+
     /// `QuantizationArgs.model_dump()` for a scheme (field order as the pydantic model's).
     static func weightsArguments(_ s: QuantizedLinearScheme, observer: String, staticActOrder: Bool) -> JSONValue {
         let actorder: JSONValue = s.actOrder ? "group" : (staticActOrder && s.groupSize != nil ? "static" : nil)
         return [
             "num_bits": .integer(s.numBits),
-            "type": "int",
+            "type": .string(s.codeType.rawValue),
             "symmetric": .bool(s.symmetric),
             "group_size": s.groupSize.map { .integer($0) } ?? .null,
-            "strategy": .string(s.groupSize == nil ? "channel" : "group"),
+            "strategy": .string(s.strategyName),
             "block_structure": nil,
             "dynamic": false,
             "actorder": actorder,

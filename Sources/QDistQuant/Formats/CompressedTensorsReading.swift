@@ -7,8 +7,12 @@ extension CompressedTensorsFormat {
     struct WeightArguments: Sendable, Equatable {
         var numBits: Int
         var symmetric: Bool
-        /// `nil` is per channel.
+        /// `nil` is per channel (or per tensor).
         var groupSize: Int?
+        /// FP8 E4M3 codes (`type: float`) rather than an integer grid.
+        var isFloat: Bool = false
+        /// `strategy: tensor`: one scale for the whole weight.
+        var perTensor: Bool = false
     }
 
     /// A parsed compressed-tensors `quantization_config`: config groups in file order and the
@@ -30,7 +34,7 @@ extension CompressedTensorsFormat {
         /// is a one-line error naming the file and the key.
         init(_ f: JSONFields) throws(QDistIOError) {
             let format = try f.optionalString("format")
-            let readable = [formatName, intQuantizedFormatName]
+            let readable = [formatName, intQuantizedFormatName, floatQuantizedFormatName]
             let expected = "qdist reads \(readable.map { JSONSerializer.quoted($0) }.joined(separator: " and "))"
             if let format, !readable.contains(format), format != "mixed-precision" {
                 throw f.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(format)) (\(expected))")
@@ -51,15 +55,15 @@ extension CompressedTensorsFormat {
                     throw g.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(groupFormat)) (\(expected))")
                 }
                 if format == nil || format == "mixed-precision", groupFormat == nil {
-                    throw g.error("format", "missing: with a global format of \(JSONSerializer.quoted(format ?? "null")) each group must say \(JSONSerializer.quoted(formatName)) or \(JSONSerializer.quoted(intQuantizedFormatName))")
+                    throw g.error("format", "missing: with a global format of \(JSONSerializer.quoted(format ?? "null")) each group must say one of \(readable.map { JSONSerializer.quoted($0) }.joined(separator: ", "))")
                 }
                 let effective = groupFormat ?? format!
                 if g.contains("output_activations") {
                     throw g.error("output_activations", "output activation quantization is not supported")
                 }
                 let input = try g.optionalObject("input_activations").map(InputActivationScheme.init)
-                if input != nil, effective != intQuantizedFormatName {
-                    throw g.error("input_activations", "quantized activations in a \(JSONSerializer.quoted(effective)) group are not supported (qdist reads them with \(JSONSerializer.quoted(intQuantizedFormatName)))")
+                if input != nil, effective == formatName {
+                    throw g.error("input_activations", "quantized activations in a \(JSONSerializer.quoted(effective)) group are not supported (qdist reads them with \(JSONSerializer.quoted(intQuantizedFormatName)) and \(JSONSerializer.quoted(floatQuantizedFormatName)))")
                 }
                 guard let targets = try g.optionalStringArray("targets") else {
                     throw QDistIOError(.config, path: f.path, "missing required key \(JSONSerializer.quoted(g.keyPath + ".targets"))")
@@ -103,11 +107,12 @@ extension CompressedTensorsFormat {
         }
         let groups = QuantizedLinearWeights.groupCount(inFeatures: inF, groupSize: a.groupSize)
         let scale = try load("weight_scale")
-        guard scale.dtype.isFloatingPoint, scale.shape == [out, groups] else {
+        guard scale.dtype.isFloatingPoint, scale.shape == [out, groups] || (a.perTensor && scale.elementCount == 1) else {
             throw fail("weight_scale", "expected a float [\(out), \(groups)], found \(scale.dtype.rawValue) \(scale.shape)")
         }
         var zeros: [Int32]?
         if !a.symmetric {
+            guard !a.perTensor else { throw fail("weight_zero_point", "asymmetric per-tensor weights are not supported") }
             let zp = try load("weight_zero_point")
             let height = try PackedInt32.packedLength(out, bits: b, layout: .wordAligned)
             if let w = zp.int32Values, zp.shape == [height, groups] {
@@ -134,7 +139,8 @@ extension CompressedTensorsFormat {
             return try QuantizedLinearWeights(
                 name: module, inFeatures: inF, outFeatures: out, numBits: b, groupSize: a.groupSize,
                 codes: PackedInt32.unpack(words, rows: out, columns: inF, bits: b, layout: .wordAligned),
-                scales: scale.toTensor().scalars, zeroPoints: zeros, gIdx: gIdx, bias: bias)
+                scales: a.perTensor ? [Float](repeating: scale.toTensor().scalars[0], count: out) : scale.toTensor().scalars,
+                zeroPoints: zeros, gIdx: gIdx, bias: bias, perTensor: a.perTensor)
         } catch {
             throw QDistIOError(.config, path: path, error.description)
         }
@@ -145,8 +151,12 @@ extension CompressedTensorsFormat.WeightArguments {
     /// Parses a group's `weights` (compressed-tensors `QuantizationArgs`).
     init(_ w: JSONFields) throws(QDistIOError) {
         let type = try w.optionalString("type") ?? "int"
-        guard type == "int" else { throw w.error("type", "\(JSONSerializer.quoted(type)) weights are not supported (qdist reads \"int\")") }
+        guard type == "int" || type == "float" else {
+            throw w.error("type", "\(JSONSerializer.quoted(type)) weights are not supported (qdist reads \"int\" and \"float\")")
+        }
+        isFloat = type == "float"
         numBits = try w.optionalInt("num_bits") ?? 8
+        if isFloat && numBits != 8 { throw w.error("num_bits", "\(numBits)-bit float weights are not supported (qdist reads FP8 E4M3)") }
         guard QuantizedLinearWeights.supportedBits.contains(numBits) else {
             throw w.error("num_bits", "\(numBits)-bit weights are not supported (2, 3, 4 or 8)")
         }
@@ -159,9 +169,12 @@ extension CompressedTensorsFormat.WeightArguments {
             groupSize = size
         case "channel":
             groupSize = nil
+        case "tensor":
+            (groupSize, perTensor) = (nil, true)
         default:
-            throw w.error("strategy", "\(JSONSerializer.quoted(strategy)) is not supported (qdist reads \"group\" and \"channel\")")
+            throw w.error("strategy", "\(JSONSerializer.quoted(strategy)) is not supported (qdist reads \"group\", \"channel\" and \"tensor\")")
         }
+        if isFloat && groupSize != nil { throw w.error("strategy", "grouped FP8 weights are not supported (qdist reads per-tensor and per-channel FP8)") }
         if let dynamic = w.value("dynamic"), dynamic != .bool(false) {
             throw w.error("dynamic", "dynamic weight quantization is not supported")
         }

@@ -1,7 +1,7 @@
 import QDistIO
 
 /// How a linear's input activations are quantized, as a checkpoint's `quantization_config`
-/// records it (compressed-tensors `input_activations`, FORMATS.md §5.1): an int grid that is
+/// records it (compressed-tensors `input_activations`, FORMATS.md §5.1): an int grid (or FP8) that is
 /// either *dynamic* (the range of each token, or of the whole input, found at run time; nothing
 /// stored) or *static* (one calibrated per-tensor scale stored as `input_scale`).
 ///
@@ -25,13 +25,17 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
     /// The observer a static scale was calibrated with (`minmax`, `percentile`, `kl`), as
     /// recorded in the config; nil for dynamic schemes (compressed-tensors writes null).
     public var observer: String?
+    /// An int grid, or FP8 E4M3 (`type: float`: symmetric, scale = absmax / 448).
+    public var type: QuantizationArgs.ValueType
 
-    public init(numBits: Int = 8, symmetric: Bool = true, strategy: Strategy, dynamic: Bool, observer: String? = nil) {
+    public init(numBits: Int = 8, symmetric: Bool = true, strategy: Strategy, dynamic: Bool, observer: String? = nil,
+                type: QuantizationArgs.ValueType = .int) {
         self.numBits = numBits
         self.symmetric = symmetric
         self.strategy = strategy
         self.dynamic = dynamic
         self.observer = dynamic ? nil : (observer ?? "minmax")
+        self.type = type
     }
 
     /// compressed-tensors' W8A8 activations: int8 dynamic per-token symmetric.
@@ -39,13 +43,15 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
 
     /// Why this scheme cannot be stored or run, or nil when it can.
     public var problem: String? {
+        if type == .float && numBits != 8 { return "float activations are FP8 E4M3 (num_bits 8), got \(numBits)" }
+        if type == .float && !symmetric { return "FP8 activations are symmetric" }
         if !(2...8).contains(numBits) { return "int activations take 2 to 8 bits, got \(numBits)" }
         if strategy == .token && !dynamic { return "static per-token activations are not possible (a token's scale is only known at run time): use dynamic: true, or strategy: tensor for a calibrated scale" }
         return nil
     }
 
     public var description: String {
-        "int\(numBits) \(symmetric ? "sym" : "asym") \(dynamic ? "dynamic" : "static") per-\(strategy.rawValue)"
+        (type == .float ? "fp8 e4m3" : "int\(numBits) \(symmetric ? "sym" : "asym")") + " \(dynamic ? "dynamic" : "static") per-\(strategy.rawValue)"
     }
 
     /// `QuantizationArgs.model_dump()` of these activation arguments (field order as the
@@ -53,7 +59,7 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
     public var compressedTensorsArguments: JSONValue {
         [
             "num_bits": .integer(numBits),
-            "type": "int",
+            "type": .string(type.rawValue),
             "symmetric": .bool(symmetric),
             "group_size": nil,
             "strategy": .string(strategy.rawValue),

@@ -48,8 +48,9 @@ public enum QuantizedFormatReaders {
     }
 }
 
-/// compressed-tensors `pack-quantized` (`<m>.weight_packed`) and `int-quantized` (`<m>.weight`
-/// int8 codes marked by `<m>.weight_scale` in an int-quantized group).
+/// compressed-tensors `pack-quantized` (`<m>.weight_packed`), `int-quantized` (`<m>.weight`
+/// int8 codes marked by `<m>.weight_scale` in an int-quantized group) and `float-quantized`
+/// (`<m>.weight` FP8 E4M3 in a float-quantized group).
 public struct CompressedTensorsReader: QuantizedFormatReader {
     public var quantMethod: String { "compressed-tensors" }
 
@@ -73,13 +74,20 @@ public struct CompressedTensorsReader: QuantizedFormatReader {
         for name in tensorNames where name.hasSuffix(".weight_scale") {
             let module = String(name.dropLast(".weight_scale".count))
             guard modules[module] == nil, let group = config.group(for: module),
-                  group.format == CompressedTensorsFormat.intQuantizedFormatName else { continue }
+                  group.format != CompressedTensorsFormat.formatName else { continue }
             guard let weights = group.weights else {
                 throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
             }
             let input = group.inputActivations
+            let isFloat = group.format == CompressedTensorsFormat.floatQuantizedFormatName
+            guard isFloat == weights.isFloat else {
+                throw f.error("config_groups.\(group.name).format", "\(group.format) with \(weights.isFloat ? "float" : "int") weights")
+            }
             modules[module] = QuantizedModuleReader(
-                linear: { m, source in try CompressedTensorsFormat.readIntQuantizedLinear(module: m, arguments: weights, source: source) },
+                linear: { m, source in
+                    isFloat ? try CompressedTensorsFormat.readFloatQuantizedLinear(module: m, arguments: weights, source: source)
+                        : try CompressedTensorsFormat.readIntQuantizedLinear(module: m, arguments: weights, source: source)
+                },
                 inputActivations: { m, source in
                     guard let input else { return nil }
                     return try CompressedTensorsFormat.readInputActivations(module: m, scheme: input, source: source)

@@ -18,6 +18,11 @@ import QDistTensor
 /// format can carry it is the writer's business. A `gIdx` equal to the default map is stored as
 /// `nil`, so two values describing the same weights compare equal.
 ///
+/// **FP8** (`codeType == .float`): codes are E4M3FN bit patterns `0 ... 255` (the NaN patterns
+/// 0x7F/0xFF excluded), the grid is symmetric with no zero points, `numBits` is 8, and a weight is
+/// `scale · e4m3(code)`. `perTensor` marks one scale for the whole weight (stored once, as
+/// compressed-tensors' `strategy: tensor`); the scales array still holds it once per row.
+///
 /// Invalid values (a code out of range, a scale array of the wrong size, a group index past the
 /// last group) are rejected by the initializer with a one-line `QuantizedFormatError` naming the
 /// layer, since a packer would otherwise silently write garbage bits.
@@ -45,12 +50,29 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     public let gIdx: [Int32]?
     /// The layer's bias `[outFeatures]`, when it has one.
     public let bias: Tensor?
+    /// Integer grid codes or FP8 E4M3 bit patterns.
+    public let codeType: QuantizationArgs.ValueType
+    /// One scale for the whole weight (every row's scale is the same value).
+    public let perTensor: Bool
 
     /// Validates and stores the parts (see the type's documentation for the convention).
     public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
                 codes: [Int32], scales: [Float], zeroPoints: [Int32]?, gIdx: [Int32]? = nil,
-                bias: Tensor? = nil) throws(QuantizedFormatError) {
+                bias: Tensor? = nil, codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false) throws(QuantizedFormatError) {
         func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
+        if codeType == .float {
+            guard numBits == 8, zeroPoints == nil, gIdx == nil, groupSize == nil else {
+                throw fail("FP8 weights are 8-bit, symmetric, per tensor or per channel, without g_idx")
+            }
+            if let bad = codes.firstIndex(where: { $0 & 0x7F == 0x7F }) {
+                throw fail("FP8 code at (\(bad / max(inFeatures, 1)), \(bad % max(inFeatures, 1))) is NaN")
+            }
+        }
+        if perTensor {
+            guard groupSize == nil, let first = scales.first, scales.allSatisfy({ $0 == first }) else {
+                throw fail("a per-tensor scale must be one value for every row")
+            }
+        }
         guard Self.supportedBits.contains(numBits) else {
             throw fail("num_bits \(numBits) is not supported (2, 3, 4 or 8)")
         }
@@ -101,17 +123,19 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         self.zeroPoints = zeroPoints
         self.gIdx = normalizedGIdx
         self.bias = bias
+        self.codeType = codeType
+        self.perTensor = perTensor
     }
 
     /// From compressed-tensors' signed convention: codes in `−2^(b−1) ... 2^(b−1) − 1` and signed
     /// zero points (`nil` = symmetric, zero point 0); both are shifted by `+2^(b−1)`.
     public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
                 signedCodes: [Int32], scales: [Float], signedZeroPoints: [Int32]?, gIdx: [Int32]? = nil,
-                bias: Tensor? = nil) throws(QuantizedFormatError) {
+                bias: Tensor? = nil, perTensor: Bool = false) throws(QuantizedFormatError) {
         let offset: Int32 = (1...16).contains(numBits) ? Int32(1) << Int32(numBits - 1) : 0
         try self.init(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits, groupSize: groupSize,
                       codes: signedCodes.map { $0 &+ offset }, scales: scales,
-                      zeroPoints: signedZeroPoints.map { $0.map { $0 &+ offset } }, gIdx: gIdx, bias: bias)
+                      zeroPoints: signedZeroPoints.map { $0.map { $0 &+ offset } }, gIdx: gIdx, bias: bias, perTensor: perTensor)
     }
 
     /// `ceil(inFeatures / groupSize)`, or 1 per channel.
@@ -145,7 +169,8 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
 
     /// What a checkpoint's configuration must say about this layer.
     public var scheme: QuantizedLinearScheme {
-        QuantizedLinearScheme(numBits: numBits, symmetric: symmetric, groupSize: groupSize, actOrder: gIdx != nil)
+        QuantizedLinearScheme(numBits: numBits, symmetric: symmetric, groupSize: groupSize, actOrder: gIdx != nil,
+                              codeType: codeType, perTensor: perTensor)
     }
 
     /// The Float32 weight `(outFeatures, inFeatures)`: `scale · (code − zero)` per element.
@@ -155,6 +180,13 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         let groupOf = effectiveGIdx.map(Int.init)
         let zeros = effectiveZeroPoints
         var out = [Float](repeating: 0, count: outFeatures * columns)
+        if codeType == .float {
+            let value = (0..<256).map { FloatBits.float(fromFP8E4M3: UInt8($0)) }
+            for o in 0..<outFeatures {
+                for i in 0..<columns { out[o * columns + i] = scales[o] * value[Int(codes[o * columns + i])] }
+            }
+            return Tensor(shape: [outFeatures, inFeatures], scalars: out)
+        }
         codes.withUnsafeBufferPointer { q in
             out.withUnsafeMutableBufferPointer { w in
                 for o in 0..<outFeatures {
@@ -175,7 +207,8 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         let rounded = StoredTensor(Tensor(shape: [scales.count], scalars: scales), as: dtype).toTensor().scalars
         return try QuantizedLinearWeights(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits,
                                           groupSize: groupSize, codes: codes, scales: rounded, zeroPoints: zeroPoints,
-                                          gIdx: gIdx, bias: bias.map { StoredTensor($0, as: dtype).toTensor() })
+                                          gIdx: gIdx, bias: bias.map { StoredTensor($0, as: dtype).toTensor() },
+                                          codeType: codeType, perTensor: perTensor)
     }
 }
 
@@ -190,17 +223,28 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
     public var actOrder: Bool
     /// How the layer's input is quantized (W8A8); nil for weight-only layers.
     public var inputActivations: InputActivationScheme?
+    /// Integer codes or FP8 E4M3.
+    public var codeType: QuantizationArgs.ValueType
+    /// One scale for the whole weight (`strategy: tensor`).
+    public var perTensor: Bool
 
-    public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool, inputActivations: InputActivationScheme? = nil) {
+    public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool, inputActivations: InputActivationScheme? = nil,
+                codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false) {
         self.numBits = numBits
         self.symmetric = symmetric
         self.groupSize = groupSize
         self.actOrder = actOrder
         self.inputActivations = inputActivations
+        self.codeType = codeType
+        self.perTensor = perTensor
     }
 
+    /// compressed-tensors' `strategy` of the weights.
+    public var strategyName: String { groupSize != nil ? "group" : (perTensor ? "tensor" : "channel") }
+
     public var description: String {
-        "\(numBits)-bit \(symmetric ? "sym" : "asym") \(groupSize.map { "group \($0)" } ?? "per-channel")\(actOrder ? " act-order" : "")"
+        (codeType == .float ? "fp8 e4m3 per-\(perTensor ? "tensor" : "channel")" :
+        "\(numBits)-bit \(symmetric ? "sym" : "asym") \(groupSize.map { "group \($0)" } ?? (perTensor ? "per-tensor" : "per-channel"))\(actOrder ? " act-order" : "")")
             + (inputActivations.map { ", activations \($0)" } ?? "")
     }
 }
