@@ -82,6 +82,19 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
         }
     }
 
+    /// HQQ: its early stop watches the mean error of the whole weight, so a linear is never
+    /// split by rows across ranks (four ranks, one linear per stage with `sequential: linear`),
+    /// and its float zero points are the same bytes for any thread count and P.
+    func testHQQFloatZeroPointsAreIdenticalForAnyThreadsAndRanks() throws {
+        let url = dir.appendingPathComponent("hqq.yaml")
+        try Data("format: float-zero\nsequential: linear\nrecipe: {HQQModifier: {num_bits: 3, group_size: 64}}\n".utf8).write(to: url)
+        let reference = try quantize(url.path, "hqq-t1", threads: 1)
+        for (name, out) in [("t2", try quantize(url.path, "hqq-t2", threads: 2)), ("n2", try quantize(url.path, "hqq-n2", threads: 1, ranks: 2)),
+                            ("n4", try quantize(url.path, "hqq-n4", threads: 2, ranks: 4))] {
+            XCTAssertEqual(try differingTensors(reference, out), [], "HQQ \(name) against one process on one thread")
+        }
+    }
+
     func testAWindowDepthThatOpenBLASBlocksByThreadCountStillGivesIdenticalTensors() throws {
         // 500 tokens: each window's Gram has depth 500, inside (GEMM_Q, 2·GEMM_Q), not a multiple of 32.
         let recipe = try recipe(seqLen: 500, samples: 4)

@@ -101,6 +101,34 @@ final class QuantizedFormatRoundTripTests: XCTestCase {
         }
     }
 
+    /// Float zero points (HQQ) round-trip through qdist's float-zero layout — F32
+    /// `weight_zero_point` next to pack-quantized codes, under `quant_method: "qdist"` — and the
+    /// integer formats refuse such a layer rather than rounding its zeros.
+    func testFloatZeroLayoutRoundTripsFractionalZerosAndIntegerFormatsRefuseThem() throws {
+        for bits in [2, 3, 4, 8] {
+            let (out, inF, gs) = (10, 64, 32)
+            let linear = try QuantizedLinearWeights(
+                name: "model.layers.1.mlp.down_proj", inFeatures: inF, outFeatures: out, numBits: bits, groupSize: gs,
+                codes: (0..<out * inF).map { _ in Int32.random(in: 0..<(1 << bits), using: &rng) },
+                scales: (0..<out * 2).map { _ in Float.random(in: 0.001...0.1, using: &rng) }, zeroPoints: nil,
+                fractionalZeroPoints: (0..<out * 2).map { _ in Float.random(in: -0.5...Float(1 << bits), using: &rng) }
+            ).roundingScales(to: .bf16)
+            let schemes = [(name: linear.name, scheme: linear.scheme)]
+            let written = try QuantizedCheckpointTensors.assemble(
+                linears: [(linear.name, try FloatZeroFormat.tensors(for: linear, scaleDType: .bf16))], otherTensors: norm,
+                quantizationConfig: try FloatZeroFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: .bf16)))
+            XCTAssertEqual(written.quantizationConfig["quant_method"], "qdist")
+            XCTAssertEqual(written.tensors["\(linear.name).weight_zero_point"]?.dtype, .f32)
+            let reader = try readBack(written)
+            XCTAssertEqual(reader.format, "qdist float-zero")
+            let back = try reader.linear(linear.name)
+            XCTAssertEqual(back, linear, "\(bits) bits")
+            XCTAssertEqual(back.dequantize().scalars[70], (Float(linear.codes[70]) - linear.fractionalZeroPoints![2]) * linear.scales[2])
+            XCTAssertThrowsError(try CompressedTensorsFormat.write([linear], otherTensors: norm)) { XCTAssertTrue("\($0)".contains("float-zero")) }
+            XCTAssertThrowsError(try GPTQFormat.tensors(for: linear)) { XCTAssertTrue("\($0)".contains("float zero points")) }
+        }
+    }
+
     func testCompressedTensorsTensorDtypesAndShapesFollowFormatsDoc() throws {
         let m = "model.layers.3.mlp.up_proj"
         let linear = try randomLinear(m, out: 20, in: 64, bits: 4, groupSize: 32, symmetric: false, bias: true, scaleDType: .f16)

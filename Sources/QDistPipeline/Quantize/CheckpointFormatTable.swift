@@ -30,7 +30,7 @@ public protocol CheckpointFormatRow: Sendable {
 
 /// The formats `qdist quantize` writes.
 public enum CheckpointFormatTable {
-    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow()]
+    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow()]
 
     /// The row named `name`.
     public static func row(named name: String) -> (any CheckpointFormatRow)? { rows.first { $0.name == name } }
@@ -54,6 +54,9 @@ struct CompressedTensorsRow: CheckpointFormatRow {
     var carriesActivations: Bool { true }
 
     func validate(_ plan: QuantizationPlan) throws {
+        if plan.solver.producesFractionalZeroPoints {
+            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which compressed-tensors cannot store: use --format float-zero (qdist reads it; qdist convert makes a float folder of it)")
+        }
         if let e = plan.entries.first(where: { $0.args.actorder == .group }) {
             throw QuantizePlanError(description:
                 "\(e.name): actorder group stores a g_idx, which compressed-tensors ≥ 0.19 (and so transformers and vLLM) no longer load; use actorder: static (alias weight), or --format gptq")
@@ -96,6 +99,9 @@ struct GPTQRow: CheckpointFormatRow {
         if plan.entries.contains(where: { $0.inputActivations != nil }) {
             throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
         }
+        if plan.solver.producesFractionalZeroPoints {
+            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which GPTQ checkpoints cannot store: use --format float-zero")
+        }
         if let e = plan.entries.first(where: { $0.args.type == .float }) {
             throw QuantizePlanError(description: "\(e.name): the gptq format holds integer codes; FP8 weights are written as compressed-tensors float-quantized (--format compressed-tensors)")
         }
@@ -115,5 +121,36 @@ struct GPTQRow: CheckpointFormatRow {
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
                             scaleType: DType) throws -> JSONValue {
         try GPTQFormat.quantizationConfig(schemes: schemes, options: options(plan))
+    }
+}
+
+/// qdist's float-zero layout: pack-quantized tensors with F32 zero points, for HQQ (only qdist
+/// reads it; `qdist convert` turns it into a float folder every tool loads).
+struct FloatZeroRow: CheckpointFormatRow {
+    var name: String { "float-zero" }
+    var summary: String { "pack-quantized codes with float zero points (HQQ); read by qdist eval/generate/convert only" }
+    var reader: any QuantizedFormatReader { FloatZeroReader() }
+    var carriesActivations: Bool { false }
+
+    func validate(_ plan: QuantizationPlan) throws {
+        guard plan.solver.producesFractionalZeroPoints else {
+            throw QuantizePlanError(description: "the float-zero format holds HQQ's float zero points; \(plan.recipeName) writes integer grids: use --format compressed-tensors or gptq")
+        }
+        if plan.entries.contains(where: { $0.inputActivations != nil }) {
+            throw QuantizePlanError(description: "the float-zero format cannot carry quantized activations: use --format compressed-tensors")
+        }
+        if let e = plan.entries.first(where: { $0.args.strategy != .group || $0.inFeatures % ($0.args.groupSize ?? 1) != 0 }) {
+            throw QuantizePlanError(description: "\(e.name): the float-zero format needs groups that divide the input size (\(e.inFeatures))")
+        }
+    }
+
+    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
+                 scaleType: DType) throws -> [String: StoredTensor] {
+        try FloatZeroFormat.tensors(for: linear, scaleDType: scaleType)
+    }
+
+    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
+                            scaleType: DType) throws -> JSONValue {
+        try FloatZeroFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: scaleType))
     }
 }

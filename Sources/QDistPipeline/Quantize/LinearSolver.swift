@@ -15,6 +15,38 @@ public protocol LinearSolver: Sendable {
     /// Quantizes `w` (rows, in) with `args`; returns the quantized weight and the solver's own
     /// loss where it has one.
     func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?)
+    /// Whether its zero points are floats (HQQ): only the float-zero format stores them.
+    var producesFractionalZeroPoints: Bool { get }
+    /// Whether solving a block of rows alone gives those rows' result (GPTQ, RTN per row); when
+    /// false, a linear is never split across ranks, so results cannot depend on P.
+    var rowsAreIndependent: Bool { get }
+}
+
+extension LinearSolver {
+    public var producesFractionalZeroPoints: Bool { false }
+    public var rowsAreIndependent: Bool { true }
+}
+
+/// HQQ (`HQQModifier`): calibration-free, zero points tuned by the half-quadratic solver.
+public struct HQQLinearSolver: LinearSolver {
+    public var settings: HQQSolver.Settings
+    public init(settings: HQQSolver.Settings) { self.settings = settings }
+    public var needsHessian: Bool { false }
+    public var defaultActOrder: WeightArgsConfig.ActOrder? { nil }
+    public var dampening: Double { 0.01 }
+    public var producesFractionalZeroPoints: Bool { true }
+    /// Its early stop watches the mean error of the whole weight.
+    public var rowsAreIndependent: Bool { false }
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
+        var s = settings
+        s.nbits = args.numBits
+        s.groupSize = args.groupSize ?? s.groupSize
+        do {
+            return (try HQQSolver.quantize(w, settings: s).quantizedWeight(), nil)
+        } catch {
+            throw QuantizePlanError(description: "\(error)")
+        }
+    }
 }
 
 /// Round-to-nearest with the config group's observer (`QuantizationModifier`, and `AWQModifier`

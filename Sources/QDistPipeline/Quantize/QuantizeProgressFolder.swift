@@ -139,6 +139,9 @@ struct QuantizeProgressFolder {
             tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
             tensors[l.name + ".scales"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: l.scales), as: .f32)
             if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = StoredTensor.int32(z, shape: [l.outFeatures, l.groupCount]) }
+            if let f = l.fractionalZeroPoints {
+                tensors[l.name + ".fractional_zero_points"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: f), as: .f32)
+            }
             if let g = l.gIdx { tensors[l.name + ".g_idx"] = StoredTensor.int32(g, shape: [l.inFeatures]) }
             if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
             // bits (with "f" for FP8 and "t" for one per-tensor scale), group size, input scheme.
@@ -245,7 +248,8 @@ struct QuantizeProgressFolder {
                 codes: codesInfo.bytes.map { Int32($0) }, scales: try reader.tensor(name + ".scales").scalars,
                 zeroPoints: try ints(".zero_points"), gIdx: try ints(".g_idx"),
                 bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil,
-                codeType: isFloat ? .float : .int, perTensor: perTensor)
+                codeType: isFloat ? .float : .int, perTensor: perTensor,
+                fractionalZeroPoints: reader.contains(name + ".fractional_zero_points") ? try reader.tensor(name + ".fractional_zero_points").scalars : nil)
             var input: InputActivationParameters? = nil
             if fields.count == 3 {
                 guard let scheme = InputActivationScheme(stagingText: fields[2]) else {

@@ -51,11 +51,12 @@ enum QuantizedLinearExchange {
             var codes: [UInt8] = [], ints: [Int32] = [], floats: [Float] = [], stats: [Double] = []
             for p in mine {
                 let w = p.weights
-                ints += [w.zeroPoints == nil ? 0 : 1, w.gIdx == nil ? 0 : 1]
+                ints += [w.zeroPoints == nil ? 0 : 1, w.gIdx == nil ? 0 : 1, w.fractionalZeroPoints == nil ? 0 : 1]
                 codes += w.codes.map { UInt8(truncatingIfNeeded: $0) }
                 if let z = w.zeroPoints { ints += z }
                 if let g = w.gIdx { ints += g }
                 floats += w.scales
+                if let f = w.fractionalZeroPoints { floats += f }
                 stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds]
             }
             let allCodes = try comm.allgatherv(codes), allInts = try comm.allgatherv(ints)
@@ -69,17 +70,20 @@ enum QuantizedLinearExchange {
                 let groups = QuantizedLinearWeights.groupCount(inFeatures: columns, groupSize: meta.groupSize)
                 var c = cursor[r]
                 func takeInts(_ n: Int) -> [Int32] { defer { c.ints += n }; return Array(allInts[r][c.ints..<c.ints + n]) }
-                let flags = takeInts(2)
+                let flags = takeInts(3)
                 let codes = allCodes[r][c.codes..<c.codes + rows * columns].map { Int32($0) }
                 c.codes += rows * columns
                 let zeros = flags[0] == 1 ? takeInts(rows * groups) : nil
                 let gIdx = flags[1] == 1 ? takeInts(columns) : nil
                 let scales = Array(allFloats[r][c.floats..<c.floats + rows * groups]); c.floats += rows * groups
+                var fractional: [Float]? = nil
+                if flags[2] == 1 { fractional = Array(allFloats[r][c.floats..<c.floats + rows * groups]); c.floats += rows * groups }
                 let s = Array(allStats[r][c.stats..<c.stats + 4]); c.stats += 4
                 cursor[r] = c
                 let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, numBits: meta.bits,
                                                          groupSize: meta.groupSize, codes: codes, scales: scales, zeroPoints: zeros,
-                                                         gIdx: gIdx, codeType: meta.codeType, perTensor: meta.perTensor)
+                                                         gIdx: gIdx, codeType: meta.codeType, perTensor: meta.perTensor,
+                                                         fractionalZeroPoints: fractional)
                 pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
                                           errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3]))
             }
@@ -112,7 +116,8 @@ enum QuantizedLinearExchange {
             name: first.name, inFeatures: first.inFeatures, outFeatures: parts.reduce(0) { $0 + $1.outFeatures },
             numBits: first.numBits, groupSize: first.groupSize, codes: parts.flatMap(\.codes), scales: parts.flatMap(\.scales),
             zeroPoints: first.zeroPoints == nil ? nil : parts.flatMap { $0.zeroPoints! }, gIdx: first.gIdx, bias: bias,
-            codeType: first.codeType, perTensor: first.perTensor)
+            codeType: first.codeType, perTensor: first.perTensor,
+            fractionalZeroPoints: first.fractionalZeroPoints == nil ? nil : parts.flatMap { $0.fractionalZeroPoints ?? [] })
     }
 
     static func uniqueNames(_ items: [SolveAssignment.Item]) -> [String] {

@@ -248,7 +248,7 @@ public enum SequentialQuantizer {
                 .sorted { $0.suffix < $1.suffix }
             // A per-tensor scale belongs to the whole weight: such a linear is never split by rows.
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
-                                                                               splittable: $0.args.strategy != .tensor) },
+                                                                               splittable: $0.args.strategy != .tensor && job.plan.solver.rowsAreIndependent) },
                                              ranks: comm.size)
             var hessians: [LinearGroup: Tensor] = [:]
             var ranges: ActivationRangeCollector? = nil
@@ -360,6 +360,15 @@ extension QuantizedLinearWeights {
             try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: 8, groupSize: nil,
                           codes: q.codes.map { Int32(UInt8(bitPattern: $0)) }, scales: scales, zeroPoints: nil, bias: bias,
                           codeType: .float, perTensor: p.strategy == .tensor)
+            return
+        }
+        if !q.args.symmetric, zeros.contains(where: { $0 != $0.rounded() }) {
+            // Fractional zero points (HQQ) stay floats: rounding them would undo the solver's work.
+            let half = Float(1 << (q.args.numBits - 1))
+            try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,
+                          codes: q.codes.map { Int32($0) + Int32(half) }, scales: scales, zeroPoints: nil,
+                          gIdx: p.strategy == .group ? q.groupIndex : nil, bias: bias, perTensor: p.strategy == .tensor,
+                          fractionalZeroPoints: zeros.map { $0 + half })
             return
         }
         try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,

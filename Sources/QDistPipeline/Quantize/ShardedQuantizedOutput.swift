@@ -60,6 +60,7 @@ enum ShardedQuantizedOutput {
                 (key: "symmetric", value: .bool(s.scheme.symmetric)), (key: "group_size", value: s.scheme.groupSize.map { .integer($0) } ?? .null),
                 (key: "act_order", value: .bool(s.scheme.actOrder)),
                 (key: "type", value: .string(s.scheme.codeType.rawValue)), (key: "per_tensor", value: .bool(s.scheme.perTensor)),
+                (key: "fractional_zeros", value: .bool(s.scheme.fractionalZeros)),
                 (key: "input", value: s.scheme.inputActivations.map { .string($0.stagingText) } ?? .null),
             ])
         })
@@ -85,7 +86,8 @@ enum ShardedQuantizedOutput {
                                                                    actOrder: actOrder,
                                                                    inputActivations: s["input"]?.stringValue.flatMap(InputActivationScheme.init(stagingText:)),
                                                                    codeType: s["type"]?.stringValue == "float" ? .float : .int,
-                                                                   perTensor: s["per_tensor"]?.boolValue ?? false)))
+                                                                   perTensor: s["per_tensor"]?.boolValue ?? false,
+                                                                   fractionalZeros: s["fractional_zeros"]?.boolValue ?? false)))
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }

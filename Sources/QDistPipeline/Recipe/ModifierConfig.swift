@@ -74,6 +74,10 @@ public struct ConfigGroup: Decodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case targets, weights, inputActivations = "input_activations" }
 
+    public init(targets: [String] = ["Linear"], weights: WeightArgsConfig, inputActivations: ActivationArgsConfig? = nil) {
+        (self.targets, self.weights, self.inputActivations) = (targets, weights, inputActivations)
+    }
+
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -29,6 +29,7 @@ public enum ModifierRegistry {
         GPTQModifier.self,
         SmoothQuantModifier.self,
         AWQModifier.self,
+        HQQModifier.self,
     ]
 
     /// The modifier type for a recipe key.

@@ -74,6 +74,9 @@ public enum CompressedTensorsFormat {
     /// Checks that compressed-tensors can carry `linear` (see the type's documentation).
     public static func validate(_ linear: QuantizedLinearWeights) throws(QuantizedFormatError) {
         func fail(_ m: String) -> QuantizedFormatError { QuantizedFormatError(linear.name, m) }
+        if linear.fractionalZeroPoints != nil {
+            throw fail("compressed-tensors stores integer zero points; this layer has float ones (HQQ): write --format float-zero")
+        }
         if let gs = linear.groupSize {
             guard linear.inFeatures % gs == 0 else {
                 throw fail("compressed-tensors needs in_features (\(linear.inFeatures)) divisible by group_size (\(gs)): it cannot store a shorter last group (write GPTQ, or choose a dividing group size)")
@@ -96,7 +99,10 @@ public enum CompressedTensorsFormat {
     public static func tensors(for linear: QuantizedLinearWeights, scaleDType: DType,
                                input: InputActivationParameters? = nil) throws(QuantizedFormatError) -> [String: StoredTensor] {
         if linear.codeType == .float { return try floatQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
-        if let input { return try intQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
+        if let input {
+            try validate(linear)
+            return try intQuantizedTensors(for: linear, scaleDType: scaleDType, input: input)
+        }
         try validate(linear)
         let (out, inF, b, groups, m) = (linear.outFeatures, linear.inFeatures, linear.numBits, linear.groupCount, linear.name)
         let packedWidth = try PackedInt32.packedLength(inF, bits: b, layout: .wordAligned, subject: m)

@@ -13,6 +13,8 @@ extension CompressedTensorsFormat {
         var isFloat: Bool = false
         /// `strategy: tensor`: one scale for the whole weight.
         var perTensor: Bool = false
+        /// Zero points stored as floats (qdist's float-zero layout, HQQ).
+        var fractionalZeros: Bool = false
     }
 
     /// A parsed compressed-tensors `quantization_config`: config groups in file order and the
@@ -32,9 +34,8 @@ extension CompressedTensorsFormat {
 
         /// Parses `quantization_config` (`f` is that object); anything qdist cannot dequantize
         /// is a one-line error naming the file and the key.
-        init(_ f: JSONFields) throws(QDistIOError) {
+        init(_ f: JSONFields, readable: [String] = [formatName, intQuantizedFormatName, floatQuantizedFormatName]) throws(QDistIOError) {
             let format = try f.optionalString("format")
-            let readable = [formatName, intQuantizedFormatName, floatQuantizedFormatName]
             let expected = "qdist reads \(readable.map { JSONSerializer.quoted($0) }.joined(separator: " and "))"
             if let format, !readable.contains(format), format != "mixed-precision" {
                 throw f.error("format", "unsupported compressed-tensors format \(JSONSerializer.quoted(format)) (\(expected))")
@@ -110,8 +111,14 @@ extension CompressedTensorsFormat {
         guard scale.dtype.isFloatingPoint, scale.shape == [out, groups] || (a.perTensor && scale.elementCount == 1) else {
             throw fail("weight_scale", "expected a float [\(out), \(groups)], found \(scale.dtype.rawValue) \(scale.shape)")
         }
-        var zeros: [Int32]?
-        if !a.symmetric {
+        var zeros: [Int32]?, fractional: [Float]?
+        if a.fractionalZeros {
+            let zp = try load("weight_zero_point")
+            guard zp.dtype.isFloatingPoint, zp.shape == [out, groups] else {
+                throw fail("weight_zero_point", "expected a float [\(out), \(groups)], found \(zp.dtype.rawValue) \(zp.shape)")
+            }
+            fractional = zp.toTensor().scalars
+        } else if !a.symmetric {
             guard !a.perTensor else { throw fail("weight_zero_point", "asymmetric per-tensor weights are not supported") }
             let zp = try load("weight_zero_point")
             let height = try PackedInt32.packedLength(out, bits: b, layout: .wordAligned)
@@ -140,7 +147,7 @@ extension CompressedTensorsFormat {
                 name: module, inFeatures: inF, outFeatures: out, numBits: b, groupSize: a.groupSize,
                 codes: PackedInt32.unpack(words, rows: out, columns: inF, bits: b, layout: .wordAligned),
                 scales: a.perTensor ? [Float](repeating: scale.toTensor().scalars[0], count: out) : scale.toTensor().scalars,
-                zeroPoints: zeros, gIdx: gIdx, bias: bias, perTensor: a.perTensor)
+                zeroPoints: zeros, gIdx: gIdx, bias: bias, perTensor: a.perTensor, fractionalZeroPoints: fractional)
         } catch {
             throw QDistIOError(.config, path: path, error.description)
         }

@@ -60,6 +60,9 @@ public enum GPTQFormat {
     /// Checks that GPTQ (in `format`) can carry `linear` (see the type's documentation).
     public static func validate(_ linear: QuantizedLinearWeights, format: CheckpointFormat) throws(QuantizedFormatError) {
         func fail(_ m: String) -> QuantizedFormatError { QuantizedFormatError(linear.name, m) }
+        guard linear.fractionalZeroPoints == nil, linear.codeType == .int else {
+            throw fail("GPTQ stores integer codes and zero points; this layer has \(linear.codeType == .float ? "FP8 codes" : "float zero points (HQQ)")")
+        }
         let b = linear.numBits, unit = b == 3 ? 32 : 32 / b
         guard linear.inFeatures % unit == 0, linear.outFeatures % unit == 0 else {
             throw fail("GPTQ \(b)-bit packing needs in_features and out_features divisible by \(unit), got (\(linear.outFeatures), \(linear.inFeatures))")

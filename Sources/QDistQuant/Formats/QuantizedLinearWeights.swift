@@ -18,6 +18,10 @@ import QDistTensor
 /// format can carry it is the writer's business. A `gIdx` equal to the default map is stored as
 /// `nil`, so two values describing the same weights compare equal.
 ///
+/// **Fractional zero points** (`fractionalZeroPoints`, HQQ): an asymmetric grid whose zero
+/// points are floats in the unsigned convention (`scale · (code − z)`, z not a whole number); then
+/// `zeroPoints` is nil, and only a format that stores float zeros can carry the layer.
+///
 /// **FP8** (`codeType == .float`): codes are E4M3FN bit patterns `0 ... 255` (the NaN patterns
 /// 0x7F/0xFF excluded), the grid is symmetric with no zero points, `numBits` is 8, and a weight is
 /// `scale · e4m3(code)`. `perTensor` marks one scale for the whole weight (stored once, as
@@ -54,12 +58,22 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     public let codeType: QuantizationArgs.ValueType
     /// One scale for the whole weight (every row's scale is the same value).
     public let perTensor: Bool
+    /// Float zero points `(outFeatures, groupCount)` in the unsigned convention (HQQ); nil for
+    /// integer or symmetric grids.
+    public let fractionalZeroPoints: [Float]?
 
     /// Validates and stores the parts (see the type's documentation for the convention).
     public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
                 codes: [Int32], scales: [Float], zeroPoints: [Int32]?, gIdx: [Int32]? = nil,
-                bias: Tensor? = nil, codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false) throws(QuantizedFormatError) {
+                bias: Tensor? = nil, codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false,
+                fractionalZeroPoints: [Float]? = nil) throws(QuantizedFormatError) {
         func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
+        if let f = fractionalZeroPoints {
+            guard zeroPoints == nil, codeType == .int else { throw fail("fractional zero points replace integer ones (int codes only)") }
+            let expected = outFeatures * Self.groupCount(inFeatures: inFeatures, groupSize: groupSize)
+            guard f.count == expected else { throw fail("\(f.count) fractional zero points, expected \(expected)") }
+            if let bad = f.firstIndex(where: { !$0.isFinite }) { throw fail("fractional zero point \(f[bad]) at \(bad) is not finite") }
+        }
         if codeType == .float {
             guard numBits == 8, zeroPoints == nil, gIdx == nil, groupSize == nil else {
                 throw fail("FP8 weights are 8-bit, symmetric, per tensor or per channel, without g_idx")
@@ -125,6 +139,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         self.bias = bias
         self.codeType = codeType
         self.perTensor = perTensor
+        self.fractionalZeroPoints = fractionalZeroPoints
     }
 
     /// From compressed-tensors' signed convention: codes in `−2^(b−1) ... 2^(b−1) − 1` and signed
@@ -153,7 +168,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// Scale (and zero point) columns per output row.
     public var groupCount: Int { Self.groupCount(inFeatures: inFeatures, groupSize: groupSize) }
     /// True when the grid is symmetric (no stored zero points).
-    public var symmetric: Bool { zeroPoints == nil }
+    public var symmetric: Bool { zeroPoints == nil && fractionalZeroPoints == nil }
     /// The implicit zero of a symmetric grid, `2^(numBits−1)`.
     public var symmetricZero: Int32 { Int32(1) << Int32(numBits - 1) }
     /// The group of every input column (`gIdx`, or the default map).
@@ -170,7 +185,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// What a checkpoint's configuration must say about this layer.
     public var scheme: QuantizedLinearScheme {
         QuantizedLinearScheme(numBits: numBits, symmetric: symmetric, groupSize: groupSize, actOrder: gIdx != nil,
-                              codeType: codeType, perTensor: perTensor)
+                              codeType: codeType, perTensor: perTensor, fractionalZeros: fractionalZeroPoints != nil)
     }
 
     /// The Float32 weight `(outFeatures, inFeatures)`: `scale · (code − zero)` per element.
@@ -184,6 +199,15 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
             let value = (0..<256).map { FloatBits.float(fromFP8E4M3: UInt8($0)) }
             for o in 0..<outFeatures {
                 for i in 0..<columns { out[o * columns + i] = scales[o] * value[Int(codes[o * columns + i])] }
+            }
+            return Tensor(shape: [outFeatures, inFeatures], scalars: out)
+        }
+        if let f = fractionalZeroPoints {
+            for o in 0..<outFeatures {
+                for i in 0..<columns {
+                    let g = o * groups + groupOf[i]
+                    out[o * columns + i] = (Float(codes[o * columns + i]) - f[g]) * scales[g]
+                }
             }
             return Tensor(shape: [outFeatures, inFeatures], scalars: out)
         }
@@ -208,7 +232,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         return try QuantizedLinearWeights(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits,
                                           groupSize: groupSize, codes: codes, scales: rounded, zeroPoints: zeroPoints,
                                           gIdx: gIdx, bias: bias.map { StoredTensor($0, as: dtype).toTensor() },
-                                          codeType: codeType, perTensor: perTensor)
+                                          codeType: codeType, perTensor: perTensor, fractionalZeroPoints: fractionalZeroPoints)
     }
 }
 
@@ -227,9 +251,12 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
     public var codeType: QuantizationArgs.ValueType
     /// One scale for the whole weight (`strategy: tensor`).
     public var perTensor: Bool
+    /// Float zero points (HQQ).
+    public var fractionalZeros: Bool
 
     public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool, inputActivations: InputActivationScheme? = nil,
-                codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false) {
+                codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false, fractionalZeros: Bool = false) {
+        self.fractionalZeros = fractionalZeros
         self.numBits = numBits
         self.symmetric = symmetric
         self.groupSize = groupSize
@@ -244,7 +271,7 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
 
     public var description: String {
         (codeType == .float ? "fp8 e4m3 per-\(perTensor ? "tensor" : "channel")" :
-        "\(numBits)-bit \(symmetric ? "sym" : "asym") \(groupSize.map { "group \($0)" } ?? (perTensor ? "per-tensor" : "per-channel"))\(actOrder ? " act-order" : "")")
+        "\(numBits)-bit \(symmetric ? "sym" : (fractionalZeros ? "asym float-zero" : "asym")) \(groupSize.map { "group \($0)" } ?? (perTensor ? "per-tensor" : "per-channel"))\(actOrder ? " act-order" : "")")
             + (inputActivations.map { ", activations \($0)" } ?? "")
     }
 }
