@@ -4,7 +4,7 @@ comparison with `qdist quantize` (same model, same calibration protocol, same ev
 
 Usage:
     python Benchmarks/llmcompressor_reference.py \
-        --recipe {w8a8-static,sq-w8a8-static,sq-w8a8-dynamic,awq-w4a16-asym,awq-gptq-w4a16-asym,gptq-w4a16-asym} \
+        --recipe {w8a8-static,sq-w8a8-static,sq-w8a8-dynamic,awq-w4a16-asym,awq-gptq-w4a16-asym,gptq-w4a16-asym,fp8,fp8-dynamic} \
         --samples N --seq-len 512 --out DIR [--threads 2] [--qdist BIN] [--torch-eval]
 
 Virtual environment (CPU-only torch; PyPI's torch is a CUDA build, so install the CPU wheel
@@ -36,6 +36,9 @@ Protocol:
       awq-gptq-w4a16-asym AWQModifier() + GPTQModifier W int4 asym group 64 (block 128,
                           dampening 0.01, actorder "static" = defaults)
       gptq-w4a16-asym     GPTQModifier W int4 asym group 64 (defaults as above)
+      fp8, fp8-dynamic    QuantizationModifier with compressed-tensors' presets "FP8" (static
+                          per-tensor E4M3 weights and inputs) and "FP8_DYNAMIC" (per-channel
+                          weights, dynamic per-token inputs)
   * `seconds` = wall time of the oneshot() call alone (no loading, no saving; `cpu_seconds` =
     process CPU time over the same span, all threads, useful on a shared machine); then
     model.save_pretrained(--out, save_compressed=True) + tokenizer.
@@ -59,7 +62,7 @@ VALID = "/work/shared/data/wikitext-2/valid.txt"
 TEST = "/work/shared/data/wikitext-2/test.txt"
 QDIST = "/root/.cache/qdist/qdist-ref-bin/qdist"
 RECIPES = ["w8a8-static", "sq-w8a8-static", "sq-w8a8-dynamic",
-           "awq-w4a16-asym", "awq-gptq-w4a16-asym", "gptq-w4a16-asym"]
+           "awq-w4a16-asym", "awq-gptq-w4a16-asym", "gptq-w4a16-asym", "fp8", "fp8-dynamic"]
 
 
 def tokenize_file(path):
@@ -114,6 +117,10 @@ def build_recipe(name):
         return [AWQModifier(), GPTQModifier(config_groups=groups(w4), ignore=ignore)]
     if name == "gptq-w4a16-asym":
         return [GPTQModifier(config_groups=groups(w4), ignore=ignore)]
+    if name == "fp8":
+        return [QuantizationModifier(targets=["Linear"], scheme="FP8", ignore=ignore)]
+    if name == "fp8-dynamic":
+        return [QuantizationModifier(targets=["Linear"], scheme="FP8_DYNAMIC", ignore=ignore)]
     raise ValueError(name)
 
 

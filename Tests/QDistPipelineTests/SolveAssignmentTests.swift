@@ -62,6 +62,20 @@ final class SolveAssignmentTests: XCTestCase {
         XCTAssertGreaterThan(a.items.filter { $0.name == "d" }.count, 1, "a splittable linear still is")
     }
 
+    /// Without a Hessian the work is a pass over the elements: a SmolLM2 block's seven linears
+    /// split evenly over two ranks, where GPTQ's cubic model would put down_proj alone on one.
+    func testElementwiseCostBalancesABlockOfHessianFreeSolvesByElements() {
+        let block: [SolveAssignment.Linear] = [("q", 576, 576), ("k", 192, 576), ("v", 192, 576), ("o", 576, 576),
+                                               ("gate", 1536, 576), ("up", 1536, 576), ("down", 576, 1536)].map {
+            .init(name: $0.0, rows: $0.1, columns: $0.2, splittable: false)
+        }
+        let elementwise = SolveAssignment(linears: block, ranks: 2, costModel: .elementwise).loads
+        XCTAssertEqual(elementwise[0], elementwise[1], "1.77 M elements each")
+        let gptq = SolveAssignment(linears: block, ranks: 2).items
+        let alone = gptq.filter { $0.owner == gptq.first { $0.name == "down" }!.owner }
+        XCTAssertEqual(alone.map(\.name), ["down"], "the cubic model gives down_proj a rank to itself")
+    }
+
     func testTheAssignmentIsDeterministic() {
         XCTAssertEqual(SolveAssignment(linears: block, ranks: 12), SolveAssignment(linears: block, ranks: 12))
     }

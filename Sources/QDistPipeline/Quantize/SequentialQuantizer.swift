@@ -249,7 +249,7 @@ public enum SequentialQuantizer {
             // A per-tensor scale belongs to the whole weight: such a linear is never split by rows.
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
                                                                                splittable: $0.args.strategy != .tensor && job.plan.solver.rowsAreIndependent) },
-                                             ranks: comm.size)
+                                             ranks: comm.size, costModel: usesHessians ? .hessianSolve : .elementwise)
             var hessians: [LinearGroup: Tensor] = [:]
             var ranges: ActivationRangeCollector? = nil
             if needsCalibration {

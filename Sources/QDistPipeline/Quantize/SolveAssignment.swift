@@ -33,9 +33,24 @@ public struct SolveAssignment: Sendable, Equatable {
         public var cost: Double { SolveAssignment.cost(rows: rows.count, columns: columns) }
     }
 
+    /// What a solve costs: GPTQ's Hessian work, or a pass over the weight's elements (RTN, HQQ,
+    /// FP8: no Hessian, cost ∝ rows·columns), so dealing balances the work the solver really does.
+    public enum CostModel: Sendable, Equatable {
+        case hessianSolve, elementwise
+
+        /// Estimated work of solving `rows` output rows of a `columns`-wide linear.
+        public func cost(rows: Int, columns: Int) -> Double {
+            switch self {
+            case .hessianSolve: return SolveAssignment.cost(rows: rows, columns: columns)
+            case .elementwise: return Double(rows) * Double(columns)
+            }
+        }
+    }
+
     /// Items in a fixed order (linear order, then row order): the order of every exchange.
     public let items: [Item]
     public let ranks: Int
+    public let costModel: CostModel
 
     /// Estimated flops of solving `rows` output rows against a `columns`-wide Hessian.
     public static func cost(rows: Int, columns: Int) -> Double {
@@ -47,9 +62,10 @@ public struct SolveAssignment: Sendable, Equatable {
     public static let minimumRowsPerItem = 16
 
     /// Deals `linears` to `ranks` ranks.
-    public init(linears: [Linear], ranks: Int) {
+    public init(linears: [Linear], ranks: Int, costModel: CostModel = .hessianSolve) {
         precondition(ranks >= 1, "at least one rank")
         self.ranks = ranks
+        self.costModel = costModel
         // Pieces: (linear index, rows). Split the costliest piece in two while ranks would idle.
         var pieces: [(linear: Int, rows: Range<Int>)] = linears.indices.map { ($0, 0..<linears[$0].rows) }
         while pieces.count < ranks {
@@ -57,8 +73,8 @@ public struct SolveAssignment: Sendable, Equatable {
                 pieces[$0].rows.count >= 2 * Self.minimumRowsPerItem && linears[pieces[$0].linear].splittable
             }
             guard let i = candidates.max(by: { a, b in
-                Self.cost(rows: pieces[a].rows.count, columns: linears[pieces[a].linear].columns)
-                    < Self.cost(rows: pieces[b].rows.count, columns: linears[pieces[b].linear].columns)
+                costModel.cost(rows: pieces[a].rows.count, columns: linears[pieces[a].linear].columns)
+                    < costModel.cost(rows: pieces[b].rows.count, columns: linears[pieces[b].linear].columns)
             }) else { break }
             let r = pieces[i].rows, middle = r.lowerBound + r.count / 2
             pieces[i].rows = r.lowerBound..<middle
@@ -66,8 +82,8 @@ public struct SolveAssignment: Sendable, Equatable {
         }
         // LPT: costliest first (ties by position, so the order is the same on every rank).
         let order = pieces.indices.sorted { a, b in
-            let ca = Self.cost(rows: pieces[a].rows.count, columns: linears[pieces[a].linear].columns)
-            let cb = Self.cost(rows: pieces[b].rows.count, columns: linears[pieces[b].linear].columns)
+            let ca = costModel.cost(rows: pieces[a].rows.count, columns: linears[pieces[a].linear].columns)
+            let cb = costModel.cost(rows: pieces[b].rows.count, columns: linears[pieces[b].linear].columns)
             return ca != cb ? ca > cb : a < b
         }
         var load = [Double](repeating: 0, count: ranks)
@@ -75,7 +91,7 @@ public struct SolveAssignment: Sendable, Equatable {
         for i in order {
             let rank = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 }!
             owners[i] = rank
-            load[rank] += Self.cost(rows: pieces[i].rows.count, columns: linears[pieces[i].linear].columns)
+            load[rank] += costModel.cost(rows: pieces[i].rows.count, columns: linears[pieces[i].linear].columns)
         }
         items = pieces.indices.map { i in
             Item(name: linears[pieces[i].linear].name, rows: pieces[i].rows, columns: linears[pieces[i].linear].columns,
@@ -97,7 +113,7 @@ public struct SolveAssignment: Sendable, Equatable {
     /// Estimated flops per rank (what the assignment balanced).
     public var loads: [Double] {
         var load = [Double](repeating: 0, count: ranks)
-        for item in items { load[item.owner] += item.cost }
+        for item in items { load[item.owner] += costModel.cost(rows: item.rows.count, columns: item.columns) }
         return load
     }
 }
