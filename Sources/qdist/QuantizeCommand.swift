@@ -6,7 +6,7 @@ import QDistPipeline
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant) into compressed-tensors or GPTQ format.",
+        abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant, HQQ; FP8) into compressed-tensors, GPTQ or float-zero format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
             format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed, sampler}, \
