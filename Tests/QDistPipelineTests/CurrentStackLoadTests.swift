@@ -1,4 +1,5 @@
 import Foundation
+import QDistIO
 import QDistTestSupport
 import XCTest
 
@@ -177,6 +178,35 @@ final class CurrentStackLoadTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
             XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "\(name): decompressed weights equal qdist's: \(r.stdout)")
         }
+    }
+
+    /// Ternary (BitNet PTQ): 2-bit codes packed as pack-quantized with dynamic int8 per-token
+    /// inputs in the same group; transformers decompresses our weights exactly and quantizes the
+    /// inputs at run time.
+    func testTernaryPackQuantizedWithDynamicInt8InputsLoadsWithTheSameWeights() throws {
+        let out = try quantize("ternary", "format: compressed-tensors\nrecipe: {QuantizationModifier: {scheme: TERNARY}}\n")
+        let report = try load(out)
+        XCTAssertEqual(report["format"] as? String, "pack-quantized")
+        let diff = try XCTUnwrap(report["max_abs_diff"] as? Double, "\(report)")
+        XCTAssertLessThan(diff, 0.1 * (report["max_abs_logit"] as? Double ?? 1), "\(report)")
+        let config = try JSONParser.parseFile(at: out.appendingPathComponent("config.json"))["quantization_config"]?["config_groups"]?["group_0"]
+        XCTAssertEqual(config?["weights"]?["observer"], "absmean")
+        XCTAssertEqual(config?["weights"]?["num_bits"], 2)
+        XCTAssertEqual(config?["input_activations"]?["strategy"], "token")
+        let floats = dir.appendingPathComponent("ternary-f32")
+        XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
+        let compare = """
+            import sys, torch
+            from safetensors.torch import load_file
+            from transformers import AutoModelForCausalLM
+            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+            with torch.no_grad(): m(torch.tensor([[1, 2]]))
+            ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
+            print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
+            """
+        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
+        XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "decompressed weights equal qdist's: \(r.stdout)")
     }
 
     func testPEFTAdapterOnTheFloatBase() throws {

@@ -67,6 +67,19 @@ final class W8A8RecipeTests: XCTestCase {
         XCTAssertTrue(SchemePresets.names.contains("FP8_DYNAMIC"))
     }
 
+    /// `TERNARY`: BitNet b1.58's absmean ternary weights (2-bit symmetric, one scale per tensor)
+    /// with int8 dynamic per-token inputs; absmean anywhere else is a one-line error.
+    func testTernaryPresetIsAbsmeanTwoBitWeightsWithInt8PerTokenInputs() throws {
+        let g = try XCTUnwrap(try decode("recipe: {QuantizationModifier: {scheme: TERNARY}}").recipe.modifier.weightGroups.first)
+        XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 2, symmetric: true, strategy: .tensor, observer: .absmean))
+        XCTAssertEqual(g.inputActivations?.scheme, .int8DynamicPerToken)
+        let perChannel = try decode(group("{dynamic: true}", weights: "{num_bits: 2, strategy: channel, observer: absmean}"))
+        XCTAssertEqual(perChannel.recipe.modifier.weightGroups.first?.weights.observer, .absmean)
+        assertError(group("{dynamic: true}", weights: "{num_bits: 4, strategy: channel, observer: absmean}"),
+                    contains: ["weights.observer", "num_bits 2"])
+        assertError(group("{num_bits: 8, observer: absmean}"), contains: ["input_activations.observer", "ternary"])
+    }
+
     func testStaticAndDynamicGroupsDecode() throws {
         let staticGroup = try decode(group("{num_bits: 8, type: int, symmetric: false, strategy: tensor, dynamic: false, observer: percentile}"))
         let s = try XCTUnwrap(staticGroup.recipe.modifier.weightGroups.first?.inputActivations)

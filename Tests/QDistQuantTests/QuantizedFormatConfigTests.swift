@@ -92,11 +92,12 @@ final class QuantizedFormatConfigTests: XCTestCase {
             (edited(gptq, "bits", 5), "/m/config.json: key \"quantization_config.bits\": 5-bit GPTQ is not supported"),
             (edited(gptq, "checkpoint_format", "marlin"), "/m/config.json: key \"quantization_config.checkpoint_format\": unsupported GPTQ checkpoint format \"marlin\""),
             (edited(gptq, "group_size", 0), "/m/config.json: key \"quantization_config.group_size\": must be -1"),
-            (edited(ct, "format", "float-quantized"), "/m/config.json: key \"quantization_config.format\": unsupported compressed-tensors format \"float-quantized\""),
+            (edited(ct, "format", "nvfp4-pack-quantized"), "/m/config.json: key \"quantization_config.format\": unsupported compressed-tensors format \"nvfp4-pack-quantized\""),
             (edited(ct, "quantization_status", "frozen"), "/m/config.json: key \"quantization_config.quantization_status\""),
             (editedWeights("num_bits", 6), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.num_bits\": 6-bit weights are not supported"),
-            (editedWeights("type", "float"), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.type\""),
-            (editedWeights("strategy", "tensor"), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.strategy\""),
+            (editedWeights("type", "float"), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.num_bits\": 4-bit float weights are not supported"),
+            (editedWeights("type", "mxfp"), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.type\""),
+            (editedWeights("strategy", "block"), "/m/config.json: key \"quantization_config.config_groups.group_0.weights.strategy\""),
             ("gptq", "/m/config.json: key \"quantization_config\": expected a JSON object, found a string"),
         ]
         for (config, prefix) in cases {

@@ -82,7 +82,10 @@ struct CompressedTensorsRow: CheckpointFormatRow {
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
                             scaleType: DType) throws -> JSONValue {
         let staticOrder = plan.entries.contains { $0.args.actorder == .static }
-        return try CompressedTensorsFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: scaleType, staticActOrder: staticOrder))
+        // The weights' observer as the recipe named it, when every layer used the same one.
+        let observers = Set(plan.entries.map(\.args.observer.rawValue))
+        return try CompressedTensorsFormat.quantizationConfig(schemes: schemes, options: .init(
+            scaleDType: scaleType, observer: observers.count == 1 ? observers.first! : "minmax", staticActOrder: staticOrder))
     }
 }
 

@@ -71,6 +71,9 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
         if dynamic, let o = observerValue {
             throw fail(.observer, "dynamic activations are not calibrated, so observer \(o.rawValue) has no effect: remove it, or set dynamic: false")
         }
+        if observerValue == .absmean {
+            throw fail(.observer, "absmean is a ternary weight scale; static activations take minmax, percentile or kl")
+        }
         if observerValue == .mse {
             throw fail(.observer, "the mse observer needs every activation at once; static activations take minmax, percentile or kl")
         }

@@ -84,7 +84,9 @@ public struct ConfigGroup: Decodable, Sendable, Equatable {
         targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
         weights = try c.decode(WeightArgsConfig.self, forKey: .weights)
         inputActivations = try c.decodeIfPresent(ActivationArgsConfig.self, forKey: .inputActivations)
-        if let a = inputActivations, weights.numBits != 8 || weights.type != a.type {
+        // int8 activations take int8 weights (W8A8) or ternary ones (BitNet W2A8); fp8 ones fp8 weights.
+        let ternary = weights.observer == .absmean
+        if let a = inputActivations, weights.type != a.type || (weights.numBits != 8 && !(a.type == .int && ternary)) {
             let need = a.type == .int ? "quantized activations need 8-bit int weights (W8A8, compressed-tensors int-quantized)"
                 : "fp8 activations need fp8 weights (type: float, num_bits: 8; compressed-tensors float-quantized)"
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.inputActivations],

@@ -16,7 +16,7 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     /// `memoryless_minmax` the last window's. A weight is observed once, so for weights the
     /// three are the same.
     public enum Observer: String, Decodable, Sendable, CaseIterable {
-        case minmax, mse, percentile, kl
+        case minmax, mse, percentile, kl, absmean
         case staticMinmax = "static_minmax", memorylessMinmax = "memoryless_minmax"
 
         /// The quantizer's observer (the three min/max kinds are one for a single observation).
@@ -26,6 +26,7 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
             case .mse: return .mse
             case .percentile: return .percentile
             case .kl: return .kl
+            case .absmean: return .absmean
             }
         }
     }
@@ -73,6 +74,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
         if type == .float && numBits != 8 { throw fail(.numBits, "float weights are fp8 (8 bits)") }
         if type == .float && !symmetric { throw fail(.symmetric, "FP8 weights are symmetric (E4M3 has no zero point)") }
         if type == .float && strategy == .group { throw fail(.strategy, "FP8 weights take strategy tensor or channel") }
+        if observer == .absmean && (type != .int || numBits != 2 || !symmetric) {
+            throw fail(.observer, "absmean is BitNet's ternary scale: it needs num_bits 2, symmetric int weights (codes −1, 0, 1)")
+        }
         if strategy == .group {
             guard let g = groupSize, g > 0 else { throw fail(.groupSize, "strategy group needs a positive group_size") }
         } else if groupSize != nil {
@@ -88,6 +92,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
 /// static W8A8 recipe spells `input_activations` out in `config_groups`. `FP8` is FP8 E4M3
 /// per-tensor weights with static per-tensor activations (minmax); `FP8_DYNAMIC` is per-channel
 /// FP8 weights with dynamic per-token FP8 activations (compressed-tensors' presets, FORMATS §10.3).
+/// `TERNARY` is BitNet b1.58 PTQ (FORMATS §7.5): absmean ternary weights per tensor (2-bit codes
+/// −1, 0, 1; `strategy: channel` or `group` in config_groups for finer scales) with int8 dynamic
+/// per-token activations.
 public enum SchemePresets {
     static let table: [(String, WeightArgsConfig, ActivationArgsConfig?)] = [
         ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), nil),
@@ -98,6 +105,7 @@ public enum SchemePresets {
         ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64), nil),
         ("W8A8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
         ("INT8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
+        ("TERNARY", WeightArgsConfig(numBits: 2, symmetric: true, strategy: .tensor, observer: .absmean), .int8DynamicPerToken),
         ("FP8", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor), .fp8StaticPerTensor),
         ("FP8_DYNAMIC", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel), .fp8DynamicPerToken),
     ]

@@ -19,7 +19,9 @@ extension CompressedTensorsFormat {
     /// quantized, else pack-quantized (llm-compressor's per-module inference).
     static func format(of scheme: QuantizedLinearScheme) -> String {
         if scheme.codeType == .float { return floatQuantizedFormatName }
-        return scheme.inputActivations == nil ? formatName : intQuantizedFormatName
+        // 8-bit weights with quantized inputs are int-quantized (vLLM's W8A8); narrower ones
+        // (ternary W2A8) stay packed, their inputs quantized at run time all the same.
+        return scheme.inputActivations == nil || scheme.numBits != 8 ? formatName : intQuantizedFormatName
     }
 
     /// The int-quantized tensors of one linear and its input parameters.

@@ -99,7 +99,7 @@ public enum CompressedTensorsFormat {
     public static func tensors(for linear: QuantizedLinearWeights, scaleDType: DType,
                                input: InputActivationParameters? = nil) throws(QuantizedFormatError) -> [String: StoredTensor] {
         if linear.codeType == .float { return try floatQuantizedTensors(for: linear, scaleDType: scaleDType, input: input) }
-        if let input {
+        if let input, linear.numBits == 8 {
             try validate(linear)
             return try intQuantizedTensors(for: linear, scaleDType: scaleDType, input: input)
         }
@@ -121,6 +121,8 @@ public enum CompressedTensorsFormat {
         }
         if let gIdx = linear.gIdx { result["\(m).weight_g_idx"] = .int32(gIdx, shape: [inF]) }
         if let bias = linear.bias { result["\(m).bias"] = StoredTensor(bias, as: scaleDType) }
+        if let scale = input?.scale { result["\(m).input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: scaleDType) }
+        if let zero = input?.zeroPoint { result["\(m).input_zero_point"] = int8([zero], shape: [1]) }
         return result
     }
 

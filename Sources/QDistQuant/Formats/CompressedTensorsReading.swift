@@ -63,9 +63,7 @@ extension CompressedTensorsFormat {
                     throw g.error("output_activations", "output activation quantization is not supported")
                 }
                 let input = try g.optionalObject("input_activations").map(InputActivationScheme.init)
-                if input != nil, effective == formatName {
-                    throw g.error("input_activations", "quantized activations in a \(JSONSerializer.quoted(effective)) group are not supported (qdist reads them with \(JSONSerializer.quoted(intQuantizedFormatName)) and \(JSONSerializer.quoted(floatQuantizedFormatName)))")
-                }
+
                 guard let targets = try g.optionalStringArray("targets") else {
                     throw QDistIOError(.config, path: f.path, "missing required key \(JSONSerializer.quoted(g.keyPath + ".targets"))")
                 }

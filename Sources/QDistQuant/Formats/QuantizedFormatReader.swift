@@ -67,9 +67,13 @@ public struct CompressedTensorsReader: QuantizedFormatReader {
             guard let weights = group.weights else {
                 throw f.error("config_groups.\(group.name).weights", "absent, yet \(module) has quantized weights")
             }
-            modules[module] = QuantizedModuleReader { m, source in
-                try CompressedTensorsFormat.readLinear(module: m, arguments: weights, source: source)
-            }
+            let input = group.inputActivations
+            modules[module] = QuantizedModuleReader(
+                linear: { m, source in try CompressedTensorsFormat.readLinear(module: m, arguments: weights, source: source) },
+                inputActivations: { m, source in
+                    guard let input else { return nil }
+                    return try CompressedTensorsFormat.readInputActivations(module: m, scheme: input, source: source)
+                })
         }
         for name in tensorNames where name.hasSuffix(".weight_scale") {
             let module = String(name.dropLast(".weight_scale".count))

@@ -30,7 +30,23 @@ extension QuantizationArgs {
         case .mse: return MSEObserver(mse)
         case .percentile: return PercentileObserver(percentile: percentile, bins: histogramBins)
         case .kl: return KLObserver(bins: histogramBins, quantizedBins: 1 << (numBits - 1))
+        case .absmean: return AbsMeanObserver()
         }
+    }
+}
+
+/// BitNet b1.58's weight scale: the mean |w| (at least 1e-5), returned as the symmetric range
+/// `±γ`, so the ternary grid (codes −1…1, `QuantizationArgs.codeRange`) gets `scale = γ`.
+/// The mean is accumulated in Double, so it does not depend on how long the group is.
+public struct AbsMeanObserver: WeightRangeObserver {
+    public init() {}
+
+    public func range(of values: UnsafeBufferPointer<Float>, grid: QuantizationGrid) -> ClipRange {
+        guard !values.isEmpty else { return ClipRange(min: 0, max: 0) }
+        var sum = 0.0
+        for x in values { sum += Double(x.magnitude) }
+        let gamma = Swift.max(Float(sum / Double(values.count)), 1e-5)
+        return ClipRange(min: -gamma, max: gamma)
     }
 }
 

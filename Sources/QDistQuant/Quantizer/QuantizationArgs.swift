@@ -32,6 +32,10 @@ public struct QuantizationArgs: Sendable, Equatable {
         case percentile
         /// TensorRT's entropy calibration: the threshold minimising KL(P‖Q).
         case kl
+        /// BitNet b1.58's ternary scale (FORMATS.md §7.5): `γ = max(mean|w|, 1e-5)` over the
+        /// tensor, row or group, for 2-bit symmetric weights whose codes are then −1, 0, 1
+        /// (`round(clamp(w/γ, −1, 1))`, half to even).
+        case absmean
     }
 
     /// Activation ordering (compressed-tensors `actorder`): process input columns by descending
@@ -102,6 +106,7 @@ public struct QuantizationArgs: Sendable, Equatable {
     /// The smallest and largest code: −2^(b−1)…2^(b−1)−1 for int, ±448 for FP8 E4M3.
     public var codeRange: (min: Float, max: Float) {
         switch type {
+        case .int where observer == .absmean: return (-1, 1)  // ternary
         case .int: return (-Float(1 << (numBits - 1)), Float(1 << (numBits - 1)) - 1)
         case .float: return (-448, 448)
         }
@@ -122,6 +127,9 @@ public struct QuantizationArgs: Sendable, Equatable {
         case .float where !symmetric:
             throw QuantizationArgsError("float (FP8) quantization must be symmetric (compressed-tensors has no FP8 zero point)")
         default: break
+        }
+        if observer == .absmean && (type != .int || numBits != 2 || !symmetric) {
+            throw QuantizationArgsError("observer absmean is BitNet's ternary scale: it needs 2-bit symmetric int weights")
         }
         if strategy == .group {
             guard let gs = groupSize, gs > 0 else {
