@@ -74,6 +74,24 @@ final class HQQQuantizeTests: XCTestCase {
         XCTAssertEqual(e.status, 0, e.stderr)
     }
 
+    /// A run stopped after block 0 and resumed stages the first block's float zero points (HQQ)
+    /// and FP8 codes with their per-tensor scales, and ends byte-identical to an uninterrupted run.
+    func testAStoppedAndResumedRunWritesTheSameHQQAndFP8Bytes() throws {
+        for (name, recipe) in [("hqq", "format: float-zero\nrecipe: {HQQModifier: {num_bits: 4, group_size: 32}}\n"),
+                               ("fp8", "calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}\nrecipe: {QuantizationModifier: {scheme: FP8}}\n")] {
+            let url = dir.appendingPathComponent("\(name).yaml")
+            try Data(recipe.utf8).write(to: url)
+            let whole = dir.appendingPathComponent("\(name)-whole"), resumed = dir.appendingPathComponent("\(name)-resumed")
+            XCTAssertEqual(try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", whole.path]).status, 0)
+            let args = ["quantize", "--config", url.path, "--model", model.path, "--output", resumed.path]
+            XCTAssertEqual(try QdistProcess.run(args + ["--stop-after-block", "0"]).status, 3, name)
+            let r = try QdistProcess.run(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("resuming after block 0"), "\(name): \(r.stdout)")
+            XCTAssertEqual(try CheckpointComparison.differingTensors(whole, resumed), [], name)
+        }
+    }
+
     func testFormatsWithIntegerZeroPointsRefuseTheRecipeNamingFloatZero() throws {
         for format in ["compressed-tensors", "gptq"] {
             let recipe = dir.appendingPathComponent("\(format).yaml"), out = dir.appendingPathComponent(format)
