@@ -10,12 +10,15 @@ final class CheckpointFormatTableTests: XCTestCase {
     func testEveryRowsConfigIsAnsweredByItsOwnRegisteredReader() throws {
         let config = ModelConfiguration(hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4,
                                         numKeyValueHeads: 2, vocabSize: 512)
-        let job = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: W4A16}}", path: "r.yaml")
-        XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 2)
+        let rtn = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: W4A16}}", path: "r.yaml")
+        let hqq = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {HQQModifier: {group_size: 128}}", path: "r.yaml")
+        XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 3)
         for row in CheckpointFormatTable.rows {
             let format = try XCTUnwrap(QuantizeJobConfig.OutputFormat(rawValue: row.name), row.name)
-            let plan = try QuantizationPlan(recipe: job.recipe, config: config, format: format)
-            let scheme = QuantizedLinearScheme(numBits: 4, symmetric: true, groupSize: 128, actOrder: false)
+            // Each row with a recipe it holds: integer grids, or HQQ's float zero points.
+            let floatZero = row.name == "float-zero"
+            let plan = try QuantizationPlan(recipe: (floatZero ? hqq : rtn).recipe, config: config, format: format)
+            let scheme = QuantizedLinearScheme(numBits: 4, symmetric: !floatZero, groupSize: 128, actOrder: false, fractionalZeros: floatZero)
             let written = try row.quantizationConfig(schemes: [("model.layers.0.mlp.down_proj", scheme)], plan: plan, scaleType: .f16)
             XCTAssertEqual(written["quant_method"]?.stringValue, row.reader.quantMethod, row.name)
             let registered = try XCTUnwrap(QuantizedFormatReaders.reader(for: row.reader.quantMethod), "\(row.name)'s reader is registered")
