@@ -345,35 +345,3 @@ public enum SequentialQuantizer {
         return s
     }
 }
-
-extension QuantizedLinearWeights {
-    /// The stored form of a quantizer's output (signed codes and zero points, per-tensor scales
-    /// repeated per output channel).
-    init(quantizedWeight q: QuantizedWeight, name: String, bias: Tensor?) throws {
-        let p = q.parameters
-        let rows = q.rows
-        let scales = p.strategy == .tensor ? [Float](repeating: p.scales[0], count: rows) : p.scales
-        let zeros = p.strategy == .tensor ? [Float](repeating: p.zeroPoints[0], count: rows) : p.zeroPoints
-        let groupSize: Int? = p.strategy == .group ? p.groupSize : nil
-        if q.args.type == .float {
-            // FP8: the codes are E4M3 bit patterns, stored as they are.
-            try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: 8, groupSize: nil,
-                          codes: q.codes.map { Int32(UInt8(bitPattern: $0)) }, scales: scales, zeroPoints: nil, bias: bias,
-                          codeType: .float, perTensor: p.strategy == .tensor)
-            return
-        }
-        if !q.args.symmetric, zeros.contains(where: { $0 != $0.rounded() }) {
-            // Fractional zero points (HQQ) stay floats: rounding them would undo the solver's work.
-            let half = Float(1 << (q.args.numBits - 1))
-            try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,
-                          codes: q.codes.map { Int32($0) + Int32(half) }, scales: scales, zeroPoints: nil,
-                          gIdx: p.strategy == .group ? q.groupIndex : nil, bias: bias, perTensor: p.strategy == .tensor,
-                          fractionalZeroPoints: zeros.map { $0 + half })
-            return
-        }
-        try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,
-                      signedCodes: q.codes.map(Int32.init), scales: scales,
-                      signedZeroPoints: q.args.symmetric ? nil : zeros.map { Int32($0.rounded()) },
-                      gIdx: p.strategy == .group ? q.groupIndex : nil, bias: bias, perTensor: p.strategy == .tensor)
-    }
-}
