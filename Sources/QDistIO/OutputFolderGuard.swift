@@ -43,10 +43,19 @@ public enum OutputFolderGuard {
     }
 
     /// Writes the marker into `folder` (a new output folder, before it is moved into place).
+    ///
+    /// Written in place, not through a temporary file and a rename: only the marker's existence
+    /// counts, and a process killed while writing it must leave the folder empty or marked —
+    /// never holding a stray temporary file, which would make the rerun refuse the folder as
+    /// not qdist's (a finetune killed right after creating its output did exactly that).
     public static func mark(_ folder: URL) throws(QDistIOError) {
         let url = marker(in: folder)
-        guard FileManager.default.createFile(atPath: url.path, contents: Data("written by qdist\n".utf8)) else {
-            throw QDistIOError(.io, path: url.path, "cannot write the output marker")
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw QDistIOError.posix("cannot write the output marker", path: url.path) }
+        defer { close(fd) }
+        let text = Array("written by qdist\n".utf8)
+        guard text.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == text.count else {
+            throw QDistIOError.posix("cannot write the output marker", path: url.path)
         }
     }
 

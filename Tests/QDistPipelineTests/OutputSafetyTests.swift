@@ -1,4 +1,5 @@
 import Foundation
+import QDistIO
 import QDistTestSupport
 import XCTest
 
@@ -53,6 +54,22 @@ final class OutputSafetyTests: XCTestCase {
         assertIntact(foreign)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".foreign.qdist-partial").path),
                        "a refused job leaves no staging folder")
+    }
+
+    /// The marker is the folder's only new entry, written in place: a process killed while
+    /// writing it leaves an empty or marked folder (both accepted by a rerun), never a temporary
+    /// file that would make the rerun refuse its own output.
+    func testTheMarkerIsWrittenInPlaceSoAKilledWriterLeavesAResumableFolder() throws {
+        let folder = dir.appendingPathComponent("marked")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        XCTAssertNoThrow(try OutputFolderGuard.check(folder, inputs: [], overwrite: true), "an empty folder is accepted")
+        try OutputFolderGuard.mark(folder)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), [OutputFolderGuard.markerName])
+        // A marker cut short (a kill mid-write) still marks the folder.
+        try Data().write(to: folder.appendingPathComponent(OutputFolderGuard.markerName))
+        XCTAssertNoThrow(try OutputFolderGuard.check(folder, inputs: [], overwrite: true))
+        try OutputFolderGuard.mark(folder)
+        XCTAssertEqual(try String(contentsOf: folder.appendingPathComponent(OutputFolderGuard.markerName), encoding: .utf8), "written by qdist\n")
     }
 
     func testOverwriteReplacesWhatQdistWrote() throws {
