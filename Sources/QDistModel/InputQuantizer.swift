@@ -28,6 +28,14 @@ public struct InputQuantizer: Sendable, Equatable {
         case dynamicToken
         /// Min/max of the whole input at run time.
         case dynamicTensor
+        /// LLM.int8()'s decomposition (bitsandbytes 0.50 `int8_vectorwise_quant` +
+        /// `int8_mixed_scaled_mm`): input columns holding any |x| ≥ `threshold` (after the cast
+        /// to fp16) stay exact; the rest are int8 per token, `round(x₁₆ · 127/s)` with `s` the
+        /// row's largest |x₁₆| below the threshold, dequantized with bitsandbytes' constant
+        /// (`code · s · 127 · 6.200124e-05`, its 1/127² being 1.8e-5 high), so that times the
+        /// weight `CB·SCB/127` is bitsandbytes' `i32 · s · SCB · 6.200124e-05`. A threshold of 0
+        /// turns the decomposition off (pure vector-wise int8), as in bitsandbytes.
+        case llmInt8(threshold: Float)
     }
 
     public let numBits: Int
@@ -63,8 +71,13 @@ public struct InputQuantizer: Sendable, Equatable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var out = x
         let columns = x.columns, rows = x.count / max(columns, 1)
+        if case .llmInt8(let threshold) = mode {
+            out.withUnsafeMutableBufferPointer { Self.decompose($0, rows: rows, columns: columns, threshold: threshold) }
+            return out
+        }
         out.withUnsafeMutableBufferPointer { v in
             switch mode {
+            case .llmInt8: break
             case .staticTensor(let scale, let zero):
                 fakeQuantize(v, scale: scale, zeroPoint: zero)
             case .dynamicTensor:
@@ -79,6 +92,34 @@ public struct InputQuantizer: Sendable, Equatable {
             }
         }
         return out
+    }
+
+    /// bitsandbytes' dequantization factor of the int8 path (≈ 1/127², as its kernel writes it).
+    public static let llmInt8Dequantization: Float = 6.200124e-05
+
+    /// In place: LLM.int8's input side (see `Mode.llmInt8`).
+    static func decompose(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, threshold: Float) {
+        let limit = threshold > 0 ? threshold : .infinity
+        var outlier = [Bool](repeating: false, count: columns)
+        for i in 0..<(rows * columns) where FloatBits.float(fromFP16: FloatBits.fp16(fromFloat: v[i])).magnitude >= limit {
+            outlier[i % columns] = true
+        }
+        let magic: Float = 12_582_912  // 1.5 · 2²³: round half to even for |c| ≤ 127
+        let back = 127 * llmInt8Dequantization
+        var half = [Float](repeating: 0, count: columns)
+        for r in 0..<rows {
+            // The row statistic counts every element below the threshold, outlier columns too.
+            var s: Float = 0
+            for c in 0..<columns {
+                half[c] = FloatBits.float(fromFP16: FloatBits.fp16(fromFloat: v[r * columns + c]))
+                if half[c].magnitude < limit { s = Swift.max(s, half[c].magnitude) }
+            }
+            let scale = s > 0 ? 127 / s : 0
+            for c in 0..<columns where !outlier[c] {
+                let code = (half[c] * scale + magic) - magic
+                v[r * columns + c] = code * s * back
+            }
+        }
     }
 
     private func parameters(_ r: (min: Float, max: Float)) -> (scale: Float, zeroPoint: Float) {

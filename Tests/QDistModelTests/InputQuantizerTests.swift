@@ -99,6 +99,46 @@ final class InputQuantizerTests: XCTestCase {
         XCTAssertEqual(Set(fixed.map { ($0 / scale).magnitude }).count <= 127, true, "at most 127 magnitudes on the E4M3 grid")
     }
 
+    /// LLM.int8's decomposition against a Float64 statement of bitsandbytes 0.50's kernels: the
+    /// input cast to fp16; columns with any |x₁₆| ≥ 6 are outliers, multiplied exactly by the
+    /// dequantized weight columns (`CB·SCB/127`); the rest int8 per token with the row's largest
+    /// |x₁₆| below the threshold, `i32 · s · SCB · 6.200124e-05`. Rows cover: outliers in two
+    /// columns, a below-threshold value inside an outlier column, all zeros, and a threshold of 0
+    /// (no decomposition).
+    func testLLMInt8DecompositionMatchesBitsandbytesInt8AndOutlierPaths() {
+        var rng = SeededGenerator(state: 17)
+        let (rows, columns, out) = (5, 48, 7)
+        var x = (0..<(rows * columns)).map { _ in Float.random(in: -3...3, using: &rng) }
+        x[0 * columns + 5] = 7.5; x[3 * columns + 5] = -0.25; x[2 * columns + 40] = -6.0
+        for c in 0..<columns { x[4 * columns + c] = 0 }
+        let cb = (0..<(out * columns)).map { _ in Int.random(in: -127...127, using: &rng) }
+        let scb = (0..<out).map { _ in Float.random(in: 0.01...0.2, using: &rng) }
+        let w = Tensor(shape: [out, columns], scalars: (0..<(out * columns)).map { Float(cb[$0]) * (scb[$0 / columns] / 127) })
+        for threshold: Float in [6, 0] {
+            let layer = LinearLayer(weight: w, inputQuantizer: InputQuantizer(symmetric: true, mode: .llmInt8(threshold: threshold)))
+            let y = layer(Tensor(shape: [rows, columns], scalars: x)).scalars
+            let h = x.map { Double(FloatBits.float(fromFP16: FloatBits.fp16(fromFloat: $0))) }
+            let limit = threshold > 0 ? Double(threshold) : .infinity
+            let outliers = Set((0..<(rows * columns)).filter { abs(h[$0]) >= limit }.map { $0 % columns })
+            if threshold > 0 { XCTAssertEqual(outliers, [5, 40]) }
+            for r in 0..<rows {
+                let s = (0..<columns).map { abs(h[r * columns + $0]) }.filter { $0 < limit }.max() ?? 0
+                for o in 0..<out {
+                    var i32 = 0, exact = 0.0
+                    for c in 0..<columns {
+                        if outliers.contains(c) {
+                            exact += Double(x[r * columns + c]) * Double(cb[o * columns + c]) * Double(scb[o]) / 127
+                        } else if s > 0 {
+                            i32 += Int((h[r * columns + c] * Double(Float(127 / Float(s)))).rounded(.toNearestOrEven)) * cb[o * columns + c]
+                        }
+                    }
+                    let want = Double(i32) * s * Double(scb[o]) * 6.200124e-05 + exact
+                    XCTAssertEqual(Double(y[r * out + o]), want, accuracy: 1e-5 * max(1, abs(want)), "threshold \(threshold), row \(r), out \(o)")
+                }
+            }
+        }
+    }
+
     func testLinearLayerWithoutQuantizerIsUnchangedAndWithOneMultipliesTheFakeQuantizedInput() {
         let x = sample(rows: 3, columns: 16)
         var rng = SeededGenerator(state: 9)
