@@ -46,6 +46,9 @@ public enum JSONSerializer {
         case .null: out += Array("null".utf8)
         case .bool(let b): out += Array((b ? "true" : "false").utf8)
         case .number(let d): out += Array(numberText(d).utf8)
+        case .float(let d):
+            let text = numberText(d)
+            out += Array((d.isFinite && !text.contains(".") && !text.contains("e") ? text + ".0" : text).utf8)
         case .string(let s): writeString(s, asciiOnly: false, into: &out)
         case .array(let elements):
             out.append(UInt8(ascii: "["))
@@ -73,7 +76,7 @@ public enum JSONSerializer {
 
     private static func writePretty(_ value: JSONValue, indent: Int, sortKeys: Bool, into out: inout [UInt8]) {
         switch value {
-        case .null, .bool, .number: writeCompact(value, into: &out)
+        case .null, .bool, .number, .float: writeCompact(value, into: &out)
         case .string(let s): writeString(s, asciiOnly: true, into: &out)
         case .array(let elements):
             if elements.isEmpty { out += Array("[]".utf8); return }

@@ -11,6 +11,10 @@ public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
+    /// A number written with a decimal point even when whole (`6.0`): Python then reads a
+    /// float, which some configs insist on (transformers' `llm_int8_threshold`). The parser
+    /// never produces it; it equals the `.number` of the same value.
+    case float(Double)
     case string(String)
     case array([JSONValue])
     /// Key-value pairs in document order; keys are unique (the parser guarantees it, and
@@ -23,7 +27,8 @@ public enum JSONValue: Sendable, Equatable {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
-        case let (.number(a), .number(b)): return a == b
+        case let (.number(a), .number(b)), let (.float(a), .float(b)), let (.number(a), .float(b)), let (.float(a), .number(b)):
+            return a == b
         case let (.string(a), .string(b)): return a == b
         case let (.array(a), .array(b)): return a == b
         case let (.object(a), .object(b)):
@@ -65,6 +70,7 @@ public enum JSONValue: Sendable, Equatable {
     /// The value of a number, or `nil`.
     public var doubleValue: Double? {
         if case .number(let d) = self { return d }
+        if case .float(let d) = self { return d }
         return nil
     }
 
@@ -93,7 +99,7 @@ public enum JSONValue: Sendable, Equatable {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
-        case .number: return "a number"
+        case .number, .float: return "a number"
         case .string: return "a string"
         case .array: return "an array"
         case .object: return "an object"
@@ -149,6 +155,9 @@ extension JSONValue: Codable {
         case .number(let d):
             var c = encoder.singleValueContainer()
             if let i = intValue { try c.encode(i) } else { try c.encode(d) }
+        case .float(let d):
+            var c = encoder.singleValueContainer()
+            try c.encode(d)
         case .string(let s):
             var c = encoder.singleValueContainer()
             try c.encode(s)

@@ -49,6 +49,9 @@ extension InputActivationParameters {
     /// token / per tensor).
     public var inputQuantizer: InputQuantizer {
         let mode: InputQuantizer.Mode
+        if let threshold = scheme.outlierThreshold {
+            return InputQuantizer(numBits: 8, symmetric: true, mode: .llmInt8(threshold: threshold))
+        }
         if scheme.dynamic {
             mode = scheme.strategy == .token ? .dynamicToken : .dynamicTensor
         } else {

@@ -21,6 +21,15 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(value["n"], .number(-150))
     }
 
+    /// `.float` keeps a decimal point on whole numbers (Python then reads a float, as
+    /// transformers' bitsandbytes config requires) and is the same number as `.number`.
+    func testFloatValuesKeepTheirDecimalPointAndEqualTheNumber() throws {
+        let v: JSONValue = ["t": .float(6), "u": .float(0.25), "n": .number(6)]
+        XCTAssertEqual(String(decoding: v.serialized(), as: UTF8.self), #"{"t":6.0,"u":0.25,"n":6}"#)
+        XCTAssertEqual(JSONValue.float(6), .number(6))
+        XCTAssertEqual(try JSONParser.parse(v.serialized())["t"]?.doubleValue, 6)
+    }
+
     func testIntegersStayExactUpTo2To53() throws {
         let value = try JSONParser.parse("[9007199254740992, 9007199254740991, 13476839424]")
         XCTAssertEqual(value.arrayValue?.map(\.intValue), [9_007_199_254_740_992, 9_007_199_254_740_991, 13_476_839_424])

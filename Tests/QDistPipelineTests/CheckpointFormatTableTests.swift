@@ -12,12 +12,13 @@ final class CheckpointFormatTableTests: XCTestCase {
                                         numKeyValueHeads: 2, vocabSize: 512)
         let rtn = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: W4A16}}", path: "r.yaml")
         let hqq = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {HQQModifier: {group_size: 128}}", path: "r.yaml")
-        XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 3)
+        let int8 = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: LLM_INT8}}", path: "r.yaml")
+        XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 4)
         for row in CheckpointFormatTable.rows {
             let format = try XCTUnwrap(QuantizeJobConfig.OutputFormat(rawValue: row.name), row.name)
-            // Each row with a recipe it holds: integer grids, or HQQ's float zero points.
-            let floatZero = row.name == "float-zero"
-            let plan = try QuantizationPlan(recipe: (floatZero ? hqq : rtn).recipe, config: config, format: format)
+            // Each row with a recipe it holds: integer grids, HQQ's float zero points, LLM.int8.
+            let floatZero = row.name == "float-zero", bnb = row.name == "bitsandbytes"
+            let plan = try QuantizationPlan(recipe: (floatZero ? hqq : bnb ? int8 : rtn).recipe, config: config, format: format)
             let scheme = QuantizedLinearScheme(numBits: 4, symmetric: !floatZero, groupSize: 128, actOrder: false, fractionalZeros: floatZero)
             let written = try row.quantizationConfig(schemes: [("model.layers.0.mlp.down_proj", scheme)], plan: plan, scaleType: .f16)
             XCTAssertEqual(written["quant_method"]?.stringValue, row.reader.quantMethod, row.name)

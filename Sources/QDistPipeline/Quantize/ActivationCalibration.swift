@@ -139,7 +139,7 @@ struct ActivationRangeCollector: BlockInputObserver {
             switch args.observer {
             case .percentile: return PercentileObserver(percentile: args.percentile, bins: h.bins).range(of: h)
             case .kl: return KLObserver(bins: h.bins, quantizedBins: 1 << (args.numBits - 1)).range(of: h)
-            case .minmax, .mse, .absmean: return h.min <= h.max ? ClipRange(min: h.min, max: h.max) : ClipRange(min: 0, max: 0)
+            case .minmax, .mse, .absmean, .absmax: return h.min <= h.max ? ClipRange(min: h.min, max: h.max) : ClipRange(min: 0, max: 0)
             }
         case .movingAverage?, nil: return ClipRange(min: 0, max: 0)
         }

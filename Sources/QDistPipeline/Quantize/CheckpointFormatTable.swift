@@ -30,7 +30,7 @@ public protocol CheckpointFormatRow: Sendable {
 
 /// The formats `qdist quantize` writes.
 public enum CheckpointFormatTable {
-    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow()]
+    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow(), BitsAndBytesRow()]
 
     /// The row named `name`.
     public static func row(named name: String) -> (any CheckpointFormatRow)? { rows.first { $0.name == name } }
@@ -56,6 +56,9 @@ struct CompressedTensorsRow: CheckpointFormatRow {
     func validate(_ plan: QuantizationPlan) throws {
         if plan.solver.producesFractionalZeroPoints {
             throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which compressed-tensors cannot store: use --format float-zero (qdist reads it; qdist convert makes a float folder of it)")
+        }
+        if plan.entries.contains(where: { $0.inputActivations?.outlierThreshold != nil }) {
+            throw QuantizePlanError(description: "LLM.int8's outlier decomposition is not a compressed-tensors scheme: use --format bitsandbytes")
         }
         if let e = plan.entries.first(where: { $0.args.actorder == .group }) {
             throw QuantizePlanError(description:
@@ -155,5 +158,37 @@ struct FloatZeroRow: CheckpointFormatRow {
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
                             scaleType: DType) throws -> JSONValue {
         try FloatZeroFormat.quantizationConfig(schemes: schemes, options: .init(scaleDType: scaleType))
+    }
+}
+
+/// bitsandbytes' LLM.int8 folder (`weight` I8 + `SCB`, `load_in_8bit`), which transformers +
+/// bitsandbytes load and run with the outlier decomposition; `qdist eval` runs the same.
+struct BitsAndBytesRow: CheckpointFormatRow {
+    var name: String { "bitsandbytes" }
+    var summary: String { "LLM.int8: int8 weights + SCB, outlier decomposition at run time (transformers + bitsandbytes)" }
+    var reader: any QuantizedFormatReader { BitsAndBytesReader() }
+    var carriesActivations: Bool { true }
+
+    func validate(_ plan: QuantizationPlan) throws {
+        if let e = plan.entries.first(where: { $0.args.observer != .absmax || $0.args.strategy != .channel || $0.inputActivations?.outlierThreshold == nil }) {
+            throw QuantizePlanError(description: "\(e.name): the bitsandbytes format holds LLM.int8 layers only (scheme: LLM_INT8 — absmax int8 rows with the outlier threshold on the inputs)")
+        }
+        if Set(plan.entries.compactMap { $0.inputActivations?.outlierThreshold }).count > 1 {
+            throw QuantizePlanError(description: "bitsandbytes stores one llm_int8_threshold for the model; the recipe's groups give several")
+        }
+    }
+
+    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
+                 scaleType: DType) throws -> [String: StoredTensor] {
+        try BitsAndBytesInt8Format.tensors(for: linear, biasDType: scaleType)
+    }
+
+    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
+                            scaleType: DType) throws -> JSONValue {
+        let threshold = plan.entries.first?.inputActivations?.outlierThreshold ?? 6
+        let quantized = Set(schemes.map(\.name))
+        // transformers converts every Linear not listed here (by name match).
+        let skipped = ["lm_head"] + plan.unquantizedLinears.filter { !quantized.contains($0) }
+        return BitsAndBytesInt8Format.quantizationConfig(threshold: threshold, skipModules: skipped)
     }
 }

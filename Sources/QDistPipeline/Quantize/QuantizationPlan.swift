@@ -34,6 +34,8 @@ public struct QuantizationPlan: Sendable {
     }
 
     public var entries: [Entry]
+    /// Decoder linears the recipe leaves in float (ignored or not targeted), by module name.
+    public var unquantizedLinears: [String] = []
     /// How each linear is solved (the quantizing modifier's solver).
     public var solver: any LinearSolver
     /// The smoothings applied to each block before it is quantized, in recipe order.
@@ -71,6 +73,8 @@ public struct QuantizationPlan: Sendable {
                                  args: try Self.arguments(group.weights, defaultActOrder: defaultActOrder),
                                  inputActivations: group.inputActivations?.scheme))
         }
+        let planned = Set(entries.map(\.name))
+        unquantizedLinears = config.linearLayers.map(\.name).filter { !planned.contains($0) }
         guard !entries.isEmpty else {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }

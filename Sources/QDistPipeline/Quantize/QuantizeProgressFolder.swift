@@ -282,18 +282,19 @@ struct StagedLinear {
 }
 
 extension InputActivationScheme {
-    /// `bits,sym|asym,tensor|token,dynamic|static,observer,int|float` — the scheme in staging
-    /// metadata and in the scheme lists ranks exchange.
+    /// `bits,sym|asym,tensor|token,dynamic|static,observer,int|float,threshold|-` — the scheme
+    /// in staging metadata and in the scheme lists ranks exchange.
     var stagingText: String {
-        "\(numBits),\(symmetric ? "sym" : "asym"),\(strategy.rawValue),\(dynamic ? "dynamic" : "static"),\(observer ?? "-"),\(type.rawValue)"
+        "\(numBits),\(symmetric ? "sym" : "asym"),\(strategy.rawValue),\(dynamic ? "dynamic" : "static"),\(observer ?? "-"),\(type.rawValue),"
+            + (outlierThreshold.map { "\($0)" } ?? "-")
     }
 
     init?(stagingText text: String) {
         let f = text.split(separator: ",").map(String.init)
-        guard f.count == 6, let bits = Int(f[0]), let strategy = Strategy(rawValue: f[2]),
+        guard f.count == 7, let bits = Int(f[0]), let strategy = Strategy(rawValue: f[2]),
               let type = QuantizationArgs.ValueType(rawValue: f[5]) else { return nil }
         self.init(numBits: bits, symmetric: f[1] == "sym", strategy: strategy, dynamic: f[3] == "dynamic",
-                  observer: f[4] == "-" ? nil : f[4], type: type)
+                  observer: f[4] == "-" ? nil : f[4], type: type, outlierThreshold: f[6] == "-" ? nil : Float(f[6]))
     }
 }
 

@@ -25,12 +25,18 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
     public var observer: WeightArgsConfig.Observer?
     /// int8, or FP8 E4M3 (`type: float`).
     public var type: WeightArgsConfig.NumberType
+    /// LLM.int8's outlier threshold: input columns with any |x| at or above it skip quantization.
+    public var outlierThreshold: Double?
 
     public init(numBits: Int = 8, symmetric: Bool = true, strategy: Strategy, dynamic: Bool,
-                observer: WeightArgsConfig.Observer? = nil, type: WeightArgsConfig.NumberType = .int) {
+                observer: WeightArgsConfig.Observer? = nil, type: WeightArgsConfig.NumberType = .int, outlierThreshold: Double? = nil) {
         (self.numBits, self.symmetric, self.strategy, self.dynamic, self.type) = (numBits, symmetric, strategy, dynamic, type)
         self.observer = dynamic ? nil : (observer ?? .minmax)
+        self.outlierThreshold = outlierThreshold
     }
+
+    /// LLM.int8's inputs: int8 per token, columns with any |x| ≥ 6 in float.
+    public static let llmInt8 = ActivationArgsConfig(strategy: .token, dynamic: true, outlierThreshold: 6)
 
     /// compressed-tensors' W8A8 activations: int8 per-token, symmetric, dynamic.
     public static let int8DynamicPerToken = ActivationArgsConfig(strategy: .token, dynamic: true)
@@ -40,7 +46,7 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
     public static let fp8StaticPerTensor = ActivationArgsConfig(strategy: .tensor, dynamic: false, type: .float)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case numBits = "num_bits", type, symmetric, strategy, dynamic, observer
+        case numBits = "num_bits", type, symmetric, strategy, dynamic, observer, outlierThreshold = "outlier_threshold"
     }
 
     public init(from decoder: Decoder) throws {
@@ -71,7 +77,11 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
         if dynamic, let o = observerValue {
             throw fail(.observer, "dynamic activations are not calibrated, so observer \(o.rawValue) has no effect: remove it, or set dynamic: false")
         }
-        if observerValue == .absmean {
+        outlierThreshold = try c.decodeIfPresent(Double.self, forKey: .outlierThreshold)
+        if let t = outlierThreshold, !(t >= 0 && t.isFinite) || !dynamic || strategy != .token || type != .int || !symmetric {
+            throw fail(.outlierThreshold, "LLM.int8's outlier threshold (≥ 0; 6.0 as bitsandbytes) goes with int8 symmetric dynamic per-token inputs")
+        }
+        if observerValue == .absmean || observerValue == .absmax {
             throw fail(.observer, "absmean is a ternary weight scale; static activations take minmax, percentile or kl")
         }
         if observerValue == .mse {
@@ -83,6 +93,6 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
     /// The scheme a checkpoint records.
     public var scheme: InputActivationScheme {
         InputActivationScheme(numBits: numBits, symmetric: symmetric, strategy: strategy, dynamic: dynamic, observer: observer?.rawValue,
-                              type: type)
+                              type: type, outlierThreshold: outlierThreshold.map(Float.init))
     }
 }

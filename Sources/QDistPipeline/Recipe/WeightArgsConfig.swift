@@ -16,7 +16,7 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     /// `memoryless_minmax` the last window's. A weight is observed once, so for weights the
     /// three are the same.
     public enum Observer: String, Decodable, Sendable, CaseIterable {
-        case minmax, mse, percentile, kl, absmean
+        case minmax, mse, percentile, kl, absmean, absmax
         case staticMinmax = "static_minmax", memorylessMinmax = "memoryless_minmax"
 
         /// The quantizer's observer (the three min/max kinds are one for a single observation).
@@ -27,6 +27,7 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
             case .percentile: return .percentile
             case .kl: return .kl
             case .absmean: return .absmean
+            case .absmax: return .absmax
             }
         }
     }
@@ -74,6 +75,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
         if type == .float && numBits != 8 { throw fail(.numBits, "float weights are fp8 (8 bits)") }
         if type == .float && !symmetric { throw fail(.symmetric, "FP8 weights are symmetric (E4M3 has no zero point)") }
         if type == .float && strategy == .group { throw fail(.strategy, "FP8 weights take strategy tensor or channel") }
+        if observer == .absmax && (type != .int || numBits != 8 || !symmetric) {
+            throw fail(.observer, "absmax is LLM.int8's weight scale (max|w| / 127): it needs num_bits 8, symmetric int weights")
+        }
         if observer == .absmean && (type != .int || numBits != 2 || !symmetric) {
             throw fail(.observer, "absmean is BitNet's ternary scale: it needs num_bits 2, symmetric int weights (codes −1, 0, 1)")
         }
@@ -92,7 +96,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
 /// static W8A8 recipe spells `input_activations` out in `config_groups`. `FP8` is FP8 E4M3
 /// per-tensor weights with static per-tensor activations (minmax); `FP8_DYNAMIC` is per-channel
 /// FP8 weights with dynamic per-token FP8 activations (compressed-tensors' presets, FORMATS §10.3).
-/// `TERNARY` is BitNet b1.58 PTQ (FORMATS §7.5): absmean ternary weights per tensor (2-bit codes
+/// `LLM_INT8` is bitsandbytes' LLM.int8(): absmax int8 weights per row (codes −127…127) and, at
+/// run time, int8 per-token inputs with input columns holding any |x| ≥ 6 kept in float
+/// (`--format bitsandbytes`). `TERNARY` is BitNet b1.58 PTQ (FORMATS §7.5): absmean ternary weights per tensor (2-bit codes
 /// −1, 0, 1; `strategy: channel` or `group` in config_groups for finer scales) with int8 dynamic
 /// per-token activations.
 public enum SchemePresets {
@@ -105,6 +111,7 @@ public enum SchemePresets {
         ("W2A16", WeightArgsConfig(numBits: 2, symmetric: false, strategy: .group, groupSize: 64), nil),
         ("W8A8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
         ("INT8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), .int8DynamicPerToken),
+        ("LLM_INT8", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel, observer: .absmax), .llmInt8),
         ("TERNARY", WeightArgsConfig(numBits: 2, symmetric: true, strategy: .tensor, observer: .absmean), .int8DynamicPerToken),
         ("FP8", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor), .fp8StaticPerTensor),
         ("FP8_DYNAMIC", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel), .fp8DynamicPerToken),

@@ -27,9 +27,13 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
     public var observer: String?
     /// An int grid, or FP8 E4M3 (`type: float`: symmetric, scale = absmax / 448).
     public var type: QuantizationArgs.ValueType
+    /// LLM.int8's decomposition: input columns with any |x| at or above this stay float (only
+    /// the bitsandbytes format stores it, as `llm_int8_threshold`).
+    public var outlierThreshold: Float?
 
     public init(numBits: Int = 8, symmetric: Bool = true, strategy: Strategy, dynamic: Bool, observer: String? = nil,
-                type: QuantizationArgs.ValueType = .int) {
+                type: QuantizationArgs.ValueType = .int, outlierThreshold: Float? = nil) {
+        self.outlierThreshold = outlierThreshold
         self.numBits = numBits
         self.symmetric = symmetric
         self.strategy = strategy
@@ -43,6 +47,9 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
 
     /// Why this scheme cannot be stored or run, or nil when it can.
     public var problem: String? {
+        if outlierThreshold != nil && (type != .int || numBits != 8 || !symmetric || !dynamic || strategy != .token) {
+            return "LLM.int8's outlier threshold goes with int8 symmetric dynamic per-token inputs"
+        }
         if type == .float && numBits != 8 { return "float activations are FP8 E4M3 (num_bits 8), got \(numBits)" }
         if type == .float && !symmetric { return "FP8 activations are symmetric" }
         if !(2...8).contains(numBits) { return "int activations take 2 to 8 bits, got \(numBits)" }
@@ -52,6 +59,7 @@ public struct InputActivationScheme: Sendable, Hashable, CustomStringConvertible
 
     public var description: String {
         (type == .float ? "fp8 e4m3" : "int\(numBits) \(symmetric ? "sym" : "asym")") + " \(dynamic ? "dynamic" : "static") per-\(strategy.rawValue)"
+            + (outlierThreshold.map { ", columns with |x| ≥ \($0) in float (LLM.int8)" } ?? "")
     }
 
     /// `QuantizationArgs.model_dump()` of these activation arguments (field order as the

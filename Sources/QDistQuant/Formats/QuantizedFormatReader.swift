@@ -40,7 +40,7 @@ public struct QuantizedModuleReader: Sendable {
 
 /// Every format qdist reads.
 public enum QuantizedFormatReaders {
-    public static let all: [any QuantizedFormatReader] = [CompressedTensorsReader(), GPTQReader(), FloatZeroReader()]
+    public static let all: [any QuantizedFormatReader] = [CompressedTensorsReader(), GPTQReader(), FloatZeroReader(), BitsAndBytesReader()]
 
     /// The reader answering to `quantMethod`.
     public static func reader(for quantMethod: String) -> (any QuantizedFormatReader)? {

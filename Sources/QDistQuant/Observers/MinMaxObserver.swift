@@ -26,7 +26,7 @@ extension QuantizationArgs {
     /// The weight observer `observer` names, with this value's parameters.
     public func makeWeightObserver() -> any WeightRangeObserver {
         switch observer {
-        case .minmax: return MinMaxObserver()
+        case .minmax, .absmax: return MinMaxObserver()
         case .mse: return MSEObserver(mse)
         case .percentile: return PercentileObserver(percentile: percentile, bins: histogramBins)
         case .kl: return KLObserver(bins: histogramBins, quantizedBins: 1 << (numBits - 1))

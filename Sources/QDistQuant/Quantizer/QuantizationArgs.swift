@@ -36,6 +36,10 @@ public struct QuantizationArgs: Sendable, Equatable {
         /// tensor, row or group, for 2-bit symmetric weights whose codes are then −1, 0, 1
         /// (`round(clamp(w/γ, −1, 1))`, half to even).
         case absmean
+        /// LLM.int8's vector-wise absmax (bitsandbytes `Linear8bitLt`, FORMATS.md §6.6/§7.4):
+        /// 8-bit symmetric codes −127…127 and `scale = max|w| / 127`, so the stored `SCB` is
+        /// the row's largest |w|.
+        case absmax
     }
 
     /// Activation ordering (compressed-tensors `actorder`): process input columns by descending
@@ -107,6 +111,7 @@ public struct QuantizationArgs: Sendable, Equatable {
     public var codeRange: (min: Float, max: Float) {
         switch type {
         case .int where observer == .absmean: return (-1, 1)  // ternary
+        case .int where observer == .absmax: return (-127, 127)  // LLM.int8: no −128
         case .int: return (-Float(1 << (numBits - 1)), Float(1 << (numBits - 1)) - 1)
         case .float: return (-448, 448)
         }
@@ -127,6 +132,9 @@ public struct QuantizationArgs: Sendable, Equatable {
         case .float where !symmetric:
             throw QuantizationArgsError("float (FP8) quantization must be symmetric (compressed-tensors has no FP8 zero point)")
         default: break
+        }
+        if observer == .absmax && (type != .int || numBits != 8 || !symmetric) {
+            throw QuantizationArgsError("observer absmax is LLM.int8's weight scale: it needs 8-bit symmetric int weights")
         }
         if observer == .absmean && (type != .int || numBits != 2 || !symmetric) {
             throw QuantizationArgsError("observer absmean is BitNet's ternary scale: it needs 2-bit symmetric int weights")
