@@ -58,6 +58,28 @@ final class CurrentStackLoadTests: XCTestCase {
         }
     }
 
+    /// The weights, exactly: qdist's dequantized folder (`qdist convert … --dtype f32`, written to
+    /// `scratch`) against every tensor transformers holds after its first forward decompressed
+    /// the folder.
+    func assertTransformersDecompressesQdistsWeights(_ out: URL, scratch name: String,
+                                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let floats = dir.appendingPathComponent(name)
+        XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0, file: file, line: line)
+        let compare = """
+            import sys, torch
+            from safetensors.torch import load_file
+            from transformers import AutoModelForCausalLM
+            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+            with torch.no_grad(): m(torch.tensor([[1, 2]]))
+            ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
+            print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
+            """
+        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description, file: file, line: line)
+        XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0,
+                       "\(out.lastPathComponent): decompressed weights equal qdist's: \(r.stdout)", file: file, line: line)
+    }
+
     func testFloatModelAsTheBaseline() throws {
         assertSameLogits(try load(model), "float")
     }
@@ -133,21 +155,7 @@ final class CurrentStackLoadTests: XCTestCase {
         XCTAssertEqual(report["format"] as? String, "int-quantized")
         let diff = try XCTUnwrap(report["max_abs_diff"] as? Double)
         XCTAssertLessThan(diff, 0.1 * (report["max_abs_logit"] as? Double ?? 1), "\(report)")
-        // The weights, exactly: qdist's dequantized folder against what transformers decompressed.
-        let floats = dir.appendingPathComponent("w8a8-dynamic-f32")
-        XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
-        let compare = """
-            import sys, torch
-            from safetensors.torch import load_file
-            from transformers import AutoModelForCausalLM
-            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
-            with torch.no_grad(): m(torch.tensor([[1, 2]]))
-            ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
-            print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
-            """
-        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
-        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
-        XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "decompressed weights equal qdist's: \(r.stdout)")
+        try assertTransformersDecompressesQdistsWeights(out, scratch: "w8a8-dynamic-f32")
     }
 
     /// FP8 (static per-tensor) and FP8_DYNAMIC (per-channel, dynamic per-token inputs) folders load
@@ -163,20 +171,7 @@ final class CurrentStackLoadTests: XCTestCase {
             XCTAssertEqual(report["format"] as? String, "float-quantized", name)
             let diff = try XCTUnwrap(report["max_abs_diff"] as? Double, "\(report)")
             XCTAssertLessThan(diff, 0.1 * (report["max_abs_logit"] as? Double ?? 1), "\(name): \(report)")
-            let floats = dir.appendingPathComponent("\(name)-f32")
-            XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
-            let compare = """
-                import sys, torch
-                from safetensors.torch import load_file
-                from transformers import AutoModelForCausalLM
-                m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
-                with torch.no_grad(): m(torch.tensor([[1, 2]]))
-                ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
-                print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
-                """
-            let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
-            XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
-            XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "\(name): decompressed weights equal qdist's: \(r.stdout)")
+            try assertTransformersDecompressesQdistsWeights(out, scratch: "\(name)-f32")
         }
     }
 
@@ -193,20 +188,7 @@ final class CurrentStackLoadTests: XCTestCase {
         XCTAssertEqual(config?["weights"]?["observer"], "absmean")
         XCTAssertEqual(config?["weights"]?["num_bits"], 2)
         XCTAssertEqual(config?["input_activations"]?["strategy"], "token")
-        let floats = dir.appendingPathComponent("ternary-f32")
-        XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
-        let compare = """
-            import sys, torch
-            from safetensors.torch import load_file
-            from transformers import AutoModelForCausalLM
-            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
-            with torch.no_grad(): m(torch.tensor([[1, 2]]))
-            ours, sd = load_file(sys.argv[2] + "/model.safetensors"), m.state_dict()
-            print(max(float((sd[k].float() - v.float()).abs().max()) for k, v in ours.items()))
-            """
-        let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path], environment: [:], timeout: 300)
-        XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
-        XCTAssertEqual(Double(r.stdout.split(separator: "\n").last ?? "") ?? .nan, 0, "decompressed weights equal qdist's: \(r.stdout)")
+        try assertTransformersDecompressesQdistsWeights(out, scratch: "ternary-f32")
     }
 
     func testPEFTAdapterOnTheFloatBase() throws {
