@@ -93,7 +93,7 @@ def main():
         t = transformers_ppl(folder, args.data, args.seq_len, args.windows, args.threads)
         q = qdist_ppl(args.qdist, folder, args.data, args.seq_len, args.windows)
         report["folders"][folder] = {
-            "format": qc["format"] if qc else None,
+            "format": qc.get("format", qc.get("quant_method")) if qc else None,
             "transformers": t, "qdist_ppl": q, "relative_difference": abs(q - t["ppl"]) / t["ppl"],
         }
     print(json.dumps(report, indent=2))
