@@ -92,6 +92,19 @@ final class HQQQuantizeTests: XCTestCase {
         }
     }
 
+    /// With no proximal steps and a rounded start (`iters: 0, round_zero: true`) every HQQ zero
+    /// point is a whole number; the layers still go to the float-zero format the plan chose.
+    func testWholeNumberHQQZeroPointsStillWriteTheFloatZeroFormat() throws {
+        let recipe = dir.appendingPathComponent("hqq0.yaml"), out = dir.appendingPathComponent("hqq0")
+        try Data("format: float-zero\nrecipe: {HQQModifier: {group_size: 32, iters: 0, round_zero: true}}\n".utf8).write(to: recipe)
+        let r = try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let folder = try CheckpointFolder(url: out)
+        let reader = try XCTUnwrap(try QuantizedCheckpointReader.open(folder: folder, config: try ModelConfiguration.load(from: out)))
+        let zeros = try XCTUnwrap(try reader.linear(reader.modules[0]).fractionalZeroPoints)
+        XCTAssertTrue(zeros.allSatisfy { $0 == $0.rounded() }, "round_zero with no steps keeps whole-number zeros")
+    }
+
     func testFormatsWithIntegerZeroPointsRefuseTheRecipeNamingFloatZero() throws {
         for format in ["compressed-tensors", "gptq"] {
             let recipe = dir.appendingPathComponent("\(format).yaml"), out = dir.appendingPathComponent(format)

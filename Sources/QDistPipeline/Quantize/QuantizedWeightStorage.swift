@@ -7,8 +7,11 @@ import QDistTensor
 /// tensor.
 extension QuantizedLinearWeights {
     /// The stored form of a quantizer's output (signed codes and zero points, per-tensor scales
-    /// repeated per output channel and marked `perTensor`).
-    init(quantizedWeight q: QuantizedWeight, name: String, bias: Tensor?) throws {
+    /// repeated per output channel and marked `perTensor`). `fractionalZeros` (the solver's
+    /// `producesFractionalZeroPoints`) keeps the zero points as floats — decided by the solver,
+    /// not by looking at them, so an HQQ weight whose zeros happen to be whole numbers still goes
+    /// to the float-zero format its plan validated.
+    init(quantizedWeight q: QuantizedWeight, name: String, bias: Tensor?, fractionalZeros: Bool = false) throws {
         let p = q.parameters
         let rows = q.rows
         let scales = p.strategy == .tensor ? [Float](repeating: p.scales[0], count: rows) : p.scales
@@ -21,8 +24,8 @@ extension QuantizedLinearWeights {
                           codeType: .float, perTensor: p.strategy == .tensor)
             return
         }
-        if !q.args.symmetric, zeros.contains(where: { $0 != $0.rounded() }) {
-            // Fractional zero points (HQQ) stay floats: rounding them would undo the solver's work.
+        if fractionalZeros {
+            // HQQ's zero points stay floats: rounding them would undo the solver's work.
             let half = Float(1 << (q.args.numBits - 1))
             try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: q.args.numBits, groupSize: groupSize,
                           codes: q.codes.map { Int32($0) + Int32(half) }, scales: scales, zeroPoints: nil,

@@ -322,7 +322,8 @@ public enum SequentialQuantizer {
     {
         let t0 = Date()
         let (result, loss) = try plan.solver.solve(w, hessian: hessian, args: entry.args)
-        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil)
+        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
+                                                fractionalZeros: plan.solver.producesFractionalZeroPoints)
         // What every rank will run with: the stored form dequantized (so results cannot depend
         // on which rank solved a linear).
         let e = w - stored.dequantize()
