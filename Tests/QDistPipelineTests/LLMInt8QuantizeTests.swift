@@ -73,7 +73,7 @@ final class LLMInt8QuantizeTests: XCTestCase {
 
     func testCompressedTensorsRefusesLLMInt8AndBitsandbytesRefusesOtherRecipes() throws {
         for (format, recipe, message) in [("compressed-tensors", "{scheme: LLM_INT8}", "--format bitsandbytes"),
-                                          ("bitsandbytes", "{scheme: W8A8}", "LLM.int8 layers only")] {
+                                          ("bitsandbytes", "{scheme: W8A8}", "holds LLM.int8 layers")] {
             let url = dir.appendingPathComponent("\(format).yaml"), out = dir.appendingPathComponent(format)
             try Data("format: \(format)\nrecipe: {QuantizationModifier: \(recipe)}\n".utf8).write(to: url)
             let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path])

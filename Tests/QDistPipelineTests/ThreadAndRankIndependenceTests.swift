@@ -95,6 +95,19 @@ final class ThreadAndRankIndependenceTests: XCTestCase {
         }
     }
 
+    /// NF4 with double-quantized absmaxes: the second-level offset is the mean over the whole
+    /// weight, so such a linear is never split by rows; its packed codes and 8-bit absmaxes are
+    /// the same bytes for any thread count and P.
+    func testNF4DoubleQuantizedFoldersAreIdenticalForAnyThreadsAndRanks() throws {
+        let url = dir.appendingPathComponent("nf4.yaml")
+        try Data("format: bitsandbytes\nsequential: linear\nrecipe: {QuantizationModifier: {scheme: NF4}}\n".utf8).write(to: url)
+        let reference = try quantize(url.path, "nf4-t1", threads: 1)
+        for (name, out) in [("t2", try quantize(url.path, "nf4-t2", threads: 2)), ("n2", try quantize(url.path, "nf4-n2", threads: 1, ranks: 2)),
+                            ("n4", try quantize(url.path, "nf4-n4", threads: 2, ranks: 4))] {
+            XCTAssertEqual(try differingTensors(reference, out), [], "NF4 \(name) against one process on one thread")
+        }
+    }
+
     func testAWindowDepthThatOpenBLASBlocksByThreadCountStillGivesIdenticalTensors() throws {
         // 500 tokens: each window's Gram has depth 500, inside (GEMM_Q, 2·GEMM_Q), not a multiple of 32.
         let recipe = try recipe(seqLen: 500, samples: 4)

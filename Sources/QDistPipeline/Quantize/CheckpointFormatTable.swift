@@ -57,6 +57,7 @@ struct CompressedTensorsRow: CheckpointFormatRow {
         if plan.solver.producesFractionalZeroPoints {
             throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which compressed-tensors cannot store: use --format float-zero (qdist reads it; qdist convert makes a float folder of it)")
         }
+        try Self.refuseFourBit(plan, format: name)
         if plan.entries.contains(where: { $0.inputActivations?.outlierThreshold != nil }) {
             throw QuantizePlanError(description: "LLM.int8's outlier decomposition is not a compressed-tensors scheme: use --format bitsandbytes")
         }
@@ -80,6 +81,13 @@ struct CompressedTensorsRow: CheckpointFormatRow {
     func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
                  scaleType: DType) throws -> [String: StoredTensor] {
         try CompressedTensorsFormat.tensors(for: linear, scaleDType: scaleType, input: input)
+    }
+
+    /// NF4/FP4 code books are bitsandbytes' alone: other formats name the one that holds them.
+    static func refuseFourBit(_ plan: QuantizationPlan, format: String) throws {
+        if let e = plan.entries.first(where: { $0.args.type.fourBitType != nil }) {
+            throw QuantizePlanError(description: "\(e.name): \(e.args.type.rawValue) weights are bitsandbytes' 4-bit code book, which \(format) cannot store: use --format bitsandbytes")
+        }
     }
 
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
@@ -111,6 +119,7 @@ struct GPTQRow: CheckpointFormatRow {
         if let e = plan.entries.first(where: { $0.args.type == .float }) {
             throw QuantizePlanError(description: "\(e.name): the gptq format holds integer codes; FP8 weights are written as compressed-tensors float-quantized (--format compressed-tensors)")
         }
+        try CompressedTensorsRow.refuseFourBit(plan, format: name)
         for e in plan.entries {
             let pack = e.args.numBits == 3 ? 32 : 32 / e.args.numBits
             if e.inFeatures % pack != 0 || e.outFeatures % pack != 0 {
@@ -139,6 +148,7 @@ struct FloatZeroRow: CheckpointFormatRow {
     var carriesActivations: Bool { false }
 
     func validate(_ plan: QuantizationPlan) throws {
+        try CompressedTensorsRow.refuseFourBit(plan, format: name)
         guard plan.solver.producesFractionalZeroPoints else {
             throw QuantizePlanError(description: "the float-zero format holds HQQ's float zero points; \(plan.recipeName) writes integer grids: use --format compressed-tensors or gptq")
         }
@@ -161,17 +171,36 @@ struct FloatZeroRow: CheckpointFormatRow {
     }
 }
 
-/// bitsandbytes' LLM.int8 folder (`weight` I8 + `SCB`, `load_in_8bit`), which transformers +
-/// bitsandbytes load and run with the outlier decomposition; `qdist eval` runs the same.
+/// bitsandbytes folders that transformers + bitsandbytes load: LLM.int8 (`weight` I8 + `SCB`,
+/// `load_in_8bit`, outlier decomposition at run time) or NF4/FP4 (packed 4-bit codes, block
+/// absmaxes, optionally double-quantized, `load_in_4bit`). One model is one or the other, with one
+/// setting for all its linears, as `BitsAndBytesConfig` has.
 struct BitsAndBytesRow: CheckpointFormatRow {
     var name: String { "bitsandbytes" }
-    var summary: String { "LLM.int8: int8 weights + SCB, outlier decomposition at run time (transformers + bitsandbytes)" }
+    var summary: String { "LLM.int8 (int8 + SCB, outliers in float at run time) or NF4/FP4 4-bit with double-quantized absmax (transformers + bitsandbytes)" }
     var reader: any QuantizedFormatReader { BitsAndBytesReader() }
     var carriesActivations: Bool { true }
 
+    /// The plan's 4-bit setting (code book, double quantization), nil for an LLM.int8 plan.
+    func fourBit(_ plan: QuantizationPlan) -> (type: QuantizationArgs.ValueType, doubleQuantized: Bool)? {
+        plan.entries.first.flatMap { $0.args.type.fourBitType != nil ? ($0.args.type, $0.args.doubleQuantize) : nil }
+    }
+
     func validate(_ plan: QuantizationPlan) throws {
+        if let (type, dq) = fourBit(plan) {
+            if let e = plan.entries.first(where: { $0.args.type != type || $0.args.doubleQuantize != dq }) {
+                throw QuantizePlanError(description: "\(e.name): bitsandbytes stores one 4-bit setting for the model (bnb_4bit_quant_type, bnb_4bit_use_double_quant); the recipe mixes \(type.rawValue)\(dq ? " double-quantized" : "") with \(e.args.type.rawValue)\(e.args.doubleQuantize ? " double-quantized" : "")")
+            }
+            if let e = plan.entries.first(where: { $0.inFeatures % ($0.args.groupSize ?? 1) != 0 }) {
+                throw QuantizePlanError(description: "\(e.name): bitsandbytes blocks run over the flattened weight; group_size \(e.args.groupSize ?? 0) must divide the row (\(e.inFeatures)) for them to be qdist's groups")
+            }
+            if plan.entries.contains(where: { $0.inputActivations != nil }) {
+                throw QuantizePlanError(description: "bitsandbytes 4-bit layers are weight-only: remove input_activations")
+            }
+            return
+        }
         if let e = plan.entries.first(where: { $0.args.observer != .absmax || $0.args.strategy != .channel || $0.inputActivations?.outlierThreshold == nil }) {
-            throw QuantizePlanError(description: "\(e.name): the bitsandbytes format holds LLM.int8 layers only (scheme: LLM_INT8 — absmax int8 rows with the outlier threshold on the inputs)")
+            throw QuantizePlanError(description: "\(e.name): the bitsandbytes format holds LLM.int8 layers (scheme: LLM_INT8 — absmax int8 rows with the outlier threshold on the inputs) or NF4/FP4 ones (scheme: NF4 or FP4)")
         }
         if Set(plan.entries.compactMap { $0.inputActivations?.outlierThreshold }).count > 1 {
             throw QuantizePlanError(description: "bitsandbytes stores one llm_int8_threshold for the model; the recipe's groups give several")
@@ -180,15 +209,20 @@ struct BitsAndBytesRow: CheckpointFormatRow {
 
     func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
                  scaleType: DType) throws -> [String: StoredTensor] {
-        try BitsAndBytesInt8Format.tensors(for: linear, biasDType: scaleType)
+        linear.codeType.fourBitType != nil
+            ? try BitsAndBytesFourBitFormat.tensors(for: linear, dtype: scaleType)
+            : try BitsAndBytesInt8Format.tensors(for: linear, biasDType: scaleType)
     }
 
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
                             scaleType: DType) throws -> JSONValue {
-        let threshold = plan.entries.first?.inputActivations?.outlierThreshold ?? 6
         let quantized = Set(schemes.map(\.name))
         // transformers converts every Linear not listed here (by name match).
         let skipped = ["lm_head"] + plan.unquantizedLinears.filter { !quantized.contains($0) }
+        if let (type, dq) = fourBit(plan), let book = type.fourBitType {
+            return BitsAndBytesFourBitFormat.quantizationConfig(type: book, doubleQuantized: dq, computeDType: scaleType, skipModules: skipped)
+        }
+        let threshold = plan.entries.first?.inputActivations?.outlierThreshold ?? 6
         return BitsAndBytesInt8Format.quantizationConfig(threshold: threshold, skipModules: skipped)
     }
 }

@@ -86,6 +86,7 @@ public struct QuantizationPlan: Sendable {
     static func arguments(_ w: WeightArgsConfig, defaultActOrder: WeightArgsConfig.ActOrder? = nil) throws -> QuantizationArgs {
         var a = QuantizationArgs(numBits: w.numBits, type: w.type, symmetric: w.symmetric, strategy: w.strategy, groupSize: w.groupSize)
         a.observer = w.observer.kind
+        a.doubleQuantize = w.doubleQuant
         a.actorder = w.actorder ?? (w.strategy == .group ? defaultActOrder : nil)
         do { try a.validateStructure() } catch { throw QuantizePlanError(description: error.description) }
         return a

@@ -144,8 +144,10 @@ struct QuantizeProgressFolder {
             }
             if let g = l.gIdx { tensors[l.name + ".g_idx"] = StoredTensor.int32(g, shape: [l.inFeatures]) }
             if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
-            // bits (with "f" for FP8 and "t" for one per-tensor scale), group size, input scheme.
-            metadata[l.name] = "\(l.numBits)\(l.codeType == .float ? "f" : "")\(l.perTensor ? "t" : ""),\(l.groupSize ?? 0)"
+            // bits (with "f" for FP8, "n"/"p" for NF4/FP4, "d" for double-quantized absmaxes and
+            // "t" for one per-tensor scale), group size, input scheme.
+            let typeLetter = [QuantizationArgs.ValueType.float: "f", .nf4: "n", .fp4: "p"][l.codeType] ?? ""
+            metadata[l.name] = "\(l.numBits)\(typeLetter)\(l.doubleQuantizedAbsmax ? "d" : "")\(l.perTensor ? "t" : ""),\(l.groupSize ?? 0)"
                 + (s.input.map { ",\($0.scheme.stagingText)" } ?? "")
             if let scale = s.input?.scale { tensors[l.name + ".input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: .f32) }
             if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = StoredTensor.int32([zero], shape: [1]) }
@@ -234,7 +236,8 @@ struct QuantizeProgressFolder {
         return try reader.metadata.keys.sorted().map { name in
             let fields = reader.metadata[name]!.split(separator: ",", maxSplits: 2).map(String.init)
             let bitsField = fields.first ?? ""
-            let isFloat = bitsField.contains("f"), perTensor = bitsField.contains("t")
+            let perTensor = bitsField.contains("t")
+            let codeType: QuantizationArgs.ValueType = bitsField.contains("f") ? .float : bitsField.contains("n") ? .nf4 : bitsField.contains("p") ? .fp4 : .int
             let parts = ([String(bitsField.filter(\.isNumber))] + fields.dropFirst().prefix(1)).compactMap { Int($0) }
             guard parts.count == 2 else { throw QDistIOError(.safetensors, path: url.path, "bad metadata for \(name)") }
             let codesInfo = try reader.storedTensor(name + ".codes")
@@ -248,8 +251,9 @@ struct QuantizeProgressFolder {
                 codes: codesInfo.bytes.map { Int32($0) }, scales: try reader.tensor(name + ".scales").scalars,
                 zeroPoints: try ints(".zero_points"), gIdx: try ints(".g_idx"),
                 bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil,
-                codeType: isFloat ? .float : .int, perTensor: perTensor,
-                fractionalZeroPoints: reader.contains(name + ".fractional_zero_points") ? try reader.tensor(name + ".fractional_zero_points").scalars : nil)
+                codeType: codeType, perTensor: perTensor,
+                fractionalZeroPoints: reader.contains(name + ".fractional_zero_points") ? try reader.tensor(name + ".fractional_zero_points").scalars : nil,
+                doubleQuantizedAbsmax: bitsField.contains("d"))
             var input: InputActivationParameters? = nil
             if fields.count == 3 {
                 guard let scheme = InputActivationScheme(stagingText: fields[2]) else {

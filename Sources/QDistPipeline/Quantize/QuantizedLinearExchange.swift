@@ -28,6 +28,8 @@ enum QuantizedLinearExchange {
         var groupSize: Int?
         var codeType: QuantizationArgs.ValueType
         var perTensor: Bool
+        /// NF4/FP4 absmaxes double-quantized.
+        var doubleQuantized: Bool = false
         var bias: Tensor?
         var kind: String
     }
@@ -83,7 +85,7 @@ enum QuantizedLinearExchange {
                 let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, numBits: meta.bits,
                                                          groupSize: meta.groupSize, codes: codes, scales: scales, zeroPoints: zeros,
                                                          gIdx: gIdx, codeType: meta.codeType, perTensor: meta.perTensor,
-                                                         fractionalZeroPoints: fractional)
+                                                         fractionalZeroPoints: fractional, doubleQuantizedAbsmax: meta.doubleQuantized)
                 pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
                                           errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3]))
             }
@@ -117,7 +119,8 @@ enum QuantizedLinearExchange {
             numBits: first.numBits, groupSize: first.groupSize, codes: parts.flatMap(\.codes), scales: parts.flatMap(\.scales),
             zeroPoints: first.zeroPoints == nil ? nil : parts.flatMap { $0.zeroPoints! }, gIdx: first.gIdx, bias: bias,
             codeType: first.codeType, perTensor: first.perTensor,
-            fractionalZeroPoints: first.fractionalZeroPoints == nil ? nil : parts.flatMap { $0.fractionalZeroPoints ?? [] })
+            fractionalZeroPoints: first.fractionalZeroPoints == nil ? nil : parts.flatMap { $0.fractionalZeroPoints ?? [] },
+            doubleQuantizedAbsmax: first.doubleQuantizedAbsmax)
     }
 
     static func uniqueNames(_ items: [SolveAssignment.Item]) -> [String] {

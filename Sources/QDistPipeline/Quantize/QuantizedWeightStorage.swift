@@ -3,8 +3,8 @@ import QDistTensor
 
 /// From what a solver returns (`QuantizedWeight`: signed codes, Float zero points) to what every
 /// checkpoint format stores (`QuantizedLinearWeights`): the one place that decides how each kind
-/// of grid is kept — integer zero points, HQQ's fractional ones, FP8 bit patterns, one scale per
-/// tensor.
+/// of grid is kept — integer zero points, HQQ's fractional ones, FP8 bit patterns, NF4/FP4
+/// code-book indices, one scale per tensor.
 extension QuantizedLinearWeights {
     /// The stored form of a quantizer's output (signed codes and zero points, per-tensor scales
     /// repeated per output channel and marked `perTensor`). `fractionalZeros` (the solver's
@@ -22,6 +22,14 @@ extension QuantizedLinearWeights {
             try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: 8, groupSize: nil,
                           codes: q.codes.map { Int32(UInt8(bitPattern: $0)) }, scales: scales, zeroPoints: nil, bias: bias,
                           codeType: .float, perTensor: p.strategy == .tensor)
+            return
+        }
+        if q.args.type.fourBitType != nil {
+            // NF4/FP4: code-book indices and exact group absmaxes; double quantization is applied
+            // when the weight is read back or written, over the whole joined weight.
+            try self.init(name: name, inFeatures: q.columns, outFeatures: rows, numBits: 4, groupSize: groupSize,
+                          codes: q.codes.map { Int32($0) }, scales: scales, zeroPoints: nil, bias: bias,
+                          codeType: q.args.type, doubleQuantizedAbsmax: q.args.doubleQuantize)
             return
         }
         if fractionalZeros {

@@ -246,9 +246,11 @@ public enum SequentialQuantizer {
         for stage in stages {
             let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
                 .sorted { $0.suffix < $1.suffix }
-            // A per-tensor scale belongs to the whole weight: such a linear is never split by rows.
+            // A per-tensor scale (or a double-quantized absmax, whose offset is the whole weight's
+            // mean) belongs to the whole weight: such a linear is never split by rows.
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
-                                                                               splittable: $0.args.strategy != .tensor && job.plan.solver.rowsAreIndependent) },
+                                                                               splittable: $0.args.strategy != .tensor && !$0.args.doubleQuantize
+                                                                                   && job.plan.solver.rowsAreIndependent) },
                                              ranks: comm.size, costModel: usesHessians ? .hessianSolve : .elementwise)
             var hessians: [LinearGroup: Tensor] = [:]
             var ranges: ActivationRangeCollector? = nil
@@ -289,7 +291,8 @@ public enum SequentialQuantizer {
             let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
                 let e = stageEntries.first { $0.name == name }!
                 return .init(bits: e.args.numBits, groupSize: e.args.strategy == .group ? e.args.groupSize : nil, codeType: e.args.type,
-                             perTensor: e.args.strategy == .tensor, bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
+                             perTensor: e.args.strategy == .tensor, doubleQuantized: e.args.doubleQuantize,
+                             bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
             }, communicator: comm)
             timers.collectives += Date().timeIntervalSince(t1)
             for entry in stageEntries {

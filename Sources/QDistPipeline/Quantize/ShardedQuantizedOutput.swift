@@ -61,6 +61,7 @@ enum ShardedQuantizedOutput {
                 (key: "act_order", value: .bool(s.scheme.actOrder)),
                 (key: "type", value: .string(s.scheme.codeType.rawValue)), (key: "per_tensor", value: .bool(s.scheme.perTensor)),
                 (key: "fractional_zeros", value: .bool(s.scheme.fractionalZeros)),
+                (key: "double_quantized", value: .bool(s.scheme.doubleQuantized)),
                 (key: "input", value: s.scheme.inputActivations.map { .string($0.stagingText) } ?? .null),
             ])
         })
@@ -85,9 +86,10 @@ enum ShardedQuantizedOutput {
                     allSchemes.append((name, QuantizedLinearScheme(numBits: bits, symmetric: symmetric, groupSize: s["group_size"]?.intValue,
                                                                    actOrder: actOrder,
                                                                    inputActivations: s["input"]?.stringValue.flatMap(InputActivationScheme.init(stagingText:)),
-                                                                   codeType: s["type"]?.stringValue == "float" ? .float : .int,
+                                                                   codeType: s["type"]?.stringValue.flatMap(QuantizationArgs.ValueType.init(rawValue:)) ?? .int,
                                                                    perTensor: s["per_tensor"]?.boolValue ?? false,
-                                                                   fractionalZeros: s["fractional_zeros"]?.boolValue ?? false)))
+                                                                   fractionalZeros: s["fractional_zeros"]?.boolValue ?? false,
+                                                                   doubleQuantized: s["double_quantized"]?.boolValue ?? false)))
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }

@@ -58,6 +58,7 @@ public struct ActivationArgsConfig: Decodable, Sendable, Equatable {
         numBits = try c.decodeIfPresent(Int.self, forKey: .numBits) ?? 8
         type = try c.decodeIfPresent(WeightArgsConfig.NumberType.self, forKey: .type) ?? .int
         symmetric = try c.decodeIfPresent(Bool.self, forKey: .symmetric) ?? true
+        if type.fourBitType != nil { throw fail(.type, "activations are int or float (fp8); \(type.rawValue) is a weight code book") }
         if type == .float && !symmetric { throw fail(.symmetric, "FP8 activations are symmetric") }
         dynamic = try c.decodeIfPresent(Bool.self, forKey: .dynamic) ?? false
         let strategyName = try c.decodeIfPresent(String.self, forKey: .strategy)

@@ -2,7 +2,8 @@ import QDistQuant
 
 /// How weights are quantized, spelled as compressed-tensors' `QuantizationArgs` in YAML:
 /// `{num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 64, observer: mse,
-/// actorder: group}`.
+/// actorder: group}`. qdist adds `type: nf4` / `fp4` (bitsandbytes' 4-bit code books, groups
+/// of 64 by default) with `double_quant` (default true, QLoRA's), written as a bitsandbytes folder.
 public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     /// Integer grids (int-N) or fp8: the quantizer's own type (one enum, no translation).
     public typealias NumberType = QuantizationArgs.ValueType
@@ -43,25 +44,31 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
     public var groupSize: Int?
     public var observer: Observer
     public var actorder: ActOrder?
+    /// NF4/FP4: double-quantize the group absmaxes (`bnb_4bit_use_double_quant`).
+    public var doubleQuant: Bool
 
     public init(numBits: Int, type: NumberType = .int, symmetric: Bool, strategy: Strategy, groupSize: Int? = nil,
-                observer: Observer = .minmax, actorder: ActOrder? = nil) {
+                observer: Observer = .minmax, actorder: ActOrder? = nil, doubleQuant: Bool = false) {
         (self.numBits, self.type, self.symmetric, self.strategy) = (numBits, type, symmetric, strategy)
-        (self.groupSize, self.observer, self.actorder) = (groupSize, observer, actorder)
+        (self.groupSize, self.observer, self.actorder, self.doubleQuant) = (groupSize, observer, actorder, doubleQuant)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case numBits = "num_bits", type, symmetric, strategy, groupSize = "group_size", observer, actorder, dynamic
+        case doubleQuant = "double_quant"
     }
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        numBits = try c.decode(Int.self, forKey: .numBits)
         type = try c.decodeIfPresent(NumberType.self, forKey: .type) ?? .int
+        let fourBit = type.fourBitType != nil
+        // NF4/FP4 have one shape (4-bit, symmetric, blocks of 64 unless said): defaults to match.
+        numBits = try fourBit ? c.decodeIfPresent(Int.self, forKey: .numBits) ?? 4 : c.decode(Int.self, forKey: .numBits)
         symmetric = try c.decodeIfPresent(Bool.self, forKey: .symmetric) ?? true
-        strategy = try c.decodeIfPresent(Strategy.self, forKey: .strategy) ?? .channel
-        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize)
+        strategy = try c.decodeIfPresent(Strategy.self, forKey: .strategy) ?? (fourBit ? .group : .channel)
+        groupSize = try c.decodeIfPresent(Int.self, forKey: .groupSize) ?? (fourBit && strategy == .group ? 64 : nil)
+        doubleQuant = try c.decodeIfPresent(Bool.self, forKey: .doubleQuant) ?? fourBit
         observer = try c.decodeIfPresent(Observer.self, forKey: .observer) ?? .minmax
         actorder = try c.decodeIfPresent(ActOrder.self, forKey: .actorder)
         if try c.decodeIfPresent(Bool.self, forKey: .dynamic) == true {
@@ -75,6 +82,17 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
         if type == .float && numBits != 8 { throw fail(.numBits, "float weights are fp8 (8 bits)") }
         if type == .float && !symmetric { throw fail(.symmetric, "FP8 weights are symmetric (E4M3 has no zero point)") }
         if type == .float && strategy == .group { throw fail(.strategy, "FP8 weights take strategy tensor or channel") }
+        if fourBit {
+            if numBits != 4 { throw fail(.numBits, "\(type.rawValue) codes are 4-bit") }
+            if !symmetric { throw fail(.symmetric, "\(type.rawValue) is symmetric (a code book scaled by each group's absmax)") }
+            if strategy != .group { throw fail(.strategy, "\(type.rawValue) scales groups (bitsandbytes blocks): strategy group") }
+            if !BlockwiseFourBit.validBlockSizes.contains(groupSize ?? 0) {
+                throw fail(.groupSize, "\(type.rawValue) group_size must be a bitsandbytes block size: 32, 64 (QLoRA's), 128, …, 4096")
+            }
+            if actorder == .group { throw fail(.actorder, "\(type.rawValue) folders have no g_idx: use actorder static") }
+        } else if c.contains(.doubleQuant) {
+            throw fail(.doubleQuant, "double_quant is for nf4/fp4 weights (their group absmaxes)")
+        }
         if observer == .absmax && (type != .int || numBits != 8 || !symmetric) {
             throw fail(.observer, "absmax is LLM.int8's weight scale (max|w| / 127): it needs num_bits 8, symmetric int weights")
         }
@@ -100,7 +118,9 @@ public struct WeightArgsConfig: Decodable, Sendable, Equatable {
 /// run time, int8 per-token inputs with input columns holding any |x| ≥ 6 kept in float
 /// (`--format bitsandbytes`). `TERNARY` is BitNet b1.58 PTQ (FORMATS §7.5): absmean ternary weights per tensor (2-bit codes
 /// −1, 0, 1; `strategy: channel` or `group` in config_groups for finer scales) with int8 dynamic
-/// per-token activations.
+/// per-token activations. `NF4` / `FP4` are bitsandbytes' 4-bit code books on blocks of 64 with
+/// double-quantized absmaxes, as QLoRA loads a model (`--format bitsandbytes`; `double_quant:
+/// false` in config_groups keeps float32 absmaxes).
 public enum SchemePresets {
     static let table: [(String, WeightArgsConfig, ActivationArgsConfig?)] = [
         ("W8A16", WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel), nil),
@@ -115,6 +135,8 @@ public enum SchemePresets {
         ("TERNARY", WeightArgsConfig(numBits: 2, symmetric: true, strategy: .tensor, observer: .absmean), .int8DynamicPerToken),
         ("FP8", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor), .fp8StaticPerTensor),
         ("FP8_DYNAMIC", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel), .fp8DynamicPerToken),
+        ("NF4", WeightArgsConfig(numBits: 4, type: .nf4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: true), nil),
+        ("FP4", WeightArgsConfig(numBits: 4, type: .fp4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: true), nil),
     ]
 
     /// Preset names, for `--help` and error messages.

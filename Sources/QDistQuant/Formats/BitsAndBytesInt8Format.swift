@@ -81,9 +81,10 @@ public enum BitsAndBytesInt8Format {
     }
 }
 
-/// Reads bitsandbytes 8-bit folders (`quant_method: "bitsandbytes"`, `load_in_8bit: true`):
-/// every module with an `SCB` tensor, run with LLM.int8's input decomposition at the folder's
-/// `llm_int8_threshold`.
+/// Reads bitsandbytes folders (`quant_method: "bitsandbytes"`): 8-bit ones (`load_in_8bit`)
+/// — every module with an `SCB` tensor, run with LLM.int8's input decomposition at the folder's
+/// `llm_int8_threshold` — and 4-bit ones (`load_in_4bit`) — every module with a packed NF4/FP4
+/// `weight` and its quant state, weight-only.
 public struct BitsAndBytesReader: QuantizedFormatReader {
     public var quantMethod: String { BitsAndBytesInt8Format.quantMethod }
 
@@ -91,10 +92,19 @@ public struct BitsAndBytesReader: QuantizedFormatReader {
 
     public func open(_ f: JSONFields, tensorNames: [String]) throws(QDistIOError) -> OpenedQuantizedFormat {
         if try f.optionalBool("load_in_4bit") == true {
-            throw f.error("load_in_4bit", "4-bit bitsandbytes folders are not read yet (qdist reads load_in_8bit)")
+            var modules: [String: QuantizedModuleReader] = [:]
+            for name in tensorNames {
+                guard let r = name.range(of: ".weight.quant_state.bitsandbytes__") else { continue }
+                modules[String(name[..<r.lowerBound])] = QuantizedModuleReader(
+                    linear: { m, source in try BitsAndBytesFourBitFormat.readLinear(module: m, source: source) },
+                    inputActivations: { _, _ in nil })
+            }
+            let type = try f.optionalString("bnb_4bit_quant_type") ?? "fp4"
+            let dq = try f.optionalBool("bnb_4bit_use_double_quant") == true ? ", double-quantized absmax" : ""
+            return OpenedQuantizedFormat(description: "bitsandbytes 4-bit \(type)\(dq)", modules: modules)
         }
         guard try f.optionalBool("load_in_8bit") == true else {
-            throw f.error("load_in_8bit", "expected true (qdist reads LLM.int8 folders)")
+            throw f.error("load_in_8bit", "expected load_in_8bit or load_in_4bit true (a bitsandbytes folder)")
         }
         let threshold = Float(try f.optionalDouble("llm_int8_threshold") ?? 6)
         guard threshold >= 0 else { throw f.error("llm_int8_threshold", "must be 0 or more") }

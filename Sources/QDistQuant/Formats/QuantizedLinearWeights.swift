@@ -27,6 +27,12 @@ import QDistTensor
 /// `scale · e4m3(code)`. `perTensor` marks one scale for the whole weight (stored once, as
 /// compressed-tensors' `strategy: tensor`); the scales array still holds it once per row.
 ///
+/// **NF4 / FP4** (`codeType == .nf4 / .fp4`, bitsandbytes 4-bit): codes are code-book indices
+/// `0 ... 15`, the grid is symmetric and grouped, `scales` are each group's absmax, and a weight
+/// is `absmax · codeBook[code]`. With `doubleQuantizedAbsmax` the absmaxes are read back through
+/// QLoRA's double quantization of the whole weight's `scales` (`effectiveScales`); `scales` keep
+/// the exact values the codes were chosen with, so row blocks can be joined before compressing.
+///
 /// Invalid values (a code out of range, a scale array of the wrong size, a group index past the
 /// last group) are rejected by the initializer with a one-line `QuantizedFormatError` naming the
 /// layer, since a packer would otherwise silently write garbage bits.
@@ -61,13 +67,22 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// Float zero points `(outFeatures, groupCount)` in the unsigned convention (HQQ); nil for
     /// integer or symmetric grids.
     public let fractionalZeroPoints: [Float]?
+    /// NF4/FP4 only: the absmaxes (`scales`) are stored double-quantized (FORMATS.md §6.4).
+    public let doubleQuantizedAbsmax: Bool
 
     /// Validates and stores the parts (see the type's documentation for the convention).
     public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
                 codes: [Int32], scales: [Float], zeroPoints: [Int32]?, gIdx: [Int32]? = nil,
                 bias: Tensor? = nil, codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false,
-                fractionalZeroPoints: [Float]? = nil) throws(QuantizedFormatError) {
+                fractionalZeroPoints: [Float]? = nil, doubleQuantizedAbsmax: Bool = false) throws(QuantizedFormatError) {
         func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
+        if codeType.fourBitType != nil {
+            guard numBits == 4, zeroPoints == nil, fractionalZeroPoints == nil, gIdx == nil, groupSize != nil, !perTensor else {
+                throw fail("\(codeType.rawValue) weights are 4-bit code-book indices with one absmax per group, without zero points or g_idx")
+            }
+        } else if doubleQuantizedAbsmax {
+            throw fail("only nf4/fp4 absmaxes are double-quantized")
+        }
         if let f = fractionalZeroPoints {
             guard zeroPoints == nil, codeType == .int else { throw fail("fractional zero points replace integer ones (int codes only)") }
             let expected = outFeatures * Self.groupCount(inFeatures: inFeatures, groupSize: groupSize)
@@ -140,6 +155,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         self.codeType = codeType
         self.perTensor = perTensor
         self.fractionalZeroPoints = fractionalZeroPoints
+        self.doubleQuantizedAbsmax = doubleQuantizedAbsmax
     }
 
     /// From compressed-tensors' signed convention: codes in `−2^(b−1) ... 2^(b−1) − 1` and signed
@@ -185,8 +201,18 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// What a checkpoint's configuration must say about this layer.
     public var scheme: QuantizedLinearScheme {
         QuantizedLinearScheme(numBits: numBits, symmetric: symmetric, groupSize: groupSize, actOrder: gIdx != nil,
-                              codeType: codeType, perTensor: perTensor, fractionalZeros: fractionalZeroPoints != nil)
+                              codeType: codeType, perTensor: perTensor, fractionalZeros: fractionalZeroPoints != nil,
+                              doubleQuantized: doubleQuantizedAbsmax)
     }
+
+    /// NF4/FP4 absmaxes double-quantized over the whole weight (`doubleQuantizedAbsmax`); nil
+    /// otherwise.
+    public var compressedAbsmax: DoubleQuantizedAbsmax? {
+        doubleQuantizedAbsmax ? DoubleQuantizedAbsmax(compressing: scales) : nil
+    }
+
+    /// The scales a reader multiplies by: `scales`, or the double-quantized absmaxes read back.
+    public var effectiveScales: [Float] { compressedAbsmax?.decompressed() ?? scales }
 
     /// The Float32 weight `(outFeatures, inFeatures)`: `scale · (code − zero)` per element.
     /// Exact for fp16/bf16 scales (an 11-bit mantissa times a ≤ 9-bit integer fits in Float32).
@@ -199,6 +225,15 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
             let value = (0..<256).map { FloatBits.float(fromFP8E4M3: UInt8($0)) }
             for o in 0..<outFeatures {
                 for i in 0..<columns { out[o * columns + i] = scales[o] * value[Int(codes[o * columns + i])] }
+            }
+            return Tensor(shape: [outFeatures, inFeatures], scalars: out)
+        }
+        if let book = codeType.fourBitType?.codeBook {
+            let absmax = effectiveScales
+            for o in 0..<outFeatures {
+                for i in 0..<columns {
+                    out[o * columns + i] = book[Int(codes[o * columns + i])] * absmax[o * groups + groupOf[i]]
+                }
             }
             return Tensor(shape: [outFeatures, inFeatures], scalars: out)
         }
@@ -232,7 +267,8 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         return try QuantizedLinearWeights(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits,
                                           groupSize: groupSize, codes: codes, scales: rounded, zeroPoints: zeroPoints,
                                           gIdx: gIdx, bias: bias.map { StoredTensor($0, as: dtype).toTensor() },
-                                          codeType: codeType, perTensor: perTensor, fractionalZeroPoints: fractionalZeroPoints)
+                                          codeType: codeType, perTensor: perTensor, fractionalZeroPoints: fractionalZeroPoints,
+                                          doubleQuantizedAbsmax: doubleQuantizedAbsmax)
     }
 }
 
@@ -253,9 +289,13 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
     public var perTensor: Bool
     /// Float zero points (HQQ).
     public var fractionalZeros: Bool
+    /// NF4/FP4 absmaxes stored double-quantized.
+    public var doubleQuantized: Bool
 
     public init(numBits: Int, symmetric: Bool, groupSize: Int?, actOrder: Bool, inputActivations: InputActivationScheme? = nil,
-                codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false, fractionalZeros: Bool = false) {
+                codeType: QuantizationArgs.ValueType = .int, perTensor: Bool = false, fractionalZeros: Bool = false,
+                doubleQuantized: Bool = false) {
+        self.doubleQuantized = doubleQuantized
         self.fractionalZeros = fractionalZeros
         self.numBits = numBits
         self.symmetric = symmetric
@@ -270,7 +310,10 @@ public struct QuantizedLinearScheme: Sendable, Hashable, CustomStringConvertible
     public var strategyName: String { groupSize != nil ? "group" : (perTensor ? "tensor" : "channel") }
 
     public var description: String {
-        (codeType == .float ? "fp8 e4m3 per-\(perTensor ? "tensor" : "channel")" :
+        if codeType.fourBitType != nil {
+            return "\(codeType.rawValue) block \(groupSize ?? 0)\(doubleQuantized ? " double-quantized absmax" : "")"
+        }
+        return (codeType == .float ? "fp8 e4m3 per-\(perTensor ? "tensor" : "channel")" :
         "\(numBits)-bit \(symmetric ? "sym" : (fractionalZeros ? "asym float-zero" : "asym")) \(groupSize.map { "group \($0)" } ?? (perTensor ? "per-tensor" : "per-channel"))\(actOrder ? " act-order" : "")")
             + (inputActivations.map { ", activations \($0)" } ?? "")
     }

@@ -47,6 +47,16 @@ public enum FourBitQuantType: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// The index of a code-book value (the inverse of `codeBook`): FP4's −0 (index 8) is told
+    /// from +0 by its sign bit. A value not in the book gets the code the encoder would give it.
+    @inline(__always)
+    public func index(ofValue v: Float) -> UInt8 {
+        switch self {
+        case .nf4: return Self.nf4Code(v)
+        case .fp4: return Self.fp4Code(abs(v)) | (v.sign == .minus ? 0b1000 : 0)
+        }
+    }
+
     /// `dQuantizeNF4`: a depth-4 decision tree on the midpoints between neighbouring codes.
     /// The thresholds are nvcc's float32 roundings of bnb's decimal literals, given as bit
     /// patterns: four of them (0.8614784181118011, 0.5016634166240692, 0.1202552504837513,

@@ -7,9 +7,20 @@
 /// floats, actorder "group" without groups) are not caught here at construction but by
 /// `validate(inFeatures:)` (and `validateStructure()`), which say what would work instead.
 public struct QuantizationArgs: Sendable, Equatable {
-    /// The code type: a signed integer grid or FP8 E4M3 (compressed-tensors `type`).
+    /// The code type: a signed integer grid or FP8 E4M3 (compressed-tensors `type`), or one of
+    /// bitsandbytes' 4-bit code books (`nf4`, `fp4`; a qdist extension, written only as a
+    /// bitsandbytes folder): 16 fixed values in [−1, 1] scaled by each group's absmax.
     public enum ValueType: String, Sendable, CaseIterable {
-        case int, float
+        case int, float, nf4, fp4
+
+        /// The bitsandbytes code book of `nf4` / `fp4`; nil for int and FP8.
+        public var fourBitType: FourBitQuantType? {
+            switch self {
+            case .nf4: return .nf4
+            case .fp4: return .fp4
+            case .int, .float: return nil
+            }
+        }
     }
 
     /// How many values share one scale (compressed-tensors `strategy`).
@@ -86,10 +97,17 @@ public struct QuantizationArgs: Sendable, Equatable {
     public var percentile: Double
     /// Histogram bins of the percentile and KL observers (TensorRT: 2048).
     public var histogramBins: Int
+    /// For `nf4` / `fp4`: keep each group's absmax double-quantized (QLoRA's
+    /// `bnb_4bit_use_double_quant`, FORMATS.md §6.4) — 8 bits per group plus a float per 256
+    /// groups, computed over the whole weight. The codes are still chosen with the exact absmax
+    /// (as bitsandbytes does); the weight is read back with the compressed one.
+    public var doubleQuantize: Bool
 
     public init(numBits: Int = 8, type: ValueType = .int, symmetric: Bool = true, strategy: Strategy = .tensor,
                 groupSize: Int? = nil, observer: ObserverKind = .minmax, actorder: ActivationOrdering? = nil,
-                mse: MSEParameters = MSEParameters(), percentile: Double = 99.99, histogramBins: Int = 2048) {
+                mse: MSEParameters = MSEParameters(), percentile: Double = 99.99, histogramBins: Int = 2048,
+                doubleQuantize: Bool = false) {
+        self.doubleQuantize = doubleQuantize
         self.numBits = numBits
         self.type = type
         self.symmetric = symmetric
@@ -114,6 +132,7 @@ public struct QuantizationArgs: Sendable, Equatable {
         case .int where observer == .absmax: return (-127, 127)  // LLM.int8: no −128
         case .int: return (-Float(1 << (numBits - 1)), Float(1 << (numBits - 1)) - 1)
         case .float: return (-448, 448)
+        case .nf4, .fp4: return (-1, 1)  // the code books span [−1, 1]: scale = absmax
         }
     }
 
@@ -132,6 +151,18 @@ public struct QuantizationArgs: Sendable, Equatable {
         case .float where !symmetric:
             throw QuantizationArgsError("float (FP8) quantization must be symmetric (compressed-tensors has no FP8 zero point)")
         default: break
+        }
+        if type.fourBitType != nil {
+            guard numBits == 4, symmetric, strategy == .group else {
+                throw QuantizationArgsError("\(type.rawValue) weights are 4-bit, symmetric, in groups (bitsandbytes blocks): num_bits 4, strategy group")
+            }
+            guard BlockwiseFourBit.validBlockSizes.contains(groupSize ?? 0) else {
+                throw QuantizationArgsError("\(type.rawValue) group_size \(groupSize.map(String.init) ?? "null") is not a bitsandbytes block size (32, 64, …, 4096; QLoRA uses 64)")
+            }
+            guard actorder != .group else { throw QuantizationArgsError("\(type.rawValue) weights have no g_idx: use actorder static") }
+        }
+        if doubleQuantize && type.fourBitType == nil {
+            throw QuantizationArgsError("double quantization is of nf4/fp4 group absmaxes; \(type.rawValue) weights have none")
         }
         if observer == .absmax && (type != .int || numBits != 8 || !symmetric) {
             throw QuantizationArgsError("observer absmax is LLM.int8's weight scale: it needs 8-bit symmetric int weights")

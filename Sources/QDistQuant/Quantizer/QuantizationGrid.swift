@@ -12,6 +12,9 @@ import QDistTensor
 /// - `scale = max(scale, Float32 eps)`; the range is first widened to include 0;
 /// - `q = round(clamp(x/scale + zero, qmin, qmax))` (half to even; FP8 rounds onto E4M3),
 ///   `x̂ = (q − zero)·scale`.
+/// NF4/FP4 (bitsandbytes' code books, FORMATS.md §6.3) use the same symmetric scale with the
+/// range ±1, so `scale` is the group's absmax, and a code is the book entry bitsandbytes' kernel
+/// picks for `x · (1/scale)`; it is stored as its index 0…15.
 /// These equal gptq `quant.py`'s unsigned grid shifted by 2^(b−1). Failure mode: NaN inputs give
 /// NaN scales (nothing here checks); the GPTQ solver rejects non-finite weights first.
 public struct QuantizationGrid: Sendable {
@@ -43,6 +46,11 @@ public struct QuantizationGrid: Sendable {
     /// The code of `x` as a Float: an integer in `codeMin...codeMax`, or an E4M3 value for FP8.
     @inlinable
     public func code(_ x: Float, scale: Float, zeroPoint: Float) -> Float {
+        if let book = args.type.fourBitType {
+            // bitsandbytes multiplies by the block's reciprocal and picks the code with its
+            // kernel's decision tree (no clamp: the tree saturates at ±1).
+            return book.codeBook[Int(book.code(forScaled: x * (1 / scale)))]
+        }
         let clamped = Swift.min(Swift.max(x / scale + zeroPoint, codeMin), codeMax)
         if args.type == .float { return FloatBits.float(fromFP8E4M3: FloatBits.fp8E4M3(fromFloat: clamped)) }
         return clamped.rounded(.toNearestOrEven)
@@ -63,7 +71,11 @@ public struct QuantizationGrid: Sendable {
     /// A code as stored: the signed integer, or the E4M3 bit pattern for FP8.
     @inlinable
     public func storedCode(_ code: Float) -> Int8 {
-        args.type == .float ? Int8(bitPattern: FloatBits.fp8E4M3(fromFloat: code)) : Int8(code)
+        switch args.type {
+        case .float: return Int8(bitPattern: FloatBits.fp8E4M3(fromFloat: code))
+        case .nf4, .fp4: return Int8(args.type.fourBitType!.index(ofValue: code))
+        case .int: return Int8(code)
+        }
     }
 
     /// Scales and zero points of a weight (rows = output features, columns = input features),
@@ -199,7 +211,11 @@ public struct QuantizedWeight: Sendable, Equatable {
     @inlinable
     public func codeValue(row: Int, column: Int) -> Float {
         let c = codes[row * columns + column]
-        return args.type == .float ? FloatBits.float(fromFP8E4M3: UInt8(bitPattern: c)) : Float(c)
+        switch args.type {
+        case .float: return FloatBits.float(fromFP8E4M3: UInt8(bitPattern: c))
+        case .nf4, .fp4: return args.type.fourBitType!.codeBook[Int(c)]
+        case .int: return Float(c)
+        }
     }
 
     /// `(q − zero)·scale` for every weight: what an inference kernel computes.
