@@ -62,7 +62,7 @@ def transformers_ppl(folder, data, seq_len, windows, threads):
             count += seq_len - 1
     linear = model.model.layers[0].mlp.down_proj
     scheme = getattr(linear, "quantization_scheme", None)
-    return {"ppl": math.exp(nll / count), "windows": n, "seconds": time.time() - start, "input_quantization_active": active,
+    return {"ppl": math.exp(nll / count), "windows": n, "linear_class": type(linear).__name__, "seconds": time.time() - start, "input_quantization_active": active,
             "quantization_status": str(getattr(model.model.layers[0].mlp.down_proj, "quantization_status", None)),
             "input_activations": scheme.input_activations.model_dump(mode="json") if scheme is not None and scheme.input_activations else None,
             "input_scale_layer0_down_proj": float(linear.input_scale) if hasattr(linear, "input_scale") else None}

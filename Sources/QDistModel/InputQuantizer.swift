@@ -46,6 +46,13 @@ public struct InputQuantizer: Sendable, Equatable {
     /// The smallest and largest code (int8: −128 and 127).
     public let codeMin: Float
     public let codeMax: Float
+    /// LLM.int8 only: where each call's outlier-column count goes (`qdist eval`'s report);
+    /// not part of the quantizer's identity (`==` ignores it).
+    public var outlierTally: OutlierColumnTally?
+
+    public static func == (a: InputQuantizer, b: InputQuantizer) -> Bool {
+        a.numBits == b.numBits && a.symmetric == b.symmetric && a.mode == b.mode && a.float8 == b.float8
+    }
 
     public init(numBits: Int = 8, symmetric: Bool, mode: Mode, float8: Bool = false) {
         precondition((2...16).contains(numBits), "input quantization takes 2 to 16 bits, got \(numBits)")
@@ -72,7 +79,8 @@ public struct InputQuantizer: Sendable, Equatable {
         var out = x
         let columns = x.columns, rows = x.count / max(columns, 1)
         if case .llmInt8(let threshold) = mode {
-            out.withUnsafeMutableBufferPointer { Self.decompose($0, rows: rows, columns: columns, threshold: threshold) }
+            let outliers = out.withUnsafeMutableBufferPointer { Self.decompose($0, rows: rows, columns: columns, threshold: threshold) }
+            outlierTally?.record(outliers: outliers, columns: columns)
             return out
         }
         out.withUnsafeMutableBufferPointer { v in
@@ -97,8 +105,10 @@ public struct InputQuantizer: Sendable, Equatable {
     /// bitsandbytes' dequantization factor of the int8 path (≈ 1/127², as its kernel writes it).
     public static let llmInt8Dequantization: Float = 6.200124e-05
 
-    /// In place: LLM.int8's input side (see `Mode.llmInt8`).
-    static func decompose(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, threshold: Float) {
+    /// In place: LLM.int8's input side (see `Mode.llmInt8`); returns how many columns stayed
+    /// in float.
+    @discardableResult
+    static func decompose(_ v: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, threshold: Float) -> Int {
         let limit = threshold > 0 ? threshold : .infinity
         var outlier = [Bool](repeating: false, count: columns)
         for i in 0..<(rows * columns) where FloatBits.float(fromFP16: FloatBits.fp16(fromFloat: v[i])).magnitude >= limit {
@@ -120,6 +130,7 @@ public struct InputQuantizer: Sendable, Equatable {
                 v[r * columns + c] = code * s * back
             }
         }
+        return outlier.reduce(0) { $0 + ($1 ? 1 : 0) }
     }
 
     private func parameters(_ r: (min: Float, max: Float)) -> (scale: Float, zeroPoint: Float) {

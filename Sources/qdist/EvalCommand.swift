@@ -38,7 +38,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Score only the first N windows (default: all).")
     var windows: Int?
 
-    @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...).")
+    @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...; outlier_columns per LLM.int8 linear).")
     var json = false
 
     @OptionGroup var adapterOptions: AdapterOptions
@@ -60,7 +60,7 @@ struct EvalCommand: ParsableCommand {
             // --nf4 builds the QLoRA frozen base itself (block by block), so the run can say what
             // it holds and how long it took, then evaluates its dequantized weights.
             var nf4Base: (memory: NF4FrozenBase.Memory, seconds: Double)?
-            let llama: LlamaModel
+            var llama: LlamaModel
             if adapterOptions.useNF4 && adapterOptions.adapter == nil {
                 let base = try NF4FrozenBase.build(from: bundle.weights, config: bundle.config)
                 nf4Base = (base.memory, Date().timeIntervalSince(loadStart))
@@ -80,8 +80,15 @@ struct EvalCommand: ParsableCommand {
                 let logits = llama.logits(Array(tokens[0..<seqLen - 1]))
                 try logits.scalars.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpLogits)) }
             }
+            // LLM.int8 linears count the input columns they keep in float (the report below).
+            let tallies = llama.attachOutlierTallies()
             let result = try PerplexityEvaluation.run(model: llama, tokens: tokens, seqLen: seqLen,
                                                       windowLimit: windows, communicator: comm)
+            let outliers = try OutlierColumnReport.combine(tallies, communicator: comm)
+            let threshold = llama.blocks.first.flatMap { b -> Float? in
+                if case .llmInt8(let t) = b.weights.down.inputQuantizer?.mode { return t }
+                return nil
+            }
             guard comm.isMain else { return }
             if result.windows == 0 {
                 throw ValidationError("\(data): \(tokens.count) tokens make no window of \(seqLen)")
@@ -96,6 +103,13 @@ struct EvalCommand: ParsableCommand {
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
                     "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
+                if !outliers.isEmpty {
+                    report["llm_int8_threshold"] = threshold.map { Double($0) } ?? NSNull()
+                    report["outlier_columns"] = outliers.map { l -> [String: Any] in
+                        ["layer": l.name, "share": l.counts.share, "outlier_columns": l.counts.outlierColumns,
+                         "columns": l.counts.columns, "calls": l.counts.calls, "max_outlier_columns": l.counts.maxOutlierColumns]
+                    }
+                }
                 if let (m, seconds) = nf4Base {
                     report["nf4_base_bytes"] = m.totalBytes
                     report["nf4_base_float32_bytes"] = m.float32EquivalentBytes
@@ -109,6 +123,7 @@ struct EvalCommand: ParsableCommand {
                 print(String(format: "speed %.1f tokens/s on %d rank%@ (%.1f s; model load %.1f s); peak RSS %@ per rank",
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
+                OutlierColumnReport.summary(outliers, threshold: threshold).forEach { print($0) }
                 if let (m, seconds) = nf4Base {
                     print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",
                                  ConsoleOutput.binaryBytes(Double(m.totalBytes)), ConsoleOutput.binaryBytes(Double(m.fourBitBytes)),

@@ -139,6 +139,26 @@ final class InputQuantizerTests: XCTestCase {
         }
     }
 
+    /// The outlier tally counts the columns that held some |x₁₆| ≥ threshold once per call,
+    /// however many rows hit them: 6.0 exactly is an outlier, and so is 5.999, which the cast to
+    /// fp16 rounds to 6.0, while 5.997 (fp16 5.99609375) is not. Attaching a tally does not
+    /// change what the quantizer is or computes.
+    func testOutlierTallyCountsEachColumnHoldingAValueAtOrAboveTheThresholdOncePerCall() {
+        let (rows, columns) = (4, 16)
+        var x = [Float](repeating: 0.5, count: rows * columns)
+        x[0 * columns + 3] = 6; x[2 * columns + 3] = -9; x[1 * columns + 7] = -6.25; x[3 * columns + 11] = 5.999; x[2 * columns + 13] = -5.997
+        var q = InputQuantizer(symmetric: true, mode: .llmInt8(threshold: 6))
+        let plain = q
+        let tally = OutlierColumnTally()
+        q.outlierTally = tally
+        XCTAssertEqual(q, plain)
+        let input = Tensor(shape: [rows, columns], scalars: x)
+        XCTAssertEqual(q(input).scalars, plain(input).scalars)
+        _ = q(Tensor(shape: [1, columns], scalars: [Float](repeating: 1, count: columns)))
+        XCTAssertEqual(tally.snapshot, OutlierColumnTally.Counts(calls: 2, outlierColumns: 3, columns: 2 * columns, maxOutlierColumns: 3))
+        XCTAssertEqual(tally.snapshot.share, 3.0 / 32.0)
+    }
+
     func testLinearLayerWithoutQuantizerIsUnchangedAndWithOneMultipliesTheFakeQuantizedInput() {
         let x = sample(rows: 3, columns: 16)
         var rng = SeededGenerator(state: 9)

@@ -67,8 +67,27 @@ final class LLMInt8QuantizeTests: XCTestCase {
             let input = try XCTUnwrap(try reader.inputActivations(module))
             XCTAssertEqual(input.inputQuantizer.mode, .llmInt8(threshold: 6))
         }
-        let e = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--seq-len", "64", "--windows", "2", "--json"])
-        XCTAssertEqual(e.status, 0, e.stderr)
+        // eval reports each int8 linear's outlier columns; the counts are integers summed over
+        // ranks, so two ranks (one window each) report what one process does.
+        var reports: [JSONValue] = []
+        for ranks in [nil, 2] as [Int?] {
+            let e = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--seq-len", "64",
+                                          "--windows", "2", "--json"], ranks: ranks)
+            XCTAssertEqual(e.status, 0, e.stderr)
+            reports.append(try JSONParser.parse(e.stdout))
+        }
+        let layers = try XCTUnwrap(reports[0]["outlier_columns"]?.arrayValue)
+        XCTAssertEqual(layers.compactMap { $0["layer"]?.stringValue }, reader.modules.sorted { QuantizedCheckpointTensors.naturalOrder($0, $1) })
+        for l in layers {
+            XCTAssertEqual(l["calls"]?.intValue, 2, "one call per window")
+            let columns = try XCTUnwrap(l["columns"]?.intValue), outliers = try XCTUnwrap(l["outlier_columns"]?.intValue)
+            XCTAssertEqual(columns, 2 * (l["layer"]!.stringValue!.hasSuffix("down_proj") ? 128 : 64))
+            XCTAssertEqual(l["share"]?.doubleValue ?? -1, Double(outliers) / Double(columns), accuracy: 1e-15)
+        }
+        XCTAssertEqual(reports[0]["outlier_columns"], reports[1]["outlier_columns"])
+        XCTAssertEqual(reports[0]["llm_int8_threshold"]?.doubleValue, 6)
+        let plain = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--seq-len", "64", "--windows", "1"])
+        XCTAssertTrue(plain.stdout.contains("LLM.int8 outlier columns (|x| ≥ 6.0, kept in float)"), plain.stdout)
     }
 
     func testCompressedTensorsRefusesLLMInt8AndBitsandbytesRefusesOtherRecipes() throws {
