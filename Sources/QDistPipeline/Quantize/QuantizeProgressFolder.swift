@@ -129,11 +129,18 @@ struct QuantizeProgressFolder {
 
     // MARK: - Writing a block
 
-    /// Writes this rank's linears of `block` (if any); returns the file name written.
-    func writeLinears(_ staged: [StagedLinear], block: Int, rank: Int) throws -> String? {
+    /// Writes this rank's linears of `block` (if any); returns the file name written. A
+    /// whole-model run (`CalibrationFreeQuantizer`) names its files with a `part` and keeps
+    /// their report lines inside (`reports`), so a rerun can adopt them before the block is
+    /// recorded.
+    func writeLinears(_ staged: [StagedLinear], block: Int, rank: Int, part: Int? = nil,
+                      reports: [QuantizationReport.Layer] = []) throws -> String? {
         guard !staged.isEmpty else { return nil }
         var tensors: [String: StoredTensor] = [:]
         var metadata: [String: String] = [:]
+        if !reports.isEmpty {
+            metadata[Self.reportKey] = String(decoding: JSONValue.array(reports.map(\.jsonValue)).serialized(), as: UTF8.self)
+        }
         for s in staged {
             let l = s.weights
             tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
@@ -152,7 +159,7 @@ struct QuantizeProgressFolder {
             if let scale = s.input?.scale { tensors[l.name + ".input_scale"] = StoredTensor(Tensor(shape: [1], scalars: [scale]), as: .f32) }
             if let zero = s.input?.zeroPoint { tensors[l.name + ".input_zero_point"] = StoredTensor.int32([zero], shape: [1]) }
         }
-        let name = Self.fileName(block: block, rank: rank)
+        let name = part.map { Self.fileName(block: block, rank: rank, part: $0) } ?? Self.fileName(block: block, rank: rank)
         try SafetensorsWriter.write(tensors, metadata: metadata, to: blocks.appendingPathComponent(name))
         return name
     }
@@ -233,7 +240,7 @@ struct QuantizeProgressFolder {
     func readLinears(file: String) throws -> [StagedLinear] {
         let url = blocks.appendingPathComponent(file)
         let reader = try SafetensorsReader(url: url)
-        return try reader.metadata.keys.sorted().map { name in
+        return try reader.metadata.keys.filter { $0 != Self.reportKey }.sorted().map { name in
             let fields = reader.metadata[name]!.split(separator: ",", maxSplits: 2).map(String.init)
             let bitsField = fields.first ?? ""
             let perTensor = bitsField.contains("t")

@@ -93,17 +93,22 @@ enum QuantizedLinearExchange {
         var out: [String: SolvedLinear] = [:]
         for name in uniqueNames(assignment.items) {
             let parts = pieces.filter { $0.item.name == name }.sorted { $0.item.rows.lowerBound < $1.item.rows.lowerBound }
-            let meta = template(name)
-            let joined = try join(parts.map(\.weights), bias: meta.bias)
-            let loss: Double? = parts.allSatisfy({ $0.gptqLoss != nil }) ? parts.reduce(0) { $0 + $1.gptqLoss! } : nil
-            let eq = parts.reduce(0) { $0 + $1.errorQuadratic }, wq = parts.reduce(0) { $0 + $1.weightQuadratic }
-            let layer = QuantizationReport.Layer(
-                name: name, bits: meta.bits, groupSize: meta.groupSize, gptqLoss: loss,
-                relativeError: (eq / max(wq, .leastNonzeroMagnitude)).squareRoot(), errorKind: meta.kind,
-                seconds: parts.reduce(0) { $0 + $1.seconds })
-            out[name] = SolvedLinear(weights: joined, report: layer)
+            out[name] = try assemble(parts, template: template(name))
         }
         return out
+    }
+
+    /// One linear from its pieces (in row order): the joined weights with the bias, and the
+    /// report line over all its rows.
+    static func assemble(_ parts: [SolvedPiece], template meta: Template) throws -> SolvedLinear {
+        let joined = try join(parts.map(\.weights), bias: meta.bias)
+        let loss: Double? = parts.allSatisfy({ $0.gptqLoss != nil }) ? parts.reduce(0) { $0 + $1.gptqLoss! } : nil
+        let eq = parts.reduce(0) { $0 + $1.errorQuadratic }, wq = parts.reduce(0) { $0 + $1.weightQuadratic }
+        let layer = QuantizationReport.Layer(
+            name: joined.name, bits: meta.bits, groupSize: meta.groupSize, gptqLoss: loss,
+            relativeError: (eq / max(wq, .leastNonzeroMagnitude)).squareRoot(), errorKind: meta.kind,
+            seconds: parts.reduce(0) { $0 + $1.seconds })
+        return SolvedLinear(weights: joined, report: layer)
     }
 
     /// Row blocks of one linear (in row order) as one linear; they must agree on everything but

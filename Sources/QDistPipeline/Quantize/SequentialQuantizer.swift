@@ -19,7 +19,8 @@ import QDistTensor
 /// (`QuantizedLinearExchange`); every rank re-forwards its windows through the quantized block.
 /// Each finished block is recorded in the staging folder (`QuantizeProgressFolder`), so a rerun
 /// resumes; at the end each rank writes its own shard (`ShardedQuantizedOutput`). P = 1 is the
-/// same algorithm without collectives.
+/// same algorithm without collectives. Recipes that need no forward pass skip the block loop:
+/// `CalibrationFreeQuantizer` deals the whole model's linears at once.
 public enum SequentialQuantizer {
     /// Everything the job needs, already resolved from recipe + command line.
     public struct Job {
@@ -109,9 +110,13 @@ public enum SequentialQuantizer {
         report.seconds["calibration_setup"] = Date().timeIntervalSince(start)
         let globalTokens = report.calibrationWindows * report.calibrationSeqLen
 
+        // Without a forward pass nothing flows between blocks: deal the whole model at once.
+        if !needsCalibration {
+            try CalibrationFreeQuantizer.run(job, folder: progressFolder, report: &report, timers: &timers, communicator: comm, log: log)
+        }
         let progress = ProgressReporter(label: "quantize: block", total: config.numHiddenLayers,
                                         unit: needsCalibration ? "tokens" : "blocks", enabled: comm.isMain)
-        for b in 0..<config.numHiddenLayers {
+        for b in 0..<config.numHiddenLayers where needsCalibration {
             let original = try LlamaBlockWeights.load(block: b, from: job.bundle.weights, config: config)
             var weights = original
             if b < progressFolder.completedBlocks {
