@@ -4,7 +4,7 @@ import QDistTestSupport
 import XCTest
 
 /// Every output qdist writes loads in today's Python stack (transformers 5.23, compressed-tensors
-/// 0.20.1, peft 0.21.2, pinned in Launch/setup-load-test.sh) and means there what it means to
+/// 0.20.1, bitsandbytes 0.50.2, peft 0.21.2, pinned in Launch/setup-load-test.sh) and means there what it means to
 /// qdist: the first window's logits from transformers against `qdist eval --dump-logits`, to
 /// 1e-4. One test per row of the format table, plus PEFT adapters (issue 23).
 final class CurrentStackLoadTests: XCTestCase {
@@ -189,6 +189,63 @@ final class CurrentStackLoadTests: XCTestCase {
         XCTAssertEqual(config?["weights"]?["num_bits"], 2)
         XCTAssertEqual(config?["input_activations"]?["strategy"], "token")
         try assertTransformersDecompressesQdistsWeights(out, scratch: "ternary-f32")
+    }
+
+    /// bitsandbytes 4-bit (NF4 with double-quantized absmax, FP4 with float32 absmax): transformers
+    /// builds `Linear4bit` layers from our folders, and bitsandbytes' own `dequantize_4bit` of
+    /// every one of them (asked for float32) is qdist's dequantized weight exactly; the packed
+    /// codes are those bitsandbytes' own `quantize_4bit` makes of the original float weight. (Not
+    /// byte for byte: its CPU kernel's 8-bit absmax search can land one code off the nearest, and
+    /// it signs FP4's zero its own way; qdist follows the CUDA kernels, and both read the same.) Its forward runs
+    /// in the compute dtype (bf16 here), so the logits agree to that precision.
+    func testBitsandbytesFourBitFoldersLoadAsLinear4bitWithQdistsWeights() throws {
+        for (name, weights) in [("nf4", "{type: nf4}"), ("fp4", "{type: fp4, double_quant: false}")] {
+            let out = try quantize(name, "format: bitsandbytes\nrecipe: {QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: \(weights)}}}}\n")
+            let report = try load(out)
+            XCTAssertEqual(report["quant_method"] as? String, "bitsandbytes", name)
+            XCTAssertEqual(report["linear_class"] as? String, "Linear4bit", name)
+            let diff = try XCTUnwrap(report["max_abs_diff"] as? Double, "\(report)")
+            XCTAssertLessThan(diff, 0.05 * (report["max_abs_logit"] as? Double ?? 1), "\(name): \(report)")
+            let floats = dir.appendingPathComponent("\(name)-f32")
+            XCTAssertEqual(try QdistProcess.run(["convert", out.path, floats.path, "--dtype", "f32"]).status, 0)
+            let compare = """
+                import copy, sys, torch, bitsandbytes as bnb
+                from safetensors.torch import load_file
+                from transformers import AutoModelForCausalLM
+                m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+                def codes(packed, state):  # FP4's −0 (code 8) as +0: the kernels differ on its sign
+                    v = torch.stack([packed.flatten() >> 4, packed.flatten() & 15], 1).flatten()
+                    return torch.where(v == 8, 0, v) if state.quant_type == "fp4" else v
+                ours, original = load_file(sys.argv[2] + "/model.safetensors"), load_file(sys.argv[3] + "/model.safetensors")
+                worst, own, n = 0.0, 0, 0
+                for name, mod in m.named_modules():
+                    if isinstance(mod, bnb.nn.Linear4bit):
+                        state = copy.copy(mod.weight.quant_state); state.dtype = torch.float32
+                        w = bnb.functional.dequantize_4bit(mod.weight.data, state)
+                        worst, n = max(worst, float((w - ours[name + ".weight"]).abs().max())), n + 1
+                        f = original[name + ".weight"].float()
+                        q, s = bnb.functional.quantize_4bit(f, blocksize=64, quant_type=state.quant_type, compress_statistics=state.nested)
+                        own += 0 if torch.equal(codes(q, state), codes(mod.weight.data, state)) else 1
+                print(n, worst, own)
+                """
+            let r = try QdistProcess.runProcess(try QdistProcess.loadTestPython(), ["-c", compare, out.path, floats.path, model.path],
+                                                environment: [:], timeout: 300)
+            XCTAssertEqual(r.status, 0, r.stderr.suffix(2000).description)
+            let fields = (r.stdout.split(separator: "\n").last ?? "").split(separator: " ").map(String.init)
+            XCTAssertEqual(fields, ["14", "0.0", "0"], "\(name): linears, largest weight difference, linears whose codes differ from bitsandbytes' own")
+        }
+    }
+
+    /// LLM.int8: transformers builds `Linear8bitLt` layers (int8 weights with `SCB`, outlier
+    /// threshold 6) and runs bitsandbytes' decomposition; qdist runs the same one, so the logits
+    /// agree to the kernels' fp16 input rounding.
+    func testBitsandbytesLLMInt8FolderLoadsAsLinear8bitLt() throws {
+        let out = try quantize("int8", "format: bitsandbytes\nrecipe: {QuantizationModifier: {scheme: LLM_INT8}}\n")
+        let report = try load(out)
+        XCTAssertEqual(report["quant_method"] as? String, "bitsandbytes")
+        XCTAssertEqual(report["linear_class"] as? String, "Linear8bitLt")
+        let diff = try XCTUnwrap(report["max_abs_diff"] as? Double, "\(report)")
+        XCTAssertLessThan(diff, 0.02 * (report["max_abs_logit"] as? Double ?? 1), "\(report)")
     }
 
     func testPEFTAdapterOnTheFloatBase() throws {

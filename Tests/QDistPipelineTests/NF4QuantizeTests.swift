@@ -118,7 +118,7 @@ final class NF4QuantizeTests: XCTestCase {
             assertSame(try reader.linear(module).dequantize().scalars.map(\.bitPattern), reference.dequantized().scalars.map(\.bitPattern), "\(module): dequantized")
             negativeZeros += reference.packed.reduce(0) { $0 + ($1 >> 4 == 8 ? 1 : 0) + ($1 & 0x0F == 8 ? 1 : 0) }
         }
-        XCTAssertGreaterThan(negativeZeros, 0, "small negative weights take FP4's −0 (code 8), as bitsandbytes stores them")
+        XCTAssertGreaterThan(negativeZeros, 0, "small negative weights take FP4's −0 (code 8), as bitsandbytes' CUDA kernel stores them")
     }
 
     func testOtherFormatsRefuseNF4AndBitsandbytesRefusesGroupsThatStraddleRows() throws {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Loads a qdist output folder (or a base model plus a PEFT adapter) in today's Python stack —
-transformers with compressed-tensors, peft — runs the first window of a text file and compares
+transformers with compressed-tensors, bitsandbytes, peft — runs the first window of a text file and compares
 its logits with those `qdist eval --dump-logits` wrote for the same window.
 
 Used by the load test (Tests/QDistPipelineTests/CurrentStackLoadTests.swift), in the venv that
@@ -43,6 +43,7 @@ def main():
         report["format"] = c.get("format")
         with open(f"{args.model}/config.json", encoding="utf-8") as f:
             report["config_version"] = json.load(f)["quantization_config"].get("version")
+    report["linear_class"] = type(model.model.layers[0].mlp.down_proj).__name__
     if args.adapter:
         import peft
         from peft import PeftModel
