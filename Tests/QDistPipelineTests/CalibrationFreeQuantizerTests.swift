@@ -52,6 +52,27 @@ final class CalibrationFreeQuantizerTests: XCTestCase {
         XCTAssertEqual(Set(linears).count, 21)
     }
 
+    /// Every calibration-free scheme of issue 14 writes the same bytes on 1, 2 and 3 ranks
+    /// (HQQ and NF4 are also checked at 4 ranks and 2 threads on a SmolLM2-shaped model in
+    /// ThreadAndRankIndependenceTests).
+    func testEveryCalibrationFreeSchemeWritesTheSameBytesOnOneTwoAndThreeRanks() throws {
+        for (name, format, scheme) in [("int8", "bitsandbytes", "LLM_INT8"), ("ternary", "compressed-tensors", "TERNARY"),
+                                       ("fp8d", "compressed-tensors", "FP8_DYNAMIC"), ("fp4", "bitsandbytes", "FP4"),
+                                       ("w8", "compressed-tensors", "W8A16")] {
+            let url = dir.appendingPathComponent("\(name).yaml")
+            try Data("format: \(format)\nrecipe: {QuantizationModifier: {scheme: \(scheme), ignore: [lm_head]}}\n".utf8).write(to: url)
+            var outs: [URL] = []
+            for ranks in [nil, 2, 3] as [Int?] {
+                let out = dir.appendingPathComponent("\(name)-\(ranks ?? 1)")
+                let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path], ranks: ranks)
+                XCTAssertEqual(r.status, 0, "\(name) on \(ranks ?? 1) ranks: \(r.stderr)")
+                outs.append(out)
+            }
+            XCTAssertGreaterThan(try CheckpointComparison.tensorCount(outs[0]), 21, name)
+            for out in outs.dropFirst() { XCTAssertEqual(try CheckpointComparison.differingTensors(outs[0], out), [], out.lastPathComponent) }
+        }
+    }
+
     func testARerunAdoptsWhatADeadRunStagedAndEndsIdenticalOnAnotherRankCount() throws {
         let whole = dir.appendingPathComponent("whole")
         XCTAssertEqual(try quantize(whole).status, 0)
