@@ -105,13 +105,44 @@ final class HQQQuantizeTests: XCTestCase {
         XCTAssertTrue(zeros.allSatisfy { $0 == $0.rounded() }, "round_zero with no steps keeps whole-number zeros")
     }
 
+    /// `integer_zero: true`: the solver's zero points rounded (half to even, clamped to the code
+    /// range) and every weight re-quantized on that grid with the solver's scale — restated here
+    /// in Float64 — written as compressed-tensors pack-quantized and as GPTQ.
+    func testIntegerZeroRoundsTheSolversZerosAndWritesPackQuantizedAndGPTQ() throws {
+        let original = try CheckpointFolder(url: model)
+        for format in ["compressed-tensors", "gptq"] {
+            let recipe = dir.appendingPathComponent("\(format)-int.yaml"), out = dir.appendingPathComponent("\(format)-int")
+            try Data("format: \(format)\nrecipe: {HQQModifier: {num_bits: 4, group_size: 32, integer_zero: true}}\n".utf8).write(to: recipe)
+            let r = try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let reader = try XCTUnwrap(try QuantizedCheckpointReader.open(folder: try CheckpointFolder(url: out), config: try ModelConfiguration.load(from: out)))
+            XCTAssertEqual(reader.modules.count, 14)
+            var moved = 0
+            for module in reader.modules {
+                let stored = try reader.linear(module)
+                let w = try original.tensor(module + ".weight")
+                let direct = try HQQSolver.quantize(w, settings: .init(nbits: 4, groupSize: 32))
+                let zeros = direct.zeros.map { Int32(min(max(Double($0).rounded(.toNearestOrEven), 0), 15)) }
+                XCTAssertEqual(stored.zeroPoints, zeros, "\(format) \(module)")
+                XCTAssertNil(stored.fractionalZeroPoints)
+                let want = (0..<w.count).map { j -> Int32 in
+                    let g = j / 32
+                    return Int32(min(max((Double(w.scalars[j]) / Double(direct.scales[g]) + Double(zeros[g])).rounded(.toNearestOrEven), 0), 15))
+                }
+                XCTAssertEqual(stored.codes, want, "\(format) \(module)")
+                moved += zip(stored.codes, direct.codes).filter { $0 != Int32($1) }.count
+            }
+            XCTAssertGreaterThan(moved, 0, "rounding the zeros moves some codes")
+        }
+    }
+
     func testFormatsWithIntegerZeroPointsRefuseTheRecipeNamingFloatZero() throws {
         for format in ["compressed-tensors", "gptq"] {
             let recipe = dir.appendingPathComponent("\(format).yaml"), out = dir.appendingPathComponent(format)
             try Data("format: \(format)\nrecipe: {HQQModifier: {}}\n".utf8).write(to: recipe)
             let r = try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path])
             XCTAssertEqual(r.status, 1)
-            XCTAssertTrue(r.stderr.contains("--format float-zero"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("--format float-zero") && r.stderr.contains("integer_zero: true"), r.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no partial output")
         }
         let rtn = dir.appendingPathComponent("rtn.yaml")

@@ -55,7 +55,7 @@ struct CompressedTensorsRow: CheckpointFormatRow {
 
     func validate(_ plan: QuantizationPlan) throws {
         if plan.solver.producesFractionalZeroPoints {
-            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which compressed-tensors cannot store: use --format float-zero (qdist reads it; qdist convert makes a float folder of it)")
+            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which compressed-tensors cannot store: use --format float-zero (qdist reads it; qdist convert makes a float folder of it), or integer_zero: true to round them (less accurate)")
         }
         try Self.refuseFourBit(plan, format: name)
         if plan.entries.contains(where: { $0.inputActivations?.outlierThreshold != nil }) {
@@ -114,7 +114,7 @@ struct GPTQRow: CheckpointFormatRow {
             throw QuantizePlanError(description: "the gptq format cannot carry quantized activations (W8A8): use --format compressed-tensors")
         }
         if plan.solver.producesFractionalZeroPoints {
-            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which GPTQ checkpoints cannot store: use --format float-zero")
+            throw QuantizePlanError(description: "\(plan.recipeName) gives float zero points, which GPTQ checkpoints cannot store: use --format float-zero, or integer_zero: true to round them (less accurate)")
         }
         if let e = plan.entries.first(where: { $0.args.type == .float }) {
             throw QuantizePlanError(description: "\(e.name): the gptq format holds integer codes; FP8 weights are written as compressed-tensors float-quantized (--format compressed-tensors)")

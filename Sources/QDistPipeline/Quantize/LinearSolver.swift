@@ -30,11 +30,14 @@ extension LinearSolver {
 /// HQQ (`HQQModifier`): calibration-free, zero points tuned by the half-quadratic solver.
 public struct HQQLinearSolver: LinearSolver {
     public var settings: HQQSolver.Settings
-    public init(settings: HQQSolver.Settings) { self.settings = settings }
+    /// Round the optimised zero points and re-quantize (`integer_zero`), for formats that store
+    /// integer zeros.
+    public var integerZeros: Bool
+    public init(settings: HQQSolver.Settings, integerZeros: Bool = false) { (self.settings, self.integerZeros) = (settings, integerZeros) }
     public var needsHessian: Bool { false }
     public var defaultActOrder: WeightArgsConfig.ActOrder? { nil }
     public var dampening: Double { 0.01 }
-    public var producesFractionalZeroPoints: Bool { true }
+    public var producesFractionalZeroPoints: Bool { !integerZeros }
     /// Its early stop watches the mean error of the whole weight.
     public var rowsAreIndependent: Bool { false }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
@@ -42,7 +45,8 @@ public struct HQQLinearSolver: LinearSolver {
         s.nbits = args.numBits
         s.groupSize = args.groupSize ?? s.groupSize
         do {
-            return (try HQQSolver.quantize(w, settings: s).quantizedWeight(), nil)
+            let result = try HQQSolver.quantize(w, settings: s)
+            return ((integerZeros ? result.withIntegerZeros(of: w) : result).quantizedWeight(), nil)
         } catch {
             throw QuantizePlanError(description: "\(error)")
         }

@@ -12,16 +12,20 @@ import QDistQuant
 /// Keys: `num_bits` (2, 3, 4, 8) and `group_size` — or `scheme` / `config_groups` with
 /// asymmetric grouped int weights —, `targets`, `ignore`, `round_zero` (round the starting zero
 /// point, as the library), `lp_norm` (0.7), `beta` (10), `iters` (20). The zero points stay
-/// floats, so the output format is `float-zero`.
+/// floats, so the output format is `float-zero`; `integer_zero: true` rounds them after the
+/// solve and re-quantizes, for compressed-tensors pack-quantized or GPTQ output (at a cost in
+/// accuracy).
 public struct HQQModifier: RecipeModifier {
     public static let recipeKey = "HQQModifier"
-    public static let summary = "HQQ: calibration-free, float zero points tuned by the half-quadratic solver (num_bits, group_size 64; --format float-zero)"
+    public static let summary = "HQQ: calibration-free, float zero points tuned by the half-quadratic solver (num_bits, group_size 64; --format float-zero, or integer_zero: true for compressed-tensors/gptq)"
     public var quantization: ModifierConfig?
     public var settings: HQQSolver.Settings
-    public var solver: (any LinearSolver)? { HQQLinearSolver(settings: settings) }
+    /// Round the optimised zero points (integer-zero formats).
+    public var integerZero: Bool
+    public var solver: (any LinearSolver)? { HQQLinearSolver(settings: settings, integerZeros: integerZero) }
     public var smoothing: (any BlockSmoothing)? { nil }
 
-    static let ownKeys = ["num_bits", "group_size", "round_zero", "lp_norm", "beta", "iters"]
+    static let ownKeys = ["num_bits", "group_size", "round_zero", "lp_norm", "beta", "iters", "integer_zero"]
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(keys: ModifierConfig.keys + Self.ownKeys, modifier: Self.recipeKey)
@@ -57,6 +61,7 @@ public struct HQQModifier: RecipeModifier {
         settings.lpNorm = try c.decodeIfPresent(Double.self, forKey: key("lp_norm")) ?? settings.lpNorm
         settings.beta = try c.decodeIfPresent(Double.self, forKey: key("beta")) ?? settings.beta
         settings.iterations = try c.decodeIfPresent(Int.self, forKey: key("iters")) ?? settings.iterations
+        integerZero = try c.decodeIfPresent(Bool.self, forKey: key("integer_zero")) ?? false
         if !(settings.lpNorm > 0 && settings.lpNorm <= 1) { throw fail("lp_norm", "must be in (0, 1]") }
         if !(settings.beta > 0) { throw fail("beta", "must be positive") }
         if settings.iterations < 0 { throw fail("iters", "must be 0 or more") }
