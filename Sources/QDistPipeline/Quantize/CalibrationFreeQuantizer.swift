@@ -61,11 +61,11 @@ enum CalibrationFreeQuantizer {
         var written: [JSONValue] = []
         var solvedCount = 0
         for b in blocks {
-            let items = mine.filter { byName[$0.name]?.block == b }
-            guard !items.isEmpty else { continue }
             if let f = job.injectedFailure, f.rank == comm.rank, f.block == b {
                 throw QuantizePlanError(description: "injected failure in block \(b) (--inject-failure)")
             }
+            let items = mine.filter { byName[$0.name]?.block == b }
+            guard !items.isEmpty else { continue }
             var staged: [StagedLinear] = [], reports: [QuantizationReport.Layer] = []
             for item in items {
                 guard let entry = byName[item.name] else { continue }
@@ -74,10 +74,7 @@ enum CalibrationFreeQuantizer {
                 let bias = job.bundle.weights.contains(entry.name + ".bias")
                     ? try job.bundle.weights.tensor(entry.name + ".bias", expectedShape: [entry.outFeatures]) : nil
                 let piece = try SequentialQuantizer.solve(weight, item: item, entry: entry, hessian: nil, plan: job.plan)
-                let solved = try QuantizedLinearExchange.assemble([piece], template: .init(
-                    bits: entry.args.numBits, groupSize: entry.args.strategy == .group ? entry.args.groupSize : nil,
-                    codeType: entry.args.type, perTensor: entry.args.strategy == .tensor, doubleQuantized: entry.args.doubleQuantize,
-                    bias: bias, kind: "weight"))
+                let solved = try QuantizedLinearExchange.assemble([piece], template: .init(entry: entry, bias: bias, kind: "weight"))
                 staged.append(StagedLinear(weights: solved.weights, input: inputs[entry.name]))
                 reports.append(solved.report)
                 timers.solve += Date().timeIntervalSince(ts)

@@ -32,6 +32,18 @@ enum QuantizedLinearExchange {
         var doubleQuantized: Bool = false
         var bias: Tensor?
         var kind: String
+
+        init(bits: Int, groupSize: Int?, codeType: QuantizationArgs.ValueType, perTensor: Bool, doubleQuantized: Bool = false,
+             bias: Tensor?, kind: String) {
+            (self.bits, self.groupSize, self.codeType, self.perTensor) = (bits, groupSize, codeType, perTensor)
+            (self.doubleQuantized, self.bias, self.kind) = (doubleQuantized, bias, kind)
+        }
+
+        /// The stored layout the plan gives `entry`.
+        init(entry e: QuantizationPlan.Entry, bias: Tensor?, kind: String) {
+            self.init(bits: e.args.numBits, groupSize: e.args.strategy == .group ? e.args.groupSize : nil, codeType: e.args.type,
+                      perTensor: e.args.strategy == .tensor, doubleQuantized: e.args.doubleQuantize, bias: bias, kind: kind)
+        }
     }
 
     /// A complete linear after the exchange.

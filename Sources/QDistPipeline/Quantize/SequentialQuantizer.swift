@@ -115,7 +115,7 @@ public enum SequentialQuantizer {
             try CalibrationFreeQuantizer.run(job, folder: progressFolder, report: &report, timers: &timers, communicator: comm, log: log)
         }
         let progress = ProgressReporter(label: "quantize: block", total: config.numHiddenLayers,
-                                        unit: needsCalibration ? "tokens" : "blocks", enabled: comm.isMain)
+                                        unit: "tokens", enabled: comm.isMain)
         for b in 0..<config.numHiddenLayers where needsCalibration {
             let original = try LlamaBlockWeights.load(block: b, from: job.bundle.weights, config: config)
             var weights = original
@@ -154,7 +154,7 @@ public enum SequentialQuantizer {
                 report.smoothing += smoothing
                 timers.io += Date().timeIntervalSince(t0)
             }
-            if b < progressFolder.completedBlocks && needsCalibration {
+            if b < progressFolder.completedBlocks {
                 // A resumed block only propagates (the staged forward chains to the same result).
                 let t0 = Date()
                 activations = propagate(activations, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
@@ -162,7 +162,7 @@ public enum SequentialQuantizer {
                 timers.forward += Date().timeIntervalSince(t0)
             }
             timers.sampleMemory()
-            progress.update(done: b + 1, work: needsCalibration ? (b + 1) * globalTokens : b + 1)
+            progress.update(done: b + 1, work: (b + 1) * globalTokens)
             if let stop = job.stopAfterBlock, b >= stop, b >= progressFolder.completedBlocks {
                 try comm.barrier()
                 throw StoppedAfterBlock(block: b, staging: progressFolder.staging.path)
@@ -233,7 +233,7 @@ public enum SequentialQuantizer {
         -> (linears: [BlockLinear], smoothing: [SmoothingDecision])
     {
         let config = job.bundle.config
-        let needsCalibration = job.plan.needsCalibration, usesHessians = job.plan.solver.needsHessian
+        let usesHessians = job.plan.solver.needsHessian
         // Transform: fold the recipe's smoothings into the float block first; everything after
         // calibrates and solves the smoothed block (the same function).
         let ts = Date()
@@ -243,7 +243,7 @@ public enum SequentialQuantizer {
         let entries = job.plan.entries(inBlock: b)
         let linearMode = job.sequential == .linear
         let stages: [[LinearGroup]] = linearMode ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
-        var calibration = needsCalibration ? LinearStageCalibration(activations: activations) : nil
+        var calibration = LinearStageCalibration(activations: activations)
         // `block` and `none` propagate from the block's inputs; `linear` carries them staged.
         let blockInputs = linearMode ? [] : activations
         activations = []
@@ -258,27 +258,23 @@ public enum SequentialQuantizer {
                                                                                    && job.plan.solver.rowsAreIndependent) },
                                              ranks: comm.size, costModel: usesHessians ? .hessianSolve : .elementwise)
             var hessians: [LinearGroup: Tensor] = [:]
-            var ranges: ActivationRangeCollector? = nil
-            if needsCalibration {
-                let t0 = Date()
-                let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
-                let statistics = try collectStatistics(stage: stage, entries: stageEntries, calibration: &calibration!, block: block,
-                                                       carryThroughStage: linearMode, usesHessians: usesHessians,
-                                                       calibrationTokens: calibrationTokens, communicator: comm)
-                timers.forward += Date().timeIntervalSince(t0)
-                timers.sampleMemory()
-                guard !stageEntries.isEmpty else { continue }
-                let t1 = Date()
-                if usesHessians {
-                    let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
-                        .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
-                    hessians = try HessianExchange.deliver(statistics.hessians, to: owners, communicator: comm)
-                }
-                ranges = statistics.ranges
-                try ranges!.combine(communicator: comm)
-                timers.collectives += Date().timeIntervalSince(t1)
-            }
+            let tf = Date()
+            let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
+            let statistics = try collectStatistics(stage: stage, entries: stageEntries, calibration: &calibration, block: block,
+                                                   carryThroughStage: linearMode, usesHessians: usesHessians,
+                                                   calibrationTokens: calibrationTokens, communicator: comm)
+            timers.forward += Date().timeIntervalSince(tf)
+            timers.sampleMemory()
             guard !stageEntries.isEmpty else { continue }
+            let tc = Date()
+            if usesHessians {
+                let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
+                    .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
+                hessians = try HessianExchange.deliver(statistics.hessians, to: owners, communicator: comm)
+            }
+            var ranges = statistics.ranges
+            try ranges.combine(communicator: comm)
+            timers.collectives += Date().timeIntervalSince(tc)
             if let f = job.injectedFailure, f.rank == comm.rank, f.block == b {
                 throw QuantizePlanError(description: "injected failure in block \(b) (--inject-failure)")
             }
@@ -295,9 +291,7 @@ public enum SequentialQuantizer {
             let t1 = Date()
             let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
                 let e = stageEntries.first { $0.name == name }!
-                return .init(bits: e.args.numBits, groupSize: e.args.strategy == .group ? e.args.groupSize : nil, codeType: e.args.type,
-                             perTensor: e.args.strategy == .tensor, doubleQuantized: e.args.doubleQuantize,
-                             bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
+                return .init(entry: e, bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
             }, communicator: comm)
             timers.collectives += Date().timeIntervalSince(t1)
             for entry in stageEntries {
@@ -310,16 +304,14 @@ public enum SequentialQuantizer {
         }
         // Propagate: the next block sees this block's quantized outputs (or the original
         // model's, for `sequential: none`).
-        if needsCalibration {
-            let t0 = Date()
-            if linearMode {
-                activations = calibration!.finish(block: LlamaBlock(index: b, weights: weights, config: config, rotary: rotary))
-            } else {
-                activations = propagate(blockInputs, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
-                                                                       config: config, rotary: rotary))
-            }
-            timers.forward += Date().timeIntervalSince(t0)
+        let t0 = Date()
+        if linearMode {
+            activations = calibration.finish(block: LlamaBlock(index: b, weights: weights, config: config, rotary: rotary))
+        } else {
+            activations = propagate(blockInputs, block: LlamaBlock(index: b, weights: job.sequential == .none ? original : weights,
+                                                                   config: config, rotary: rotary))
         }
+        timers.forward += Date().timeIntervalSince(t0)
         return (out, decisions)
     }
 
