@@ -13,17 +13,7 @@ recipes=${2:-hqq-w4a16 nf4}
 model=${MODEL:-/root/.cache/qdist/smollm2-135m-instruct}
 qdist=.build/release/qdist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# sha256 of every tensor's bytes in name order, over all shards (the shard split differs with P).
-tensor_digest() { python3 - "$1" <<'PY'
-import glob, hashlib, json, struct, sys
-out = {}
-for f in glob.glob(sys.argv[1] + "/*.safetensors"):
-    b = open(f, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    for k, v in h.items():
-        if k != "__metadata__": out[k] = b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]
-print(hashlib.sha256(b"".join(k.encode() + out[k] for k in sorted(out))).hexdigest())
-PY
-}
+tensor_digest() { python3 Benchmarks/tensor_digest.py "$1"; }
 for recipe in $recipes; do
   config=Configs/quantize/smollm2-$recipe.yaml
   base_wall=""; base_digest=""

@@ -12,17 +12,7 @@ model=${MODEL:-/root/.cache/qdist/smollm2-135m-instruct}
 data=../shared/data/wikitext-2/test.txt
 qdist=.build/release/qdist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# sha256 of every tensor's bytes in name order, over all shards (the shard split differs with P).
-tensor_digest() { python3 - "$1" <<'PY'
-import glob, hashlib, json, struct, sys
-out = {}
-for f in glob.glob(sys.argv[1] + "/*.safetensors"):
-    b = open(f, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    for k, v in h.items():
-        if k != "__metadata__": out[k] = b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]
-print(hashlib.sha256(b"".join(k.encode() + out[k] for k in sorted(out))).hexdigest())
-PY
-}
+tensor_digest() { python3 Benchmarks/tensor_digest.py "$1"; }
 ppl() { "$qdist" eval --model "$1" --data "$data" --windows "$windows" --json 2>/dev/null | python3 -c "import json,sys; print(round(json.load(sys.stdin)['ppl'], 3))"; }
 for bits in 4 3; do
   recipe=Configs/quantize/smollm2-hqq-w${bits}a16.yaml
