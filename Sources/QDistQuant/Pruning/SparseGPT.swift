@@ -1,0 +1,167 @@
+import QDistTensor
+
+/// SparseGPT's one-shot pruning of a linear's weight against its input Hessian, with
+/// llm-compressor 0.14's semantics (FORMATS.md §12.1, §12.5, §12.6): the OBS column loop of
+/// GPTQ, where instead of rounding a column it zeroes the masked entries and spreads the error
+/// over the columns not yet visited.
+///
+/// - Dead columns (diag H = 0) are zeroed and their diagonal set to 1; damping is
+///   `dampening · mean(diag H)` after that; `U` is the upper Cholesky factor of `(H + damp·I)⁻¹`
+///   (`GPTQSolver.upperCholeskyOfInverse`). If H + damp·I is not positive definite, `U = I`, as
+///   the reference does after its warning: per-block magnitude pruning without updates.
+/// - The score of weight (r, j) is `W[r, j]² / U[j, j]²` — the Cholesky factor's diagonal, not
+///   diag(H⁻¹).
+/// - Unstructured: at each block's start, every score of the rows × block slab at or below the
+///   slab's `⌊p · count⌋`-th smallest is pruned (so ⌊p·count⌋ + 1 and ties; per-row counts vary).
+/// - N:M (`n` zeros in every `m` consecutive inputs): at each block-local column `k` with
+///   `k % m == 0`, the `n` smallest scores of `W[r, j ..< j+m]` — with the weights as already
+///   updated — are pruned in every row; ties go to the lower column.
+///
+/// The arithmetic is Float32, as the reference; trailing updates go through BLAS. Failure
+/// modes: sparsity outside [0, 1), `m` not dividing the block size, or `n > m` are refused.
+public enum SparseGPT {
+    /// What to prune.
+    public struct Settings: Sendable, Equatable {
+        /// Fraction pruned, unstructured only (ignored for N:M, as in llm-compressor).
+        public var sparsity: Double
+        /// N:M: `n` zeros per `m` inputs; `m == 0` is unstructured.
+        public var n: Int
+        public var m: Int
+        /// Columns per block (the reference's 128).
+        public var blockSize: Int
+        /// λ of `λ · mean(diag H)` added to the diagonal (0.01).
+        public var dampening: Double
+
+        public init(sparsity: Double = 0.5, n: Int = 0, m: Int = 0, blockSize: Int = 128, dampening: Double = 0.01) {
+            (self.sparsity, self.n, self.m, self.blockSize, self.dampening) = (sparsity, n, m, blockSize, dampening)
+        }
+    }
+
+    /// The pruned weight and what the solver did.
+    public struct Result: Sendable {
+        /// The updated weight with exact (+0.0) zeros where pruned, (rows, columns).
+        public var weight: Tensor
+        /// True where pruned (row-major), dead columns included.
+        public var pruned: [Bool]
+        /// Σ (w − q)² / U_jj² / 2, the reference's loss.
+        public var loss: Double
+        /// Columns whose Hessian diagonal was 0 (zeroed whatever the sparsity).
+        public var deadColumns: Int
+        /// H + damp·I was not positive definite, so U = I (no updates).
+        public var usedIdentityFactor: Bool
+    }
+
+    /// A setting the algorithm cannot run with.
+    public struct SettingsError: Error, CustomStringConvertible, Equatable {
+        public let description: String
+    }
+
+    /// Prunes `weight` (rows = outputs, columns = inputs) against `hessian` (columns × columns).
+    public static func prune(_ weight: Tensor, hessian: Tensor, settings s: Settings) throws -> Result {
+        let rows = weight.rows, cols = weight.columns
+        guard weight.rank == 2, hessian.shape == [cols, cols] else {
+            throw SettingsError(description: "weight \(weight.shape) and Hessian \(hessian.shape) do not match")
+        }
+        guard s.blockSize > 0, s.dampening >= 0 else { throw SettingsError(description: "block_size must be positive and dampening_frac ≥ 0") }
+        if s.m > 0 {
+            guard s.n >= 0, s.n <= s.m, s.blockSize % s.m == 0 else {
+                throw SettingsError(description: "mask_structure \(s.n):\(s.m) needs 0 ≤ N ≤ M and M dividing block_size \(s.blockSize)")
+            }
+        } else if !(s.sparsity >= 0 && s.sparsity < 1) {
+            throw SettingsError(description: "sparsity \(s.sparsity) is not in [0, 1)")
+        }
+        var w = weight.scalars
+        var h = hessian
+        // Dead inputs: no signal reaches them, so their weights go and H gets a unit diagonal.
+        var dead = 0
+        h.withUnsafeMutableBufferPointer { hp in
+            for j in 0..<cols where hp[j * cols + j] == 0 {
+                hp[j * cols + j] = 1
+                for r in 0..<rows { w[r * cols + j] = 0 }
+                dead += 1
+            }
+        }
+        var meanDiag = 0.0
+        for j in 0..<cols { meanDiag += Double(h.scalars[j * cols + j]) }
+        meanDiag /= Double(max(cols, 1))
+        let factor: Tensor, identity: Bool
+        do {
+            factor = try GPTQSolver.upperCholeskyOfInverse(h, addingToDiagonal: Float(s.dampening * meanDiag))
+            identity = false
+        } catch {
+            var eye = [Float](repeating: 0, count: cols * cols)
+            for j in 0..<cols { eye[j * cols + j] = 1 }
+            factor = Tensor(shape: [cols, cols], scalars: eye)
+            identity = true
+        }
+        let u = factor.scalars
+        var pruned = [Bool](repeating: false, count: rows * cols)
+        var loss = 0.0
+        var a = 0
+        while a < cols {
+            let b = min(a + s.blockSize, cols), width = b - a
+            // The block as column-major slabs: slab[k * rows + r] = W[r, a + k].
+            var slab = [Float](repeating: 0, count: width * rows), mask = [Bool](repeating: false, count: width * rows)
+            var err = [Float](repeating: 0, count: width * rows)
+            for k in 0..<width { for r in 0..<rows { slab[k * rows + r] = w[r * cols + a + k] } }
+            func score(_ k: Int, _ r: Int) -> Float {
+                let d = u[(a + k) * cols + a + k]
+                return slab[k * rows + r] * slab[k * rows + r] / (d * d)
+            }
+            if s.m == 0 {
+                var all = [Float](repeating: 0, count: width * rows)
+                for k in 0..<width { for r in 0..<rows { all[k * rows + r] = score(k, r) } }
+                let sorted = all.sorted()
+                let threshold = sorted[min(Int(Double(sorted.count) * s.sparsity), sorted.count - 1)]
+                for i in all.indices where all[i] <= threshold { mask[i] = true }
+            }
+            for k in 0..<width {
+                let j = a + k, d = u[j * cols + j]
+                if s.m > 0, k % s.m == 0, s.n > 0 {
+                    let group = k..<min(k + s.m, width)
+                    for r in 0..<rows {
+                        let order = group.sorted { x, y in (score(x, r), x) < (score(y, r), y) }
+                        for x in order.prefix(s.n) { mask[x * rows + r] = true }
+                    }
+                }
+                for r in 0..<rows {
+                    let x = slab[k * rows + r]
+                    let q: Float = mask[k * rows + r] ? 0 : x
+                    let e = (x - q) / d
+                    loss += Double(e) * Double(e)
+                    err[k * rows + r] = e
+                    slab[k * rows + r] = q
+                }
+                // The rest of the block: column kk −= e · U[j, kk] (contiguous slabs).
+                for kk in (k + 1)..<width {
+                    let c = u[j * cols + a + kk]
+                    for r in 0..<rows { slab[kk * rows + r] -= err[k * rows + r] * c }
+                }
+            }
+            for k in 0..<width {
+                for r in 0..<rows {
+                    w[r * cols + a + k] = slab[k * rows + r]
+                    if mask[k * rows + r] { pruned[r * cols + a + k] = true }
+                }
+            }
+            // W[:, b:] −= E · U[a:b, b:], with E = errᵀ (rows × width).
+            if b < cols {
+                err.withUnsafeBufferPointer { e in
+                    u.withUnsafeBufferPointer { up in
+                        w.withUnsafeMutableBufferPointer { wp in
+                            BLAS.sgemm(transposeA: true, transposeB: false, m: rows, n: cols - b, k: width, alpha: -1,
+                                       a: e.baseAddress!, lda: rows, b: up.baseAddress! + a * cols + b, ldb: cols,
+                                       beta: 1, c: wp.baseAddress! + b, ldc: cols)
+                        }
+                    }
+                }
+            }
+            a = b
+        }
+        for j in 0..<cols where hessian.scalars[j * cols + j] == 0 { for r in 0..<rows { pruned[r * cols + j] = true } }
+        // +0.0, never −0.0 (vLLM's 2:4 kernels misread negative zeros).
+        for i in w.indices where pruned[i] { w[i] = 0 }
+        return Result(weight: Tensor(shape: [rows, cols], scalars: w), pruned: pruned, loss: loss / 2,
+                      deadColumns: dead, usedIdentityFactor: identity)
+    }
+}
