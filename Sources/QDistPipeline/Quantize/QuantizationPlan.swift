@@ -22,6 +22,8 @@ public struct QuantizationPlan: Sendable {
         public var args: QuantizationArgs
         /// How the linear's input is quantized (W8A8); nil for weight-only recipes.
         public var inputActivations: InputActivationScheme? = nil
+        /// The recipe's pruning step targets it (pruned just before it is quantized).
+        public var pruned: Bool = false
         public var name: String { "model.layers.\(block).\(suffix)" }
 
         /// The grid and observer that calibrate a static input scale; nil when the input is not
@@ -40,6 +42,8 @@ public struct QuantizationPlan: Sendable {
     public var solver: any LinearSolver
     /// The smoothings applied to each block before it is quantized, in recipe order.
     public var smoothings: [any BlockSmoothing]
+    /// The pruning applied to the entries marked `pruned`, before they are quantized.
+    public var pruning: (any LinearPruning)?
     /// The recipe's modifiers joined by `+`, for reports and the resume fingerprint.
     public var recipeName: String
     /// GPTQ's dampening, for formats that record one.
@@ -48,7 +52,9 @@ public struct QuantizationPlan: Sendable {
     /// True when some linear has a static input scale to calibrate.
     public var calibratesActivations: Bool { entries.contains { $0.inputCalibrationArgs != nil } }
     /// True when the job must forward calibration data: GPTQ's Hessians or static input scales.
-    public var needsCalibration: Bool { solver.needsHessian || calibratesActivations || !smoothings.isEmpty }
+    public var needsCalibration: Bool { needsHessians || calibratesActivations || !smoothings.isEmpty }
+    /// True when the linears' input Hessians are collected: for the solver (GPTQ) or a pruning step.
+    public var needsHessians: Bool { solver.needsHessian || (pruning != nil && entries.contains { $0.pruned }) }
 
     /// Entries of one block, keyed by suffix.
     public func entries(inBlock b: Int) -> [String: Entry] {
@@ -59,6 +65,7 @@ public struct QuantizationPlan: Sendable {
         let modifier = recipe.modifier
         solver = recipe.solver
         smoothings = recipe.smoothings
+        pruning = recipe.pruning
         recipeName = recipe.name
         // The solver's default act-order (GPTQ: `static`) unless the modifier says otherwise.
         let defaultActOrder: WeightArgsConfig.ActOrder? = modifier.actorderGiven ? nil : solver.defaultActOrder
@@ -71,7 +78,8 @@ public struct QuantizationPlan: Sendable {
             entries.append(Entry(block: block, suffix: parts[3...].joined(separator: "."), inFeatures: shape.inFeatures,
                                  outFeatures: shape.outFeatures,
                                  args: try Self.arguments(group.weights, defaultActOrder: defaultActOrder),
-                                 inputActivations: group.inputActivations?.scheme))
+                                 inputActivations: group.inputActivations?.scheme,
+                                 pruned: recipe.pruning.map { Self.matches(shape.name, $0.targets) && !Self.matches(shape.name, $0.ignore) } ?? false))
         }
         let planned = Set(entries.map(\.name))
         unquantizedLinears = config.linearLayers.map(\.name).filter { !planned.contains($0) }
@@ -79,6 +87,9 @@ public struct QuantizationPlan: Sendable {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }
         self.entries = entries
+        if let p = pruning, !entries.contains(where: \.pruned) {
+            throw QuantizePlanError(description: "\(p.name)'s targets minus ignore match none of the quantized linears")
+        }
         try format.row.validate(self)
     }
 

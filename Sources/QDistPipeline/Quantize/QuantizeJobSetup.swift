@@ -45,7 +45,7 @@ public enum QuantizeJobSetup {
         let out = URL(fileURLWithPath: outputPath)
         let inputs = [modelPath, recipePath].map { URL(fileURLWithPath: $0) } + (recipe.calibration.data.map { [URL(fileURLWithPath: expand($0))] } ?? [])
         try OutputFolderGuard.check(out, inputs: inputs, overwrite: overwrite)
-        let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.modifier.weightGroups.contains { $0.inputActivations?.dynamic == false }
+        let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || recipe.recipe.modifier.weightGroups.contains { $0.inputActivations?.dynamic == false }
         if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")
         }

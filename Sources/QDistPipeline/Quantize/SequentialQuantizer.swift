@@ -52,7 +52,8 @@ public enum SequentialQuantizer {
 
         /// What must match for a rerun to resume: model, recipe, format and calibration.
         var fingerprint: JSONValue {
-            .object([
+            // The pruning key only where a recipe prunes, so other jobs keep their fingerprints.
+            .object((plan.pruning.map { [(key: "pruning", value: JSONValue.string(String(describing: $0)))] } ?? []) + [
                 (key: "model", value: .string(modelPath)), (key: "recipe", value: .string(recipeName)),
                 (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
                 (key: "algorithm", value: .string(plan.recipeName)),
@@ -233,7 +234,7 @@ public enum SequentialQuantizer {
         -> (linears: [BlockLinear], smoothing: [SmoothingDecision])
     {
         let config = job.bundle.config
-        let usesHessians = job.plan.solver.needsHessian
+        let usesHessians = job.plan.needsHessians
         // Transform: fold the recipe's smoothings into the float block first; everything after
         // calibrates and solves the smoothed block (the same function).
         let ts = Date()
@@ -255,7 +256,8 @@ public enum SequentialQuantizer {
             // mean) belongs to the whole weight: such a linear is never split by rows.
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
                                                                                splittable: $0.args.strategy != .tensor && !$0.args.doubleQuantize
-                                                                                   && job.plan.solver.rowsAreIndependent) },
+                                                                                   && job.plan.solver.rowsAreIndependent
+                                                                                   && !($0.pruned && job.plan.pruning?.rowsAreIndependent == false)) },
                                              ranks: comm.size, costModel: usesHessians ? .hessianSolve : .elementwise)
             var hessians: [LinearGroup: Tensor] = [:]
             let tf = Date()
@@ -321,7 +323,12 @@ public enum SequentialQuantizer {
         -> QuantizedLinearExchange.SolvedPiece
     {
         let t0 = Date()
-        let (result, loss) = try plan.solver.solve(w, hessian: hessian, args: entry.args)
+        var pruned = w
+        if entry.pruned, let pruning = plan.pruning {
+            guard let hessian else { throw QuantizePlanError(description: "\(entry.name): \(pruning.name) needs the calibration Hessian") }
+            pruned = try pruning.prune(w, hessian: hessian)
+        }
+        let (result, loss) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args)
         let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
                                                 fractionalZeros: plan.solver.producesFractionalZeroPoints)
         // What every rank will run with: the stored form dequantized (so results cannot depend

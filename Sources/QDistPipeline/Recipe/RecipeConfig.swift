@@ -40,6 +40,9 @@ public struct RecipeConfig: Decodable, Sendable {
     /// The smoothings before the quantizer, in order.
     public var smoothings: [any BlockSmoothing] { modifiers.compactMap(\.smoothing) }
 
+    /// The recipe's pruning step (at most one pruning modifier).
+    public var pruning: (any LinearPruning)? { modifiers.compactMap(\.pruning).first }
+
     /// `SmoothQuantModifier+GPTQModifier`: the recipe's shape, for reports.
     public var name: String { modifiers.map { type(of: $0).recipeKey }.joined(separator: "+") }
 
@@ -90,6 +93,13 @@ public struct RecipeConfig: Decodable, Sendable {
         }
         if quantizing.count > 1 {
             throw QuantizePlanError(description: "\(quantizing.map { names[$0] }.joined(separator: " and ")) both set a scheme: exactly one modifier quantizes (a smoothing modifier takes the quantizer's scheme)")
+        }
+        let pruners = modifiers.filter { $0.pruning != nil }.map { type(of: $0).recipeKey }
+        if pruners.count > 1 {
+            throw QuantizePlanError(description: "\(pruners.joined(separator: " and ")) both prune: give one pruning modifier")
+        }
+        if !pruners.isEmpty, modifiers[last].solver?.needsHessian == true || modifiers[last].solver is HQQLinearSolver {
+            throw QuantizePlanError(description: "\(names[last]) after \(pruners[0]) would refill the pruned zeros (its updates are not masked yet): follow pruning with QuantizationModifier")
         }
         if last < modifiers.count - 1 {
             throw QuantizePlanError(description: "\(names[last + 1]) comes after the quantizing \(names[last]): smoothing modifiers go before it")

@@ -20,6 +20,12 @@ public protocol RecipeModifier: Sendable {
     var solver: (any LinearSolver)? { get }
     /// The smoothing it applies to each block before quantization; nil when none.
     var smoothing: (any BlockSmoothing)? { get }
+    /// The pruning it applies to each targeted linear before quantization; nil when none.
+    var pruning: (any LinearPruning)? { get }
+}
+
+extension RecipeModifier {
+    public var pruning: (any LinearPruning)? { nil }
 }
 
 /// Every modifier a recipe may name, in the order `--help` lists them.
@@ -30,6 +36,8 @@ public enum ModifierRegistry {
         SmoothQuantModifier.self,
         AWQModifier.self,
         HQQModifier.self,
+        SparseGPTModifier.self,
+        WandaPruningModifier.self,
     ]
 
     /// The modifier type for a recipe key.

@@ -1,0 +1,72 @@
+import QDistQuant
+import QDistTensor
+
+/// A pruning step run on each targeted linear just before it is quantized (`SparseGPTModifier`,
+/// `WandaPruningModifier`): pure, like a solver — the pipeline hands it the weight's rows and
+/// the combined calibration Hessian of the linear's input, and quantizes what it returns. Every
+/// quantizer the recipe may follow it with keeps an exact zero a zero (0 sits on every grid), so
+/// the written codes carry the pattern.
+public protocol LinearPruning: Sendable {
+    /// The modifier's recipe key, for reports and the resume fingerprint.
+    var name: String { get }
+    /// Linears it prunes (`Linear`, names, suffixes, `re:`), and those it leaves alone.
+    var targets: [String] { get }
+    var ignore: [String] { get }
+    /// Whether pruning a block of rows alone gives those rows' result; when false, a pruned
+    /// linear is never split across ranks.
+    var rowsAreIndependent: Bool { get }
+    /// `w` (rows, in) pruned against `hessian` (in, in): the weight with +0.0 where pruned.
+    func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor
+}
+
+/// `mask_structure` as llm-compressor spells it: "0:0" (unstructured) or "N:M" — N zeros in
+/// every M consecutive inputs.
+struct MaskStructure: Sendable, Equatable, CustomStringConvertible {
+    var n: Int
+    var m: Int
+
+    init(parsing text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let n = Int(parts[0]), let m = Int(parts[1]), n >= 0, m >= 0, (m == 0) == (n == 0), n <= m else {
+            throw QuantizePlanError(description: "mask_structure '\(text)' is not \"0:0\" (unstructured) or \"N:M\" with 0 < N ≤ M (N zeros in every M inputs, e.g. \"2:4\")")
+        }
+        (self.n, self.m) = (n, m)
+    }
+
+    var unstructured: Bool { m == 0 }
+    var description: String { "\(n):\(m)" }
+}
+
+/// SparseGPT as a pruning step (`QDistQuant.SparseGPT`).
+struct SparseGPTPruning: LinearPruning {
+    var settings: SparseGPT.Settings
+    var targets: [String]
+    var ignore: [String]
+    var name: String { "SparseGPTModifier" }
+    /// The unstructured threshold is shared by every row of a block; N:M groups are per row.
+    var rowsAreIndependent: Bool { settings.m > 0 }
+
+    func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
+        do { return try SparseGPT.prune(w, hessian: hessian, settings: settings).weight } catch let e as SparseGPT.SettingsError {
+            throw QuantizePlanError(description: "SparseGPTModifier: \(e.description)")
+        }
+    }
+}
+
+/// Wanda as a pruning step (`QDistQuant.Wanda`), its input norms from the Hessian's diagonal.
+struct WandaPruning: LinearPruning {
+    var sparsity: Double
+    var structure: MaskStructure
+    var targets: [String]
+    var ignore: [String]
+    var name: String { "WandaPruningModifier" }
+    var rowsAreIndependent: Bool { true }
+
+    func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
+        let n = hessian.shape[0]
+        let diagonal = (0..<n).map { hessian.scalars[$0 * n + $0] }
+        do { return try Wanda.prune(w, inputSquares: diagonal, sparsity: sparsity, n: structure.n, m: structure.m).weight } catch let e as SparseGPT.SettingsError {
+            throw QuantizePlanError(description: "WandaPruningModifier: \(e.description)")
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import QDistIO
+import QDistQuant
+import QDistTensor
+import QDistTestSupport
+import XCTest
+@testable import QDistPipeline
+
+/// Pruning before quantization (issue 24, first part): `SparseGPTModifier` and
+/// `WandaPruningModifier` with llm-compressor's keys, run on each targeted linear against the
+/// combined calibration Hessian just before round-to-nearest quantizes it. The pattern must
+/// survive into the written integers (a pruned weight is the grid's zero point), and the
+/// output must not depend on the number of ranks. (The algorithms themselves are checked
+/// against Float64 statements in SparseGPTTests and WandaTests.)
+final class PruningQuantizeTests: XCTestCase {
+    var dir: URL!
+    var model: URL!
+
+    override func setUpWithError() throws {
+        dir = try QdistProcess.temporaryDirectory(self)
+        model = dir.appendingPathComponent("tiny")
+        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--heads", "4",
+                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "9"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func decode(_ recipe: String) throws -> QuantizeJobConfig {
+        try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe:\n\(recipe)", path: "r.yaml")
+    }
+
+    let w4 = "  - QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 32}}}}\n"
+
+    func testRecipeKeysFollowLlmCompressorAndWhatWouldBreakThePatternIsRefused() throws {
+        let job = try decode("  - SparseGPTModifier: {sparsity: 0.5}\n" + w4)
+        let rule = try XCTUnwrap(job.recipe.pruning as? SparseGPTPruning)
+        XCTAssertEqual(rule.settings, SparseGPT.Settings(sparsity: 0.5, n: 0, m: 0, blockSize: 128, dampening: 0.01))
+        XCTAssertEqual(rule.targets, ["Linear"])
+        let nm = try XCTUnwrap(try decode("  - WandaPruningModifier: {mask_structure: \"2:4\"}\n" + w4).recipe.pruning as? WandaPruning)
+        XCTAssertEqual(nm.structure, try MaskStructure(parsing: "2:4"))
+        for (recipe, message) in [
+            ("  - SparseGPTModifier: {mask_structure: \"0:0\"}\n" + w4, "needs sparsity"),
+            ("  - SparseGPTModifier: {sparsity: 1.0}\n" + w4, "[0, 1)"),
+            ("  - SparseGPTModifier: {mask_structure: \"2of4\"}\n" + w4, "N:M"),
+            ("  - SparseGPTModifier: {mask_structure: \"2:4\", block_size: 6}\n" + w4, "multiple of M"),
+            ("  - SparseGPTModifier: {sparsity: 0.5, preserve_sparsity_mask: true}\n" + w4, "preserve_sparsity_mask"),
+            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - GPTQModifier: {scheme: W4A16}\n", "refill the pruned zeros"),
+            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "refill the pruned zeros"),
+            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - WandaPruningModifier: {sparsity: 0.5}\n" + w4, "give one pruning modifier"),
+        ] {
+            XCTAssertThrowsError(try decode(recipe), recipe) { XCTAssertTrue("\($0)".contains(message), "\(recipe): \($0)") }
+        }
+    }
+
+    /// Quantizes with `pruner` before round-to-nearest W4 g32 asym into `name` (on `ranks`).
+    func quantize(_ pruner: String, _ name: String, ranks: Int? = nil) throws -> URL {
+        let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)
+        try Data("""
+            format: compressed-tensors
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 8, seq_len: 64, seed: 1}
+            recipe:
+              - \(pruner)
+            \(w4)
+            """.utf8).write(to: url)
+        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path], ranks: ranks)
+        XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+        return out
+    }
+
+    /// Each linear's written codes: (codes, zero points, in, groupSize) per module.
+    func codes(_ out: URL) throws -> [(name: String, linear: QuantizedLinearWeights)] {
+        let reader = try XCTUnwrap(try QuantizedCheckpointReader.open(folder: try CheckpointFolder(url: out), config: try ModelConfiguration.load(from: out)))
+        return try reader.modules.map { ($0, try reader.linear($0)) }
+    }
+
+    func testTwoOfFourSurvivesIntoTheWrittenIntegersForSparseGPTAndWanda() throws {
+        for (name, pruner) in [("sparsegpt", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}"),
+                               ("wanda", "WandaPruningModifier: {mask_structure: \"2:4\"}")] {
+            let out = try quantize(pruner, name)
+            let linears = try codes(out)
+            XCTAssertEqual(linears.count, 14)
+            for (module, l) in linears {
+                let zeros = l.effectiveZeroPoints
+                for row in 0..<l.outFeatures {
+                    for g in stride(from: 0, to: l.inFeatures, by: 4) {
+                        // A pruned weight is the code equal to its group's zero point.
+                        let atZero = (g..<g + 4).filter { l.codes[row * l.inFeatures + $0] == zeros[row * l.groupCount + $0 / 32] }.count
+                        XCTAssertGreaterThanOrEqual(atZero, 2, "\(name) \(module) row \(row) inputs \(g)…\(g + 3)")
+                    }
+                }
+                let dense = l.dequantize().scalars
+                XCTAssertGreaterThanOrEqual(Double(dense.filter { $0 == 0 }.count) / Double(dense.count), 0.5, "\(name) \(module)")
+            }
+        }
+    }
+
+    /// Unstructured SparseGPT shares one threshold across a block's rows, so its linears are
+    /// never split; 2:4 groups are per row, so they may be. Both write the same bytes for 1, 2
+    /// and 3 ranks, and unstructured 50 % prunes ⌊p·count⌋ + 1 per 64-column slab (no ties).
+    func testTheSameBytesForOneTwoAndThreeRanksAndTheUnstructuredCountPerSlab() throws {
+        for (name, pruner) in [("unstructured", "SparseGPTModifier: {sparsity: 0.5, block_size: 64}"),
+                               ("nm", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}")] {
+            let one = try quantize(pruner, "\(name)-1")
+            for ranks in [2, 3] {
+                XCTAssertEqual(try CheckpointComparison.differingTensors(one, try quantize(pruner, "\(name)-\(ranks)", ranks: ranks)), [], "\(name) on \(ranks) ranks")
+            }
+            guard name == "unstructured" else { continue }
+            for (module, l) in try codes(one) {
+                let dense = l.dequantize().scalars
+                for a in stride(from: 0, to: l.inFeatures, by: 64) {
+                    let zeros = (0..<l.outFeatures).reduce(0) { n, r in n + (a..<a + 64).filter { dense[r * l.inFeatures + $0] == 0 }.count }
+                    XCTAssertGreaterThanOrEqual(zeros, l.outFeatures * 32 + 1, "\(module) columns \(a)…")
+                }
+            }
+        }
+    }
+}
