@@ -46,6 +46,7 @@ final class PruningQuantizeTests: XCTestCase {
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - GPTQModifier: {scheme: W4A16}\n", "refill the pruned zeros"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "refill the pruned zeros"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - WandaPruningModifier: {sparsity: 0.5}\n" + w4, "give one pruning modifier"),
+            (w4 + "  - WandaPruningModifier: {sparsity: 0.5}\n", "smoothing and pruning modifiers go before it"),
         ] {
             XCTAssertThrowsError(try decode(recipe), recipe) { XCTAssertTrue("\($0)".contains(message), "\(recipe): \($0)") }
         }

@@ -102,7 +102,7 @@ public struct RecipeConfig: Decodable, Sendable {
             throw QuantizePlanError(description: "\(names[last]) after \(pruners[0]) would refill the pruned zeros (its updates are not masked yet): follow pruning with QuantizationModifier")
         }
         if last < modifiers.count - 1 {
-            throw QuantizePlanError(description: "\(names[last + 1]) comes after the quantizing \(names[last]): smoothing modifiers go before it")
+            throw QuantizePlanError(description: "\(names[last + 1]) comes after the quantizing \(names[last]): smoothing and pruning modifiers go before it")
         }
         return last
     }
