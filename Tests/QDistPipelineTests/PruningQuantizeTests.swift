@@ -8,7 +8,8 @@ import XCTest
 
 /// Pruning before quantization (issue 24, first part): `SparseGPTModifier` and
 /// `WandaPruningModifier` with llm-compressor's keys, run on each targeted linear against the
-/// combined calibration Hessian just before round-to-nearest quantizes it. The pattern must
+/// combined calibration Hessian just before round-to-nearest or GPTQ (with masked updates)
+/// quantizes it. The pattern must
 /// survive into the written integers (a pruned weight is the grid's zero point), and the
 /// output must not depend on the number of ranks. (The algorithms themselves are checked
 /// against Float64 statements in SparseGPTTests and WandaTests.)
@@ -43,8 +44,7 @@ final class PruningQuantizeTests: XCTestCase {
             ("  - SparseGPTModifier: {mask_structure: \"2of4\"}\n" + w4, "N:M"),
             ("  - SparseGPTModifier: {mask_structure: \"2:4\", block_size: 6}\n" + w4, "multiple of M"),
             ("  - SparseGPTModifier: {sparsity: 0.5, preserve_sparsity_mask: true}\n" + w4, "preserve_sparsity_mask"),
-            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - GPTQModifier: {scheme: W4A16}\n", "refill the pruned zeros"),
-            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "refill the pruned zeros"),
+            ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "cannot keep the pruned zeros"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - WandaPruningModifier: {sparsity: 0.5}\n" + w4, "give one pruning modifier"),
             (w4 + "  - WandaPruningModifier: {sparsity: 0.5}\n", "smoothing and pruning modifiers go before it"),
         ] {
@@ -53,14 +53,14 @@ final class PruningQuantizeTests: XCTestCase {
     }
 
     /// Quantizes with `pruner` before round-to-nearest W4 g32 asym into `name` (on `ranks`).
-    func quantize(_ pruner: String, _ name: String, ranks: Int? = nil) throws -> URL {
+    func quantize(_ pruner: String, _ name: String, ranks: Int? = nil, quantizer: String? = nil) throws -> URL {
         let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)
         try Data("""
             format: compressed-tensors
             calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 8, seq_len: 64, seed: 1}
             recipe:
               - \(pruner)
-            \(w4)
+            \(quantizer ?? w4)
             """.utf8).write(to: url)
         let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path], ranks: ranks)
         XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
@@ -73,10 +73,12 @@ final class PruningQuantizeTests: XCTestCase {
         return try reader.modules.map { ($0, try reader.linear($0)) }
     }
 
-    func testTwoOfFourSurvivesIntoTheWrittenIntegersForSparseGPTAndWanda() throws {
-        for (name, pruner) in [("sparsegpt", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}"),
-                               ("wanda", "WandaPruningModifier: {mask_structure: \"2:4\"}")] {
-            let out = try quantize(pruner, name)
+    func testTwoOfFourSurvivesIntoTheWrittenIntegersForSparseGPTAndWandaAndThroughGPTQ() throws {
+        for (name, pruner, quantizer) in [("sparsegpt", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}", w4),
+                                          ("wanda", "WandaPruningModifier: {mask_structure: \"2:4\"}", w4),
+                                          ("sparsegpt-gptq", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}",
+                                           w4.replacingOccurrences(of: "QuantizationModifier", with: "GPTQModifier"))] {
+            let out = try quantize(pruner, name, quantizer: quantizer)
             let linears = try codes(out)
             XCTAssertEqual(linears.count, 14)
             for (module, l) in linears {

@@ -14,6 +14,9 @@ struct ReferenceGPTQSettings {
     var staticGroups = false
     var blockSize = 128
     var percdamp = 0.01
+    /// llm-compressor ≤ 0.12's sparsity-preserving GPTQ: updates multiplied by W ≠ 0 (taken after
+    /// the dead columns are zeroed, before any update).
+    var preserveZeros = false
 }
 
 struct ReferenceGPTQResult {
@@ -67,10 +70,12 @@ enum ReferenceGPTQ {
         if useStatic && s.actOrder != .group {
             for g in stride(from: 0, to: n, by: gs) { groups.append(findParams(w, g..<min(g + gs, n))) }
         }
+        var keep = w.map { row in row.map { s.preserveZeros && $0 == 0 ? 0.0 : 1.0 } }
         var perm = Array(0..<n)
         if s.actOrder != .none {
             perm.sort { h[$0][$0] > h[$1][$1] || (h[$0][$0] == h[$1][$1] && $0 < $1) }
             w = w.map { row in perm.map { row[$0] } }
+            keep = keep.map { row in perm.map { row[$0] } }
             h = perm.map { i in perm.map { j in h[i][j] } }
         }
         if useStatic && s.actOrder == .group {
@@ -110,7 +115,7 @@ enum ReferenceGPTQ {
                     qOut[r][i1 + i] = q
                     loss += (x - q) * (x - q) / (d * d) / 2
                     let e = (x - q) / d
-                    for j in i..<count { w1[r][j] -= e * u[i1 + i][i1 + j] }
+                    for j in i..<count { w1[r][j] -= e * u[i1 + i][i1 + j] * keep[r][i1 + j] }
                     err1[r][i] = e
                 }
             }
@@ -118,7 +123,7 @@ enum ReferenceGPTQ {
                 for c in i2..<n {
                     var acc = 0.0
                     for i in 0..<count { acc += err1[r][i] * u[i1 + i][c] }
-                    w[r][c] -= acc
+                    w[r][c] -= acc * keep[r][c]
                 }
             }
         }

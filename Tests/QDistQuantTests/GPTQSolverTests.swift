@@ -110,6 +110,29 @@ final class GPTQSolverTests: XCTestCase {
         XCTAssertFalse(s.weight.needsGroupIndex)
     }
 
+    /// After 2:4 pruning, GPTQ with `preservingZeros` never updates a zero, so every pruned
+    /// weight quantizes to exactly 0 — matching the reference with masked updates (llm-compressor
+    /// ≤ 0.12) — while plain GPTQ refills some of them.
+    func testPreservingZerosKeepsAPrunedPatternAndMatchesTheMaskedReference() throws {
+        var (w, _, h) = layer(rows: 48, columns: 128, tokens: 512, seed: 8)
+        for r in 0..<48 { for g in stride(from: 0, to: 128, by: 4) { w[r, g + (r % 3)] = 0; w[r, g + 3] = 0 } }
+        for (args, reference) in [(QuantizationArgs(numBits: 4, symmetric: false, strategy: .group, groupSize: 32),
+                                   ReferenceGPTQSettings(symmetric: false, strategy: .group(32), blockSize: 32, preserveZeros: true)),
+                                  (QuantizationArgs(numBits: 8, strategy: .channel),
+                                   ReferenceGPTQSettings(bits: 8, strategy: .channel, blockSize: 32, preserveZeros: true))] {
+            // Blocks of 32 over 128 columns: the in-block and the lazy trailing updates both run.
+            let masked = try GPTQSolver.quantizeWeight(w, hessian: h, args: args, blockSize: 32, preservingZeros: true)
+            let ref = ReferenceGPTQ.run(w: double(w), h: double(h), reference)
+            XCTAssertGreaterThanOrEqual(QuantTestData.agreement(masked.codes, ref.codes.flatMap { $0 }.map { Int8($0) }), 0.999)
+            XCTAssertEqual(masked.loss, ref.loss, accuracy: 1e-3 * ref.loss)
+            let zeros = (0..<w.count).filter { w.scalars[$0] == 0 }
+            XCTAssertEqual(zeros.count, 48 * 64)
+            XCTAssertTrue(zeros.allSatisfy { masked.dequantized.scalars[$0] == 0 }, "every pruned weight stays 0")
+            let plain = try GPTQSolver.quantizeWeight(w, hessian: h, args: args, blockSize: 32)
+            XCTAssertGreaterThan(zeros.filter { plain.dequantized.scalars[$0] != 0 }.count, 100, "unmasked GPTQ refills zeros")
+        }
+    }
+
     func testDeadColumnsAreZeroedCountedAndMatchTheReference() throws {
         var (w, x, _) = layer(rows: 48, columns: 96, tokens: 384, seed: 6)
         for t in 0..<x.rows { for c in [0, 17, 95] { x[t, c] = 0 } }

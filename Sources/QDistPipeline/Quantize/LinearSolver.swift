@@ -20,11 +20,21 @@ public protocol LinearSolver: Sendable {
     /// Whether solving a block of rows alone gives those rows' result (GPTQ, RTN per row); when
     /// false, a linear is never split across ranks, so results cannot depend on P.
     var rowsAreIndependent: Bool { get }
+    /// Whether it can keep a pruned weight's exact zero a zero (`solve(…, keepingZeros: true)`):
+    /// round-to-nearest always does (0 is on every integer, FP8 and NF4 grid); GPTQ masks its
+    /// updates; HQQ's float zero points cannot.
+    var keepsZeros: Bool { get }
+    /// `solve` for a pruned weight: every exact zero of `w` must come back as 0.
+    func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?)
 }
 
 extension LinearSolver {
     public var producesFractionalZeroPoints: Bool { false }
     public var rowsAreIndependent: Bool { true }
+    public var keepsZeros: Bool { true }
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
+        try solve(w, hessian: hessian, args: args)
+    }
 }
 
 /// HQQ (`HQQModifier`): calibration-free, zero points tuned by the half-quadratic solver.
@@ -38,6 +48,8 @@ public struct HQQLinearSolver: LinearSolver {
     public var defaultActOrder: WeightArgsConfig.ActOrder? { nil }
     public var dampening: Double { 0.01 }
     public var producesFractionalZeroPoints: Bool { !integerZeros }
+    /// A zero weight lands on `(round(z) − z)·scale`, not 0.
+    public var keepsZeros: Bool { false }
     /// Its early stop watches the mean error of the whole weight.
     public var rowsAreIndependent: Bool { false }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
@@ -74,10 +86,15 @@ public struct GPTQLinearSolver: LinearSolver {
     /// llm-compressor's GPTQModifier default: activation order with groups kept in column order.
     public var defaultActOrder: WeightArgsConfig.ActOrder? { .static }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
+        try solve(w, hessian: hessian, args: args, keepingZeros: false)
+    }
+
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
         guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
         // Every thread count gives the same bits: products through `BLAS` (depth split), the
         // factorizations on one thread (`BLASThreads.withOneThread` inside the solver).
-        let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening)
+        let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening,
+                                              preservingZeros: keepingZeros)
         return (r.weight, r.loss)
     }
 }

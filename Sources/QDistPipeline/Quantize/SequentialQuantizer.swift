@@ -328,7 +328,7 @@ public enum SequentialQuantizer {
             guard let hessian else { throw QuantizePlanError(description: "\(entry.name): \(pruning.name) needs the calibration Hessian") }
             pruned = try pruning.prune(w, hessian: hessian)
         }
-        let (result, loss) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args)
+        let (result, loss) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args, keepingZeros: entry.pruned)
         let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
                                                 fractionalZeros: plan.solver.producesFractionalZeroPoints)
         // What every rank will run with: the stored form dequantized (so results cannot depend

@@ -98,8 +98,8 @@ public struct RecipeConfig: Decodable, Sendable {
         if pruners.count > 1 {
             throw QuantizePlanError(description: "\(pruners.joined(separator: " and ")) both prune: give one pruning modifier")
         }
-        if !pruners.isEmpty, modifiers[last].solver?.needsHessian == true || modifiers[last].solver is HQQLinearSolver {
-            throw QuantizePlanError(description: "\(names[last]) after \(pruners[0]) would refill the pruned zeros (its updates are not masked yet): follow pruning with QuantizationModifier")
+        if !pruners.isEmpty, modifiers[last].solver?.keepsZeros == false {
+            throw QuantizePlanError(description: "\(names[last]) after \(pruners[0]) cannot keep the pruned zeros (its zero points are floats): follow pruning with QuantizationModifier or GPTQModifier")
         }
         if last < modifiers.count - 1 {
             throw QuantizePlanError(description: "\(names[last + 1]) comes after the quantizing \(names[last]): smoothing and pruning modifiers go before it")

@@ -92,8 +92,10 @@ enum GPTQColumnLoop {
         var loss: Double
     }
 
+    /// `keep` (row-major, 1 or 0), when given, masks every update: a weight marked 0 is never
+    /// moved, so an exact zero (a pruned weight) stays zero and quantizes to the grid's zero.
     static func run(weight w: Tensor, order: [Int], hinvUpper u: Tensor, plan initialPlan: GPTQPlan,
-                    grid: QuantizationGrid, observer: any WeightRangeObserver, blockSize: Int) -> Output {
+                    grid: QuantizationGrid, observer: any WeightRangeObserver, blockSize: Int, keep: [Float]? = nil) -> Output {
         var plan = initialPlan
         let m = w.rows, n = w.columns
         // wt: (n, m), W transposed in processing order. After column k is quantized its row holds
@@ -105,6 +107,21 @@ enum GPTQColumnLoop {
         defer { wt.deallocate(); codeT.deallocate(); w1.deallocate(); errT.deallocate() }
         w.withUnsafeBufferPointer { src in
             order.withUnsafeBufferPointer { gatherTransposed(src.baseAddress!, rows: m, columns: n, order: $0.baseAddress!, into: wt) }
+        }
+        // The update mask in the same layout as wt (nil: every weight moves).
+        let keepT: UnsafeMutablePointer<Float>? = keep.map { k in
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: n * m)
+            k.withUnsafeBufferPointer { src in
+                order.withUnsafeBufferPointer { gatherTransposed(src.baseAddress!, rows: m, columns: n, order: $0.baseAddress!, into: t) }
+            }
+            return t
+        }
+        defer { keepT?.deallocate() }
+        /// Columns [k0, k0 + columns) of a (·, m) column-major buffer starting at `x` masked.
+        func masked(_ x: UnsafeMutablePointer<Float>, fromColumn k0: Int, columns: Int) {
+            guard let keepT else { return }
+            let k = keepT + k0 * m
+            for i in 0..<(columns * m) { x[i] *= k[i] }
         }
         var loss = 0.0
         let dynamic = !plan.usesStaticParameters
@@ -138,19 +155,24 @@ enum GPTQColumnLoop {
                     let subEnd = min((i / subBlock + 1) * subBlock, count)
                     for j in (i + 1)..<max(subEnd, i + 1) {
                         let h = up[k * n + i1 + j]
-                        if h != 0 { subtractScaled(e, h, from: w1 + j * m, count: m) }
+                        if h != 0 {
+                            subtractScaled(e, h, from: w1 + j * m, count: m)
+                            masked(w1 + j * m, fromColumn: i1 + j, columns: 1)
+                        }
                     }
                     if i + 1 == subEnd && subEnd < count {
                         let s1 = subEnd - subBlock
                         BLAS.sgemm(transposeA: true, transposeB: false, m: count - subEnd, n: m, k: subBlock, alpha: -1,
                                    a: up + (i1 + s1) * n + i1 + subEnd, lda: n, b: errT + s1 * m, ldb: m,
                                    beta: 1, c: w1 + subEnd * m, ldc: m)
+                        masked(w1 + subEnd * m, fromColumn: i1 + subEnd, columns: count - subEnd)
                     }
                 }
                 if i2 < n {
                     // Lazy batch update of all later columns: one sgemm, 2·(n−i2)·m·count flops.
                     BLAS.sgemm(transposeA: true, transposeB: false, m: n - i2, n: m, k: count, alpha: -1,
                                a: up + i1 * n + i2, lda: n, b: errT, ldb: m, beta: 1, c: wt + i2 * m, ldc: m)
+                    masked(wt + i2 * m, fromColumn: i2, columns: n - i2)
                 }
             }
         }

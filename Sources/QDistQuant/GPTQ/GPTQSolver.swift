@@ -37,10 +37,12 @@ public enum GPTQSolver {
     ///   - groupParameters: `.dynamic` (gptq default) or `.static`.
     ///   - observer: clipping-range observer (nil: the one `args.observer` names).
     ///   - maxDampeningRetries: how often to multiply the dampening by 10 when Cholesky fails.
+    ///   - preservingZeros: never update a weight that is exactly 0 (after pruning), so it
+    ///     quantizes to 0.
     public static func quantizeWeight(
         _ w: Tensor, hessian: Tensor, args: QuantizationArgs, blockSize: Int = 128, dampening: Double = 0.01,
         groupParameters: GroupParameters = .dynamic, observer: (any WeightRangeObserver)? = nil,
-        maxDampeningRetries: Int = 3
+        maxDampeningRetries: Int = 3, preservingZeros: Bool = false
     ) throws -> GPTQResult {
         do { try args.validateStructure() } catch { throw GPTQError.invalidArguments(error.description) }
         guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
@@ -98,8 +100,11 @@ public enum GPTQSolver {
             }
         }
 
+        // A pruned weight's exact zero is never updated (llm-compressor ≤ 0.12's masked GPTQ,
+        // FORMATS.md §12.1.8), so the pattern survives into the codes.
+        let keep: [Float]? = preservingZeros ? weight.scalars.map { $0 == 0 ? 0 : 1 } : nil
         let run = GPTQColumnLoop.run(weight: weight, order: plan.order, hinvUpper: factor, plan: plan,
-                                     grid: grid, observer: observer, blockSize: blockSize)
+                                     grid: grid, observer: observer, blockSize: blockSize, keep: keep)
         return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss,
                           dampening: percdamp, dampeningRetries: retries, deadColumns: dead,
                           order: order)
