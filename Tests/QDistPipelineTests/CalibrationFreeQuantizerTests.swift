@@ -15,10 +15,7 @@ final class CalibrationFreeQuantizerTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = try QdistProcess.temporaryDirectory(self)
-        model = dir.appendingPathComponent("tiny")
-        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "3", "--hidden", "64", "--heads", "4",
-                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "3"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        model = try QdistProcess.tinyModel(in: dir, layers: 3, seed: 3)
         recipe = dir.appendingPathComponent("hqq.yaml")
         try Data("format: float-zero\nrecipe: {HQQModifier: {num_bits: 4, group_size: 32}}\n".utf8).write(to: recipe)
     }

@@ -16,10 +16,7 @@ final class HQQQuantizeTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = try QdistProcess.temporaryDirectory(self)
-        model = dir.appendingPathComponent("tiny")
-        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--heads", "4",
-                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "7"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        model = try QdistProcess.tinyModel(in: dir, seed: 7)
     }
 
     func decode(_ yaml: String) throws -> QuantizeJobConfig {

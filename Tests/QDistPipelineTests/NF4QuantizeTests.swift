@@ -18,10 +18,7 @@ final class NF4QuantizeTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = try QdistProcess.temporaryDirectory(self)
-        model = dir.appendingPathComponent("tiny")
-        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--heads", "4",
-                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "7"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        model = try QdistProcess.tinyModel(in: dir, seed: 7)
     }
 
     /// Equal arrays, or a failure that counts the differing entries (instead of printing both).

@@ -19,10 +19,7 @@ final class PruningQuantizeTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = try QdistProcess.temporaryDirectory(self)
-        model = dir.appendingPathComponent("tiny")
-        let r = try QdistProcess.run(["tiny-model", model.path, "--layers", "2", "--hidden", "64", "--heads", "4",
-                                      "--kv-heads", "2", "--intermediate", "128", "--seed", "9"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        model = try QdistProcess.tinyModel(in: dir, seed: 9)
     }
 
     func decode(_ recipe: String) throws -> QuantizeJobConfig {

@@ -47,7 +47,7 @@ struct SparseGPTPruning: LinearPruning {
     var rowsAreIndependent: Bool { settings.m > 0 }
 
     func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
-        do { return try SparseGPT.prune(w, hessian: hessian, settings: settings).weight } catch let e as SparseGPT.SettingsError {
+        do { return try SparseGPT.prune(w, hessian: hessian, settings: settings).weight } catch let e as PruningSettingsError {
             throw QuantizePlanError(description: "SparseGPTModifier: \(e.description)")
         }
     }
@@ -65,7 +65,7 @@ struct WandaPruning: LinearPruning {
     func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
         let n = hessian.shape[0]
         let diagonal = (0..<n).map { hessian.scalars[$0 * n + $0] }
-        do { return try Wanda.prune(w, inputSquares: diagonal, sparsity: sparsity, n: structure.n, m: structure.m).weight } catch let e as SparseGPT.SettingsError {
+        do { return try Wanda.prune(w, inputSquares: diagonal, sparsity: sparsity, n: structure.n, m: structure.m).weight } catch let e as PruningSettingsError {
             throw QuantizePlanError(description: "WandaPruningModifier: \(e.description)")
         }
     }

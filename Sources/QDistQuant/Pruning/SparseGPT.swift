@@ -51,24 +51,19 @@ public enum SparseGPT {
         public var usedIdentityFactor: Bool
     }
 
-    /// A setting the algorithm cannot run with.
-    public struct SettingsError: Error, CustomStringConvertible, Equatable {
-        public let description: String
-    }
-
     /// Prunes `weight` (rows = outputs, columns = inputs) against `hessian` (columns × columns).
     public static func prune(_ weight: Tensor, hessian: Tensor, settings s: Settings) throws -> Result {
         let rows = weight.rows, cols = weight.columns
         guard weight.rank == 2, hessian.shape == [cols, cols] else {
-            throw SettingsError(description: "weight \(weight.shape) and Hessian \(hessian.shape) do not match")
+            throw PruningSettingsError(description: "weight \(weight.shape) and Hessian \(hessian.shape) do not match")
         }
-        guard s.blockSize > 0, s.dampening >= 0 else { throw SettingsError(description: "block_size must be positive and dampening_frac ≥ 0") }
+        guard s.blockSize > 0, s.dampening >= 0 else { throw PruningSettingsError(description: "block_size must be positive and dampening_frac ≥ 0") }
         if s.m > 0 {
             guard s.n >= 0, s.n <= s.m, s.blockSize % s.m == 0 else {
-                throw SettingsError(description: "mask_structure \(s.n):\(s.m) needs 0 ≤ N ≤ M and M dividing block_size \(s.blockSize)")
+                throw PruningSettingsError(description: "mask_structure \(s.n):\(s.m) needs 0 ≤ N ≤ M and M dividing block_size \(s.blockSize)")
             }
         } else if !(s.sparsity >= 0 && s.sparsity < 1) {
-            throw SettingsError(description: "sparsity \(s.sparsity) is not in [0, 1)")
+            throw PruningSettingsError(description: "sparsity \(s.sparsity) is not in [0, 1)")
         }
         var w = weight.scalars
         var h = hessian
@@ -164,4 +159,10 @@ public enum SparseGPT {
         return Result(weight: Tensor(shape: [rows, cols], scalars: w), pruned: pruned, loss: loss / 2,
                       deadColumns: dead, usedIdentityFactor: identity)
     }
+}
+
+/// A pruning setting the algorithm cannot run with (SparseGPT, Wanda), in words a recipe author
+/// can act on.
+public struct PruningSettingsError: Error, CustomStringConvertible, Equatable {
+    public let description: String
 }

@@ -21,14 +21,14 @@ public enum Wanda {
     {
         let rows = weight.rows, cols = weight.columns
         guard weight.rank == 2, inputSquares.count == cols else {
-            throw SparseGPT.SettingsError(description: "\(inputSquares.count) input statistics for \(cols) input columns")
+            throw PruningSettingsError(description: "\(inputSquares.count) input statistics for \(cols) input columns")
         }
         if m > 0 {
             guard n >= 0, n <= m, cols % m >= n || cols % m == 0 else {
-                throw SparseGPT.SettingsError(description: "mask_structure \(n):\(m) does not fit \(cols) input columns")
+                throw PruningSettingsError(description: "mask_structure \(n):\(m) does not fit \(cols) input columns")
             }
         } else if !(sparsity >= 0 && sparsity <= 1) {
-            throw SparseGPT.SettingsError(description: "sparsity \(sparsity) is not in [0, 1]")
+            throw PruningSettingsError(description: "sparsity \(sparsity) is not in [0, 1]")
         }
         let norms = inputSquares.map { $0.squareRoot() }
         var w = weight.scalars
