@@ -27,12 +27,12 @@ final class HQQQuantizeTests: XCTestCase {
         let job = try decode("format: float-zero\nrecipe: {HQQModifier: {}}")
         let hqq = try XCTUnwrap(job.recipe.modifiers.first as? HQQModifier)
         XCTAssertEqual(hqq.settings, HQQSolver.Settings(), "nbits 4, group 64, lp 0.7, beta 10, 20 iterations")
-        XCTAssertEqual(job.recipe.modifier.weightGroups.first?.weights,
+        XCTAssertEqual(job.recipe.modifier!.weightGroups.first?.weights,
                        WeightArgsConfig(numBits: 4, symmetric: false, strategy: .group, groupSize: 64))
         let tuned = try decode("recipe: {HQQModifier: {num_bits: 3, group_size: 32, round_zero: true, lp_norm: 0.5, beta: 5, iters: 7}}")
         let t = try XCTUnwrap(tuned.recipe.modifiers.first as? HQQModifier)
         XCTAssertEqual(t.settings, HQQSolver.Settings(nbits: 4, groupSize: 64, roundZero: true, lpNorm: 0.5, beta: 5, iterations: 7))
-        XCTAssertEqual(tuned.recipe.modifier.weightGroups.first?.weights.numBits, 3)
+        XCTAssertEqual(tuned.recipe.modifier!.weightGroups.first?.weights.numBits, 3)
         for (yaml, key) in [("{num_bits: 4, scheme: W4A16_ASYM}", "num_bits"), ("{scheme: W4A16}", "scheme"),
                             ("{num_bits: 5}", "num_bits"), ("{lp_norm: 1.5}", "lp_norm"), ("{kappa: 1.01}", "kappa")] {
             XCTAssertThrowsError(try decode("recipe: {HQQModifier: \(yaml)}"), yaml) { error in

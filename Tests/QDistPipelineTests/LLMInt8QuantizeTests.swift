@@ -23,7 +23,7 @@ final class LLMInt8QuantizeTests: XCTestCase {
 
     func testPresetIsAbsmaxInt8RowsWithTheOutlierThresholdOnTheInputs() throws {
         let job = try StrictYAML.decode(QuantizeJobConfig.self, from: "format: bitsandbytes\nrecipe: {QuantizationModifier: {scheme: LLM_INT8}}", path: "r.yaml")
-        let g = try XCTUnwrap(job.recipe.modifier.weightGroups.first)
+        let g = try XCTUnwrap(job.recipe.modifier!.weightGroups.first)
         XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel, observer: .absmax))
         XCTAssertEqual(g.inputActivations?.scheme, InputActivationScheme(strategy: .token, dynamic: true, outlierThreshold: 6))
         for (yaml, key) in [("{weights: {num_bits: 8, strategy: channel}, input_activations: {dynamic: true, strategy: tensor, outlier_threshold: 6.0}}", "outlier_threshold"),

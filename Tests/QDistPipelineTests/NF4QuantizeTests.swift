@@ -33,11 +33,11 @@ final class NF4QuantizeTests: XCTestCase {
     }
 
     func testPresetsAndConfigGroupsSpellBitsandbytesSettingsAndRejectWhatItCannotStore() throws {
-        let nf4 = try XCTUnwrap(try decode("format: bitsandbytes\nrecipe: {QuantizationModifier: {scheme: NF4}}").recipe.modifier.weightGroups.first)
+        let nf4 = try XCTUnwrap(try decode("format: bitsandbytes\nrecipe: {QuantizationModifier: {scheme: NF4}}").recipe.modifier!.weightGroups.first)
         XCTAssertEqual(nf4.weights, WeightArgsConfig(numBits: 4, type: .nf4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: true))
         XCTAssertNil(nf4.inputActivations)
         let fp4 = try XCTUnwrap(try decode("recipe: {QuantizationModifier: {config_groups: {g: {weights: {type: fp4, double_quant: false}}}}}")
-            .recipe.modifier.weightGroups.first)
+            .recipe.modifier!.weightGroups.first)
         XCTAssertEqual(fp4.weights, WeightArgsConfig(numBits: 4, type: .fp4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: false))
         for (weights, key) in [("{type: nf4, num_bits: 3}", "num_bits"), ("{type: nf4, group_size: 48}", "group_size"),
                                ("{type: nf4, symmetric: false}", "symmetric"), ("{type: fp4, strategy: channel}", "strategy"),

@@ -35,11 +35,11 @@ final class W8A8RecipeTests: XCTestCase {
     func testW8A8PresetIsCompressedTensorsINT8W8A8() throws {
         for name in ["W8A8", "int8"] {
             let job = try decode("recipe: {QuantizationModifier: {scheme: \(name)}}")
-            let g = try XCTUnwrap(job.recipe.modifier.weightGroups.first)
+            let g = try XCTUnwrap(job.recipe.modifier!.weightGroups.first)
             XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 8, symmetric: true, strategy: .channel))
             XCTAssertEqual(g.inputActivations, ActivationArgsConfig(numBits: 8, symmetric: true, strategy: .token, dynamic: true))
             XCTAssertEqual(g.inputActivations?.scheme, .int8DynamicPerToken)
-            XCTAssertTrue(job.recipe.modifier.quantizesActivations)
+            XCTAssertTrue(job.recipe.modifier!.quantizesActivations)
         }
         XCTAssertTrue(SchemePresets.names.contains("W8A8"))
         XCTAssertNil(SchemePresets.inputActivations(named: "W4A16"), "weight-only presets quantize no activations")
@@ -52,14 +52,14 @@ final class W8A8RecipeTests: XCTestCase {
         let config = ModelConfiguration(hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2, numAttentionHeads: 4,
                                         numKeyValueHeads: 2, vocabSize: 512)
         let fp8 = try decode("recipe: {QuantizationModifier: {scheme: FP8}}")
-        let g = try XCTUnwrap(fp8.recipe.modifier.weightGroups.first)
+        let g = try XCTUnwrap(fp8.recipe.modifier!.weightGroups.first)
         XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .tensor))
         XCTAssertEqual(g.inputActivations?.scheme, InputActivationScheme(strategy: .tensor, dynamic: false, observer: "minmax", type: .float))
         let staticPlan = try QuantizationPlan(recipe: fp8.recipe, config: config, format: .compressedTensors)
         XCTAssertTrue(staticPlan.needsCalibration)
         XCTAssertEqual(staticPlan.entries.first?.inputCalibrationArgs?.type, .float, "the static scale is absmax / 448")
         let dynamic = try decode("recipe: {QuantizationModifier: {scheme: fp8_dynamic}}")
-        let d = try XCTUnwrap(dynamic.recipe.modifier.weightGroups.first)
+        let d = try XCTUnwrap(dynamic.recipe.modifier!.weightGroups.first)
         XCTAssertEqual(d.weights, WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel))
         XCTAssertEqual(d.inputActivations?.scheme, InputActivationScheme(strategy: .token, dynamic: true, type: .float))
         XCTAssertFalse(try QuantizationPlan(recipe: dynamic.recipe, config: config, format: .compressedTensors).needsCalibration,
@@ -70,11 +70,11 @@ final class W8A8RecipeTests: XCTestCase {
     /// `TERNARY`: BitNet b1.58's absmean ternary weights (2-bit symmetric, one scale per tensor)
     /// with int8 dynamic per-token inputs; absmean anywhere else is a one-line error.
     func testTernaryPresetIsAbsmeanTwoBitWeightsWithInt8PerTokenInputs() throws {
-        let g = try XCTUnwrap(try decode("recipe: {QuantizationModifier: {scheme: TERNARY}}").recipe.modifier.weightGroups.first)
+        let g = try XCTUnwrap(try decode("recipe: {QuantizationModifier: {scheme: TERNARY}}").recipe.modifier!.weightGroups.first)
         XCTAssertEqual(g.weights, WeightArgsConfig(numBits: 2, symmetric: true, strategy: .tensor, observer: .absmean))
         XCTAssertEqual(g.inputActivations?.scheme, .int8DynamicPerToken)
         let perChannel = try decode(group("{dynamic: true}", weights: "{num_bits: 2, strategy: channel, observer: absmean}"))
-        XCTAssertEqual(perChannel.recipe.modifier.weightGroups.first?.weights.observer, .absmean)
+        XCTAssertEqual(perChannel.recipe.modifier!.weightGroups.first?.weights.observer, .absmean)
         assertError(group("{dynamic: true}", weights: "{num_bits: 4, strategy: channel, observer: absmean}"),
                     contains: ["weights.observer", "num_bits 2"])
         assertError(group("{num_bits: 8, observer: absmean}"), contains: ["input_activations.observer", "ternary"])
@@ -82,13 +82,13 @@ final class W8A8RecipeTests: XCTestCase {
 
     func testStaticAndDynamicGroupsDecode() throws {
         let staticGroup = try decode(group("{num_bits: 8, type: int, symmetric: false, strategy: tensor, dynamic: false, observer: percentile}"))
-        let s = try XCTUnwrap(staticGroup.recipe.modifier.weightGroups.first?.inputActivations)
+        let s = try XCTUnwrap(staticGroup.recipe.modifier!.weightGroups.first?.inputActivations)
         XCTAssertEqual(s, ActivationArgsConfig(symmetric: false, strategy: .tensor, dynamic: false, observer: .percentile))
         XCTAssertEqual(s.scheme.observer, "percentile")
         // compressed-tensors' defaults: static unless told; static means per tensor, minmax.
-        let defaults = try XCTUnwrap(try decode(group("{num_bits: 8}")).recipe.modifier.weightGroups.first?.inputActivations)
+        let defaults = try XCTUnwrap(try decode(group("{num_bits: 8}")).recipe.modifier!.weightGroups.first?.inputActivations)
         XCTAssertEqual(defaults, ActivationArgsConfig(strategy: .tensor, dynamic: false, observer: .minmax))
-        let dynamicTensor = try XCTUnwrap(try decode(group("{strategy: tensor, dynamic: true}")).recipe.modifier.weightGroups.first?.inputActivations)
+        let dynamicTensor = try XCTUnwrap(try decode(group("{strategy: tensor, dynamic: true}")).recipe.modifier!.weightGroups.first?.inputActivations)
         XCTAssertEqual(dynamicTensor.scheme, InputActivationScheme(strategy: .tensor, dynamic: true))
         XCTAssertNil(dynamicTensor.scheme.observer)
     }

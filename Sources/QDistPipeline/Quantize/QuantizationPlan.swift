@@ -35,8 +35,20 @@ public struct QuantizationPlan: Sendable {
         }
     }
 
+    /// A linear the recipe prunes but does not quantize: written in float with its zeros.
+    public struct PrunedFloatLinear: Sendable, Equatable {
+        public var block: Int
+        public var suffix: String
+        public var inFeatures: Int
+        public var outFeatures: Int
+        public var name: String { "model.layers.\(block).\(suffix)" }
+    }
+
     public var entries: [Entry]
-    /// Decoder linears the recipe leaves in float (ignored or not targeted), by module name.
+    /// Linears pruned and left in float (every pruned linear of a recipe that only prunes).
+    public var prunedFloat: [PrunedFloatLinear] = []
+    /// Decoder linears the recipe leaves in float (ignored, not targeted, or only pruned), by
+    /// module name.
     public var unquantizedLinears: [String] = []
     /// How each linear is solved (the quantizing modifier's solver).
     public var solver: any LinearSolver
@@ -54,7 +66,16 @@ public struct QuantizationPlan: Sendable {
     /// True when the job must forward calibration data: GPTQ's Hessians or static input scales.
     public var needsCalibration: Bool { needsHessians || calibratesActivations || !smoothings.isEmpty }
     /// True when the linears' input Hessians are collected: for the solver (GPTQ) or a pruning step.
-    public var needsHessians: Bool { solver.needsHessian || (pruning != nil && entries.contains { $0.pruned }) }
+    public var needsHessians: Bool {
+        solver.needsHessian || (pruning != nil && (entries.contains { $0.pruned } || !prunedFloat.isEmpty))
+    }
+    /// True when the recipe only prunes: nothing is quantized, the output is a float model.
+    public var pruneOnly: Bool { entries.isEmpty && !prunedFloat.isEmpty }
+
+    /// Linears of block `b` pruned and left in float, keyed by suffix.
+    public func prunedFloat(inBlock b: Int) -> [String: PrunedFloatLinear] {
+        Dictionary(uniqueKeysWithValues: prunedFloat.filter { $0.block == b }.map { ($0.suffix, $0) })
+    }
 
     /// Entries of one block, keyed by suffix.
     public func entries(inBlock b: Int) -> [String: Entry] {
@@ -68,27 +89,33 @@ public struct QuantizationPlan: Sendable {
         pruning = recipe.pruning
         recipeName = recipe.name
         // The solver's default act-order (GPTQ: `static`) unless the modifier says otherwise.
-        let defaultActOrder: WeightArgsConfig.ActOrder? = modifier.actorderGiven ? nil : solver.defaultActOrder
+        let defaultActOrder: WeightArgsConfig.ActOrder? = modifier?.actorderGiven == true ? nil : solver.defaultActOrder
         var entries: [Entry] = []
+        var prunedFloat: [PrunedFloatLinear] = []
         for shape in config.linearLayers {
-            guard !Self.matches(shape.name, modifier.ignore) else { continue }
-            guard let group = modifier.weightGroups.first(where: { Self.matches(shape.name, $0.targets) }) else { continue }
             let parts = shape.name.split(separator: ".")
+            // Decoder linears only: lm_head is never quantized or pruned.
             guard parts.count >= 5, let block = Int(parts[2]) else { continue }
-            entries.append(Entry(block: block, suffix: parts[3...].joined(separator: "."), inFeatures: shape.inFeatures,
-                                 outFeatures: shape.outFeatures,
-                                 args: try Self.arguments(group.weights, defaultActOrder: defaultActOrder),
-                                 inputActivations: group.inputActivations?.scheme,
-                                 pruned: recipe.pruning.map { Self.matches(shape.name, $0.targets) && !Self.matches(shape.name, $0.ignore) } ?? false))
+            let suffix = parts[3...].joined(separator: ".")
+            let pruned = recipe.pruning.map { Self.matches(shape.name, $0.targets) && !Self.matches(shape.name, $0.ignore) } ?? false
+            if let modifier, !Self.matches(shape.name, modifier.ignore),
+               let group = modifier.weightGroups.first(where: { Self.matches(shape.name, $0.targets) }) {
+                entries.append(Entry(block: block, suffix: suffix, inFeatures: shape.inFeatures, outFeatures: shape.outFeatures,
+                                     args: try Self.arguments(group.weights, defaultActOrder: defaultActOrder),
+                                     inputActivations: group.inputActivations?.scheme, pruned: pruned))
+            } else if pruned {
+                prunedFloat.append(PrunedFloatLinear(block: block, suffix: suffix, inFeatures: shape.inFeatures, outFeatures: shape.outFeatures))
+            }
         }
         let planned = Set(entries.map(\.name))
         unquantizedLinears = config.linearLayers.map(\.name).filter { !planned.contains($0) }
-        guard !entries.isEmpty else {
-            throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
-        }
         self.entries = entries
-        if let p = pruning, !entries.contains(where: \.pruned) {
-            throw QuantizePlanError(description: "\(p.name)'s targets minus ignore match none of the quantized linears")
+        self.prunedFloat = prunedFloat
+        if let p = pruning, !entries.contains(where: \.pruned), prunedFloat.isEmpty {
+            throw QuantizePlanError(description: "\(p.name)'s targets minus ignore match no decoder linear of this model")
+        }
+        guard !entries.isEmpty || !prunedFloat.isEmpty else {
+            throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }
         try format.row.validate(self)
     }

@@ -16,6 +16,8 @@ public struct QuantizationReport: Sendable {
         public var relativeError: Double
         public var errorKind: String
         public var seconds: Double
+        /// The fraction of exact zeros in the written weight, for pruned linears (nil otherwise).
+        public var sparsity: Double? = nil
     }
 
     public var layers: [Layer] = []
@@ -57,17 +59,25 @@ public struct QuantizationReport: Sendable {
     public func table(limit: Int = 8) -> String {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func left(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        var lines = [pad("layer (worst \(min(limit, layers.count)) of \(layers.count))", 38) + "  bits  group  rel.error  gptq loss    time"]
+        let pruned = layers.contains { $0.sparsity != nil }
+        var lines = [pad("layer (worst \(min(limit, layers.count)) of \(layers.count))", 38) + "  bits  group  rel.error  gptq loss    time"
+                     + (pruned ? "  sparsity" : "")]
         for l in layers.sorted(by: { $0.relativeError > $1.relativeError }).prefix(limit) {
             lines.append(pad(l.name, 38) + left(String(l.bits), 6) + left(l.groupSize.map(String.init) ?? "ch", 7)
                          + left(String(format: "%.5f", l.relativeError), 11)
                          + left(l.gptqLoss.map { String(format: "%.4g", $0) } ?? "-", 11)
-                         + left(String(format: "%.2fs", l.seconds), 8))
+                         + left(String(format: "%.2fs", l.seconds), 8)
+                         + (pruned ? left(l.sparsity.map { String(format: "%.1f%%", 100 * $0) } ?? "-", 10) : ""))
         }
         let kinds = Dictionary(grouping: layers) { $0.name.split(separator: ".").last.map(String.init) ?? "" }
         lines.append("mean relative error by kind: " + kinds.keys.sorted().map { k in
             String(format: "%@ %.4f", k, kinds[k]!.reduce(0) { $0 + $1.relativeError } / Double(kinds[k]!.count))
         }.joined(separator: ", "))
+        let sparse = layers.filter { $0.sparsity != nil }
+        if !sparse.isEmpty {
+            lines.append(String(format: "pruned linears: %d, mean sparsity %.1f%%", sparse.count,
+                                100 * sparse.reduce(0) { $0 + $1.sparsity! } / Double(sparse.count)))
+        }
         return lines.joined(separator: "\n")
     }
 }

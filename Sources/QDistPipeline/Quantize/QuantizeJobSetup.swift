@@ -20,8 +20,12 @@ public enum QuantizeJobSetup {
             guard SchemePresets.weights(named: scheme) != nil else {
                 throw QuantizePlanError(description: "unknown --scheme '\(scheme)' (known: \(SchemePresets.names.joined(separator: ", ")))")
             }
-            recipe.recipe.modifier.scheme = scheme
-            recipe.recipe.modifier.configGroups = nil
+            guard var modifier = recipe.recipe.modifier else {
+                throw QuantizePlanError(description: "--scheme \(scheme): \(recipePath) only prunes; add a QuantizationModifier or GPTQModifier after its pruning modifier to quantize")
+            }
+            modifier.scheme = scheme
+            modifier.configGroups = nil
+            recipe.recipe.modifier = modifier
         }
         if let data { recipe.calibration.data = data }
         if let samples { recipe.calibration.samples = samples }
@@ -45,7 +49,7 @@ public enum QuantizeJobSetup {
         let out = URL(fileURLWithPath: outputPath)
         let inputs = [modelPath, recipePath].map { URL(fileURLWithPath: $0) } + (recipe.calibration.data.map { [URL(fileURLWithPath: expand($0))] } ?? [])
         try OutputFolderGuard.check(out, inputs: inputs, overwrite: overwrite)
-        let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || recipe.recipe.modifier.weightGroups.contains { $0.inputActivations?.dynamic == false }
+        let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || (recipe.recipe.modifier?.weightGroups.contains { $0.inputActivations?.dynamic == false } ?? false)
         if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")
         }

@@ -318,7 +318,7 @@ extension QuantizationReport.Layer {
             (key: "gptq_loss", value: gptqLoss.map { .number($0) } ?? .null),
             (key: "relative_error", value: .number(relativeError)), (key: "error_kind", value: .string(errorKind)),
             (key: "seconds", value: .number(seconds)),
-        ])
+        ] + (sparsity.map { [(key: "sparsity", value: JSONValue.number($0))] } ?? []))
     }
 
     init(json: JSONValue, path: String) throws {
@@ -328,6 +328,6 @@ extension QuantizationReport.Layer {
             throw QDistIOError(.config, path: path, "a layer line lacks name, bits, relative_error, error_kind or seconds")
         }
         self.init(name: name, bits: bits, groupSize: json["group_size"]?.intValue, gptqLoss: json["gptq_loss"]?.doubleValue,
-                  relativeError: relative, errorKind: kind, seconds: seconds)
+                  relativeError: relative, errorKind: kind, seconds: seconds, sparsity: json["sparsity"]?.doubleValue)
     }
 }

@@ -19,6 +19,8 @@ enum QuantizedLinearExchange {
         var errorQuadratic: Double
         var weightQuadratic: Double
         var seconds: Double
+        /// Exact zeros among these rows' dequantized weights, for pruned linears.
+        var zeros: Int? = nil
     }
 
     /// What every rank knows of a linear before it is solved: bits, group size, code type,
@@ -71,7 +73,7 @@ enum QuantizedLinearExchange {
                 if let g = w.gIdx { ints += g }
                 floats += w.scales
                 if let f = w.fractionalZeroPoints { floats += f }
-                stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds]
+                stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds, p.zeros.map(Double.init) ?? .nan]
             }
             let allCodes = try comm.allgatherv(codes), allInts = try comm.allgatherv(ints)
             let allFloats = try comm.allgatherv(floats), allStats = try comm.allgatherv(stats)
@@ -92,14 +94,14 @@ enum QuantizedLinearExchange {
                 let scales = Array(allFloats[r][c.floats..<c.floats + rows * groups]); c.floats += rows * groups
                 var fractional: [Float]? = nil
                 if flags[2] == 1 { fractional = Array(allFloats[r][c.floats..<c.floats + rows * groups]); c.floats += rows * groups }
-                let s = Array(allStats[r][c.stats..<c.stats + 4]); c.stats += 4
+                let s = Array(allStats[r][c.stats..<c.stats + 5]); c.stats += 5
                 cursor[r] = c
                 let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, numBits: meta.bits,
                                                          groupSize: meta.groupSize, codes: codes, scales: scales, zeroPoints: zeros,
                                                          gIdx: gIdx, codeType: meta.codeType, perTensor: meta.perTensor,
                                                          fractionalZeroPoints: fractional, doubleQuantizedAbsmax: meta.doubleQuantized)
                 pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
-                                          errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3]))
+                                          errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3], zeros: s[4].isNaN ? nil : Int(s[4])))
             }
         }
         var out: [String: SolvedLinear] = [:]
@@ -119,7 +121,9 @@ enum QuantizedLinearExchange {
         let layer = QuantizationReport.Layer(
             name: joined.name, bits: meta.bits, groupSize: meta.groupSize, gptqLoss: loss,
             relativeError: (eq / max(wq, .leastNonzeroMagnitude)).squareRoot(), errorKind: meta.kind,
-            seconds: parts.reduce(0) { $0 + $1.seconds })
+            seconds: parts.reduce(0) { $0 + $1.seconds },
+            sparsity: parts.allSatisfy({ $0.zeros != nil })
+                ? Double(parts.compactMap(\.zeros).reduce(0, +)) / Double(joined.inFeatures * joined.outFeatures) : nil)
         return SolvedLinear(weights: joined, report: layer)
     }
 

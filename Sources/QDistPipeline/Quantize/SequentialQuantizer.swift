@@ -138,14 +138,14 @@ public enum SequentialQuantizer {
                 report.smoothing += record.smoothing
                 timers.io += Date().timeIntervalSince(t0)
             } else {
-                let (solved, decisions) = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
+                let (solved, prunedFloat, decisions) = try quantizeBlock(b, original: original, weights: &weights, job: job, activations: &activations,
                                                             calibrationTokens: calibrationTokens, windows: report.calibrationWindows,
                                                             rotary: rotary, timers: &timers, communicator: comm)
                 let t0 = Date()
                 let mine = solved.filter { $0.writer == comm.rank }.map { StagedLinear(weights: $0.linear.weights, input: $0.input) }
                 let file = try progressFolder.writeLinears(mine, block: b, rank: comm.rank)
                 let files = try comm.allgatherStrings(file ?? "").filter { !$0.isEmpty }
-                let layers = solved.map(\.linear.report)
+                let layers = (solved.map(\.linear.report) + prunedFloat).sorted { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }
                 let smoothing = decisions.map(\.jsonValue)
                 if comm.isMain {
                     let floatFile = try progressFolder.writeFloatTensors(changedFloatTensors(original, weights, block: b, plan: job.plan), block: b)
@@ -231,7 +231,7 @@ public enum SequentialQuantizer {
     static func quantizeBlock(_ b: Int, original: LlamaBlockWeights, weights: inout LlamaBlockWeights, job: Job,
                               activations: inout [Tensor], calibrationTokens: Int, windows: Int, rotary: RotaryEmbedding,
                               timers: inout RankTimers, communicator comm: any Communicator) throws
-        -> (linears: [BlockLinear], smoothing: [SmoothingDecision])
+        -> (linears: [BlockLinear], prunedFloat: [QuantizationReport.Layer], smoothing: [SmoothingDecision])
     {
         let config = job.bundle.config
         let usesHessians = job.plan.needsHessians
@@ -242,6 +242,9 @@ public enum SequentialQuantizer {
                                         rotary: rotary, communicator: comm)
         timers.forward += Date().timeIntervalSince(ts)
         let entries = job.plan.entries(inBlock: b)
+        let prunedFloat = job.plan.prunedFloat(inBlock: b)
+        let floatBits = 8 * DType.modelDType(torchDtype: config.torchDtype).byteSize
+        var prunedReports: [QuantizationReport.Layer] = []
         let linearMode = job.sequential == .linear
         let stages: [[LinearGroup]] = linearMode ? LinearGroup.allCases.map { [$0] } : [LinearGroup.allCases]
         var calibration = LinearStageCalibration(activations: activations)
@@ -252,6 +255,11 @@ public enum SequentialQuantizer {
         for stage in stages {
             let stageEntries = entries.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
                 .sorted { $0.suffix < $1.suffix }
+            let stagePruned = prunedFloat.values.filter { LinearGroup.containing($0.suffix).map(stage.contains) ?? false }
+                .sorted { $0.suffix < $1.suffix }
+            let pruneAssignment = SolveAssignment(linears: stagePruned.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
+                                                                                  splittable: job.plan.pruning?.rowsAreIndependent ?? true) },
+                                                  ranks: comm.size, costModel: .hessianSolve)
             // A per-tensor scale (or a double-quantized absmax, whose offset is the whole weight's
             // mean) belongs to the whole weight: such a linear is never split by rows.
             let assignment = SolveAssignment(linears: stageEntries.map { .init(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures,
@@ -262,16 +270,18 @@ public enum SequentialQuantizer {
             var hessians: [LinearGroup: Tensor] = [:]
             let tf = Date()
             let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
-            let statistics = try collectStatistics(stage: stage, entries: stageEntries, calibration: &calibration, block: block,
+            let statistics = try collectStatistics(stage: stage, entries: stageEntries, prunedFloat: stagePruned, calibration: &calibration, block: block,
                                                    carryThroughStage: linearMode, usesHessians: usesHessians,
                                                    calibrationTokens: calibrationTokens, communicator: comm)
             timers.forward += Date().timeIntervalSince(tf)
             timers.sampleMemory()
-            guard !stageEntries.isEmpty else { continue }
+            guard !stageEntries.isEmpty || !stagePruned.isEmpty else { continue }
             let tc = Date()
             if usesHessians {
-                let owners = Dictionary(grouping: stageEntries) { LinearGroup.containing($0.suffix)! }
-                    .mapValues { members in Array(Set(members.flatMap { assignment.owners(of: $0.name) })).sorted() }
+                let owners = Dictionary(grouping: stageEntries.map(\.suffix) + stagePruned.map(\.suffix)) { LinearGroup.containing($0)! }
+                    .mapValues { members in
+                        Array(Set(members.flatMap { assignment.owners(of: "model.layers.\(b).\($0)") + pruneAssignment.owners(of: "model.layers.\(b).\($0)") })).sorted()
+                    }
                 hessians = try HessianExchange.deliver(statistics.hessians, to: owners, communicator: comm)
             }
             var ranges = statistics.ranges
@@ -289,13 +299,26 @@ public enum SequentialQuantizer {
                 let rows = item.rows.count == layer.outFeatures ? layer.weight : layer.weight.rows(item.rows)
                 mine.append(try solve(rows, item: item, entry: entry, hessian: hessians[LinearGroup.containing(entry.suffix)!], plan: job.plan))
             }
+            var myPruned: [PrunedFloatLinears.Piece] = []
+            for item in pruneAssignment.items(of: comm.rank) {
+                let suffix = String(item.name.dropFirst("model.layers.\(b).".count))
+                guard let layer = weights.linears[suffix], let group = LinearGroup.containing(suffix) else { continue }
+                let rows = item.rows.count == layer.outFeatures ? layer.weight : layer.weight.rows(item.rows)
+                myPruned.append(try PrunedFloatLinears.prune(rows, item: item, hessian: hessians[group], plan: job.plan))
+            }
             timers.solve += Date().timeIntervalSince(t0)
             let t1 = Date()
+            let pruned = try PrunedFloatLinears.share(myPruned, assignment: pruneAssignment, bits: floatBits, communicator: comm)
             let linears = try QuantizedLinearExchange.share(mine, assignment: assignment, template: { name in
                 let e = stageEntries.first { $0.name == name }!
                 return .init(entry: e, bias: weights.linears[e.suffix]!.bias, kind: usesHessians ? "output" : "weight")
             }, communicator: comm)
             timers.collectives += Date().timeIntervalSince(t1)
+            for linear in stagePruned {
+                guard let solved = pruned[linear.name], let layer = weights.linears[linear.suffix] else { continue }
+                weights.linears = [linear.suffix: LinearLayer(weight: solved.weight, bias: layer.bias, inputQuantizer: layer.inputQuantizer)]
+                prunedReports.append(solved.report)
+            }
             for entry in stageEntries {
                 let solved = linears[entry.name]!
                 let input = inputs[entry.name]
@@ -314,7 +337,7 @@ public enum SequentialQuantizer {
                                                                    config: config, rotary: rotary))
         }
         timers.forward += Date().timeIntervalSince(t0)
-        return (out, decisions)
+        return (out, prunedReports, decisions)
     }
 
     /// One work item (some rows of a linear): GPTQ with its Hessian, or round-to-nearest; with
@@ -333,7 +356,8 @@ public enum SequentialQuantizer {
                                                 fractionalZeros: plan.solver.producesFractionalZeroPoints)
         // What every rank will run with: the stored form dequantized (so results cannot depend
         // on which rank solved a linear).
-        let e = w - stored.dequantize()
+        let dequantized = stored.dequantize()
+        let e = w - dequantized
         let errorQuadratic: Double, weightQuadratic: Double
         if let hessian {
             (errorQuadratic, weightQuadratic) = (quadratic(e, hessian), quadratic(w, hessian))
@@ -342,7 +366,8 @@ public enum SequentialQuantizer {
             weightQuadratic = w.scalars.reduce(0) { $0 + Double($1 * $1) }
         }
         return .init(item: item, weights: stored, gptqLoss: loss, errorQuadratic: errorQuadratic, weightQuadratic: weightQuadratic,
-                     seconds: Date().timeIntervalSince(t0))
+                     seconds: Date().timeIntervalSince(t0),
+                     zeros: entry.pruned ? dequantized.scalars.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : nil)
     }
 
     /// Σ_ij (A·H)_ij · A_ij = tr(A H Aᵀ), in Double.

@@ -106,9 +106,12 @@ enum ShardedQuantizedOutput {
         if shards.count > 1 || shards.first?.file != "model.safetensors" {
             try ShardedCheckpointWriter.writeIndex(shards: shards, to: staging)
         }
-        let quantizationConfig = try job.format.row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
         var config = job.bundle.config
-        config.quantizationConfig = quantizationConfig
+        // A recipe that only prunes writes a float model: no quantization_config at all, since
+        // transformers 5 fails on one without config groups (FORMATS.md §12.6 item 13).
+        // (`JSONValue` takes `nil` as JSON null: say Optional.none.)
+        config.quantizationConfig = job.plan.pruneOnly ? Optional<JSONValue>.none
+            : try job.format.row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
         try config.write(to: staging.appendingPathComponent("config.json"))
         let files = try job.bundle.tokenizerFileContents()
         for (name, json) in [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.tokenizerConfig),

@@ -17,12 +17,15 @@ extension SequentialQuantizer {
     /// statistics: Hessians by `partialHessian` (the same bits for any number of ranks), static
     /// input ranges by `ActivationRangeCollector`.
     static func collectStatistics(stage: [LinearGroup], entries: [QuantizationPlan.Entry],
+                                  prunedFloat: [QuantizationPlan.PrunedFloatLinear] = [],
                                   calibration: inout LinearStageCalibration, block: LlamaBlock, carryThroughStage: Bool,
                                   usesHessians: Bool, calibrationTokens: Int, communicator comm: any Communicator) throws
         -> StageStatistics
     {
         var statistics = StageStatistics(ranges: ActivationRangeCollector(entries: entries))
-        let inputFeatures = Dictionary(entries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
+        // Linears only pruned need their group's Hessian too.
+        let inputFeatures = Dictionary(entries.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }
+                                       + prunedFloat.map { (LinearGroup.containing($0.suffix)!, $0.inFeatures) }, uniquingKeysWith: { a, _ in a })
         // A group is observed when it feeds a Hessian or a static input range; with neither
         // (round-to-nearest with dynamic or no input quantization) nothing is walked.
         let rangeGroups = Set(statistics.ranges.statistics.keys)

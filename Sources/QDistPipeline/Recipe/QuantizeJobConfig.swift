@@ -73,7 +73,7 @@ public struct QuantizeJobConfig: Decodable, Sendable {
         calibration = try c.decodeIfPresent(CalibrationConfig.self, forKey: .calibration) ?? CalibrationConfig()
         sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
         recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
-        if !format.row.carriesActivations && recipe.modifier.quantizesActivations {
+        if !format.row.carriesActivations && recipe.modifier?.quantizesActivations == true {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.format],
                 debugDescription: "the \(format) format cannot carry quantized activations (W8A8): use format: compressed-tensors"))
         }
