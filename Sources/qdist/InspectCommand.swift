@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QDistIO
+import QDistPipeline
 import QDistTensor
 
 /// `qdist inspect`: lists the tensors of a safetensors checkpoint (file, folder or sharded
@@ -25,6 +26,14 @@ struct InspectCommand: ParsableCommand {
               qdist inspect ./SmolLM2-135M
               qdist inspect ./out/model-00001-of-00002.safetensors
               qdist inspect ./SmolLM2-135M-W4A16 --json | jq .quantization_config
+              qdist inspect ./out/smollm2-sparsegpt-2of4 --sparsity
+
+            With --sparsity (a model folder), every decoder linear's weight is read as the \
+            model runs it (quantized ones dequantized: a pruned code is its zero point, exactly \
+            0) and the table ends with the sparsity per linear kind, how many linears follow \
+            2:4 (at least two zeros in every four consecutive inputs of each row), and the \
+            total; --json gains "sparsity": {"overall", "linears": [{"name", "sparsity", \
+            "zeros", "elements", "structure"}]} with structure "2:4", "N:8" or null.
 
             With --json, one JSON object is printed: {"path", "files", "tensors": [{"name", \
             "dtype", "shape", "bytes", "file"}], "tensor_count", "parameter_count", \
@@ -44,6 +53,9 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
+    @Flag(name: .long, help: "Also read every decoder linear's weight (a model folder) and report its sparsity: exact zeros, and whether it follows 2:4 (or N:8).")
+    var sparsity = false
+
     func run() throws {
         if Self.isGGUF(path) { return try inspectGGUF() }
         let summary: CheckpointSummary
@@ -53,10 +65,27 @@ struct InspectCommand: ParsableCommand {
             FileHandle.standardError.write(Data("qdist inspect: error: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        var sparse: SparsityReport? = nil
+        if sparsity {
+            do {
+                let folder = URL(fileURLWithPath: path).hasDirectoryPath || !path.hasSuffix(".safetensors") ? path : URL(fileURLWithPath: path).deletingLastPathComponent().path
+                let bundle = try ModelBundle.open(folder)
+                sparse = try SparsityReport.measure(bundle.weights, config: bundle.config)
+            } catch {
+                FileHandle.standardError.write(Data("qdist inspect: error: --sparsity: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         if json {
-            print(summary.jsonValue.compactText)
+            var value = summary.jsonValue
+            if let sparse, case .object(var pairs) = value {
+                pairs.append((key: "sparsity", value: sparse.jsonValue))
+                value = .object(pairs)
+            }
+            print(value.compactText)
         } else {
             print(Self.report(summary), terminator: "")
+            if let sparse { print("sparsity of the decoder linears (as the model runs them):\n" + sparse.table) }
         }
     }
 

@@ -88,6 +88,16 @@ final class PrunedFloatLinearsTests: XCTestCase {
         let lines = try XCTUnwrap(report["layers"]?.arrayValue)
         XCTAssertEqual(lines.count, 12)
         XCTAssertTrue(lines.allSatisfy { $0["sparsity"]?.doubleValue == 0.5 })
+        // inspect --sparsity reads the same: the 12 pruned linears follow 2:4, down_proj none.
+        let inspect = try QdistProcess.run(["inspect", out.path, "--sparsity", "--json"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let sparsity = try XCTUnwrap(try JSONParser.parse(Array(inspect.stdout.utf8))["sparsity"]?["linears"]?.arrayValue)
+        XCTAssertEqual(sparsity.count, 14)
+        for l in sparsity {
+            let down = l["name"]?.stringValue?.hasSuffix("down_proj") == true
+            XCTAssertEqual(l["structure"]?.stringValue, down ? nil : "2:4", "\(l)")
+            XCTAssertEqual(l["sparsity"]?.doubleValue, down ? 0 : 0.5, "\(l)")
+        }
         let eval = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--windows", "1", "--seq-len", "64"])
         XCTAssertEqual(eval.status, 0, eval.stderr)
     }
