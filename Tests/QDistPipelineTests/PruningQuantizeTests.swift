@@ -26,7 +26,8 @@ final class PruningQuantizeTests: XCTestCase {
         try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe:\n\(recipe)", path: "r.yaml")
     }
 
-    let w4 = "  - QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 32}}}}\n"
+    static let groups = "config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: group, group_size: 32}}}"
+    let w4 = "  - QuantizationModifier: {\(PruningQuantizeTests.groups)}\n"
 
     func testRecipeKeysFollowLlmCompressorAndWhatWouldBreakThePatternIsRefused() throws {
         let job = try decode("  - SparseGPTModifier: {sparsity: 0.5}\n" + w4)
@@ -44,6 +45,8 @@ final class PruningQuantizeTests: XCTestCase {
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "cannot keep the pruned zeros"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - WandaPruningModifier: {sparsity: 0.5}\n" + w4, "give one pruning modifier"),
             (w4 + "  - WandaPruningModifier: {sparsity: 0.5}\n", "smoothing and pruning modifiers go before it"),
+            ("  - SparseGPTModifier: {sparsity: 0.5, scheme: W4A16}\n" + w4, "both set a scheme"),
+            ("  - SparseGPTModifier: {sparsity: 0.5, scheme: W4A16, actorder: static}\n", "unknown key"),
         ] {
             XCTAssertThrowsError(try decode(recipe), recipe) { XCTAssertTrue("\($0)".contains(message), "\(recipe): \($0)") }
         }
@@ -74,7 +77,9 @@ final class PruningQuantizeTests: XCTestCase {
         for (name, pruner, quantizer) in [("sparsegpt", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}", w4),
                                           ("wanda", "WandaPruningModifier: {mask_structure: \"2:4\"}", w4),
                                           ("sparsegpt-gptq", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}",
-                                           w4.replacingOccurrences(of: "QuantizationModifier", with: "GPTQModifier"))] {
+                                           w4.replacingOccurrences(of: "QuantizationModifier", with: "GPTQModifier")),
+                                          // One pass: SparseGPT with the scheme in the same modifier.
+                                          ("sparsegpt-joint", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32, " + Self.groups + "}", "")] {
             let out = try quantize(pruner, name, quantizer: quantizer)
             let linears = try codes(out)
             XCTAssertEqual(linears.count, 14)
@@ -97,13 +102,15 @@ final class PruningQuantizeTests: XCTestCase {
     /// never split; 2:4 groups are per row, so they may be. Both write the same bytes for 1, 2
     /// and 3 ranks, and unstructured 50 % prunes ⌊p·count⌋ + 1 per 64-column slab (no ties).
     func testTheSameBytesForOneTwoAndThreeRanksAndTheUnstructuredCountPerSlab() throws {
-        for (name, pruner) in [("unstructured", "SparseGPTModifier: {sparsity: 0.5, block_size: 64}"),
-                               ("nm", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}")] {
-            let one = try quantize(pruner, "\(name)-1")
+        for (name, pruner, quantizer) in [("unstructured", "SparseGPTModifier: {sparsity: 0.5, block_size: 64}", w4),
+                                          ("nm", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}", w4),
+                                          ("joint", "SparseGPTModifier: {sparsity: 0.5, block_size: 64, " + Self.groups + "}", "")] {
+            let one = try quantize(pruner, "\(name)-1", quantizer: quantizer)
             for ranks in [2, 3] {
-                XCTAssertEqual(try CheckpointComparison.differingTensors(one, try quantize(pruner, "\(name)-\(ranks)", ranks: ranks)), [], "\(name) on \(ranks) ranks")
+                XCTAssertEqual(try CheckpointComparison.differingTensors(one, try quantize(pruner, "\(name)-\(ranks)", ranks: ranks, quantizer: quantizer)), [],
+                               "\(name) on \(ranks) ranks")
             }
-            guard name == "unstructured" else { continue }
+            guard name != "nm" else { continue }
             for (module, l) in try codes(one) {
                 let dense = l.dequantize().scalars
                 for a in stride(from: 0, to: l.inFeatures, by: 64) {

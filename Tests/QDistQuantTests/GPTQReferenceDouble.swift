@@ -17,6 +17,11 @@ struct ReferenceGPTQSettings {
     /// llm-compressor ≤ 0.12's sparsity-preserving GPTQ: updates multiplied by W ≠ 0 (taken after
     /// the dead columns are zeroed, before any update).
     var preserveZeros = false
+    /// SparseGPT in the same pass (IST-DASLab sparsegpt `fasterprune` with a quantizer, masks
+    /// chosen with llm-compressor's timing): unstructured `sparsity` per block slab at the block's
+    /// start, or N:M (`n` of every `m`) at block-local multiples of M; a pruned weight is
+    /// quantized as 0. `m == 0` is unstructured.
+    var prune: (sparsity: Double, n: Int, m: Int)? = nil
 }
 
 struct ReferenceGPTQResult {
@@ -97,7 +102,20 @@ enum ReferenceGPTQ {
             let i2 = min(i1 + s.blockSize, n), count = i2 - i1
             var w1 = w.map { Array($0[i1..<i2]) }
             var err1 = Array(repeating: Array(repeating: 0.0, count: count), count: rows)
+            var mask = Array(repeating: Array(repeating: false, count: count), count: rows)
+            func score(_ r: Int, _ i: Int) -> Double { w1[r][i] * w1[r][i] / (u[i1 + i][i1 + i] * u[i1 + i][i1 + i]) }
+            if let p = s.prune, p.m == 0 {
+                let sorted = (0..<rows).flatMap { r in (0..<count).map { score(r, $0) } }.sorted()
+                let threshold = sorted[min(Int(Double(sorted.count) * p.sparsity), sorted.count - 1)]
+                for r in 0..<rows { for i in 0..<count where score(r, i) <= threshold { mask[r][i] = true } }
+            }
             for i in 0..<count {
+                if let p = s.prune, p.m > 0, i % p.m == 0 {
+                    for r in 0..<rows {
+                        let ranked = (i..<min(i + p.m, count)).sorted { (score(r, $0), $0) < (score(r, $1), $1) }
+                        for c in ranked.prefix(p.n) { mask[r][c] = true }
+                    }
+                }
                 if grouped {
                     if !useStatic {
                         if (i1 + i) % gs == 0 { params = findParams(w, (i1 + i)..<min(i1 + i + gs, n)) }
@@ -110,7 +128,7 @@ enum ReferenceGPTQ {
                 let d = u[i1 + i][i1 + i]
                 for r in 0..<rows {
                     let x = w1[r][i]
-                    let (code, q) = quantize(x, params[r])
+                    let (code, q) = quantize(mask[r][i] ? 0 : x, params[r])
                     codes[r][i1 + i] = code
                     qOut[r][i1 + i] = q
                     loss += (x - q) * (x - q) / (d * d) / 2

@@ -133,6 +133,41 @@ final class GPTQSolverTests: XCTestCase {
         }
     }
 
+    /// SparseGPT and GPTQ in one pass (the original sparsegpt code's quantizer inside the
+    /// pruning loop): the masks follow SparseGPT's timing, a pruned weight is the grid's zero,
+    /// and codes and loss match the Float64 loop; 2:4 holds on every row and unstructured
+    /// prunes at least half of every block slab.
+    func testPruningInTheSamePassMatchesTheReferenceAndKeepsThePattern() throws {
+        let (w, _, h) = layer(rows: 48, columns: 128, tokens: 512, seed: 11)
+        for (settings, reference) in [(SparseGPT.Settings(n: 2, m: 4), (sparsity: 0.0, n: 2, m: 4)),
+                                      (SparseGPT.Settings(sparsity: 0.5), (sparsity: 0.5, n: 0, m: 0))] {
+            let args = QuantizationArgs(numBits: 4, symmetric: false, strategy: .group, groupSize: 32)
+            let r = try GPTQSolver.quantizeWeight(w, hessian: h, args: args, blockSize: 32, pruning: settings)
+            var ref = ReferenceGPTQSettings(symmetric: false, strategy: .group(32), blockSize: 32)
+            ref.prune = reference
+            let expected = ReferenceGPTQ.run(w: double(w), h: double(h), ref)
+            XCTAssertGreaterThanOrEqual(QuantTestData.agreement(r.codes, expected.codes.flatMap { $0 }.map { Int8($0) }), 0.998, "\(settings)")
+            XCTAssertEqual(r.loss, expected.loss, accuracy: 2e-3 * expected.loss, "\(settings)")
+            let q = r.dequantized.scalars
+            if settings.m > 0 {
+                for row in 0..<48 {
+                    for g in stride(from: 0, to: 128, by: 4) {
+                        XCTAssertGreaterThanOrEqual((g..<g + 4).filter { q[row * 128 + $0] == 0 }.count, 2, "row \(row) inputs \(g)…")
+                    }
+                }
+            } else {
+                for a in stride(from: 0, to: 128, by: 32) {
+                    let zeros = (0..<48).reduce(0) { n, row in n + (a..<a + 32).filter { q[row * 128 + $0] == 0 }.count }
+                    XCTAssertGreaterThanOrEqual(zeros, 48 * 16 + 1, "block at \(a)")
+                }
+            }
+        }
+        let actOrder = QuantizationArgs(numBits: 4, strategy: .group, groupSize: 32, actorder: .static)
+        XCTAssertThrowsError(try GPTQSolver.quantizeWeight(w, hessian: h, args: actOrder, pruning: SparseGPT.Settings(n: 2, m: 4))) {
+            XCTAssertTrue("\($0)".contains("no actorder"), "\($0)")
+        }
+    }
+
     func testDeadColumnsAreZeroedCountedAndMatchTheReference() throws {
         var (w, x, _) = layer(rows: 48, columns: 96, tokens: 384, seed: 6)
         for t in 0..<x.rows { for c in [0, 17, 95] { x[t, c] = 0 } }

@@ -26,12 +26,16 @@ public protocol LinearSolver: Sendable {
     var keepsZeros: Bool { get }
     /// `solve` for a pruned weight: every exact zero of `w` must come back as 0.
     func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?)
+    /// Whether it prunes inside its own loop (SparseGPT with a scheme): the pipeline then hands
+    /// a targeted linear over dense, and `keepingZeros: true` means "prune it while solving".
+    var prunesWhileSolving: Bool { get }
 }
 
 extension LinearSolver {
     public var producesFractionalZeroPoints: Bool { false }
     public var rowsAreIndependent: Bool { true }
     public var keepsZeros: Bool { true }
+    public var prunesWhileSolving: Bool { false }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
         try solve(w, hessian: hessian, args: args)
     }
@@ -96,5 +100,34 @@ public struct GPTQLinearSolver: LinearSolver {
         let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening,
                                               preservingZeros: keepingZeros)
         return (r.weight, r.loss)
+    }
+}
+
+/// SparseGPT with a quantization scheme in the same modifier: one pass that prunes and
+/// quantizes each targeted linear together (the original IST-DASLab code: the masks chosen as
+/// SparseGPT chooses them, each kept weight quantized as it is visited, every error — pruned or
+/// rounded — spread over the columns not yet visited). Linears the pruning does not target are
+/// plain GPTQ. Columns go in order (no act-order); group scales are computed at each group's
+/// first column from the weights as updated so far.
+public struct SparseGPTJointSolver: LinearSolver {
+    public var settings: SparseGPT.Settings
+    public init(settings: SparseGPT.Settings) { self.settings = settings }
+    public var needsHessian: Bool { true }
+    public var defaultActOrder: WeightArgsConfig.ActOrder? { nil }
+    public var dampening: Double { settings.dampening }
+    public var prunesWhileSolving: Bool { true }
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
+        try solve(w, hessian: hessian, args: args, keepingZeros: false)
+    }
+
+    public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros prune: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
+        guard let hessian else { throw QuantizePlanError(description: "SparseGPTModifier needs the calibration Hessian of its input") }
+        do {
+            let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: settings.blockSize, dampening: settings.dampening,
+                                                  pruning: prune ? settings : nil)
+            return (r.weight, r.loss)
+        } catch let e as GPTQError {
+            throw QuantizePlanError(description: "SparseGPTModifier: \(e)")
+        }
     }
 }

@@ -114,6 +114,9 @@ public struct QuantizationPlan: Sendable {
         if let p = pruning, !entries.contains(where: \.pruned), prunedFloat.isEmpty {
             throw QuantizePlanError(description: "\(p.name)'s targets minus ignore match no decoder linear of this model")
         }
+        if solver.prunesWhileSolving, let e = entries.first(where: { $0.pruned && $0.args.actorder != nil }) {
+            throw QuantizePlanError(description: "\(e.name): SparseGPTModifier prunes and quantizes in one pass with columns in order: remove actorder from its config groups")
+        }
         guard !entries.isEmpty || !prunedFloat.isEmpty else {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }

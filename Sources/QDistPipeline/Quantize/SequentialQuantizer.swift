@@ -347,7 +347,7 @@ public enum SequentialQuantizer {
     {
         let t0 = Date()
         var pruned = w
-        if entry.pruned, let pruning = plan.pruning {
+        if entry.pruned, let pruning = plan.pruning, !plan.solver.prunesWhileSolving {
             guard let hessian else { throw QuantizePlanError(description: "\(entry.name): \(pruning.name) needs the calibration Hessian") }
             pruned = try pruning.prune(w, hessian: hessian)
         }

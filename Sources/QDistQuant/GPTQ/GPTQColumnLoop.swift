@@ -94,8 +94,14 @@ enum GPTQColumnLoop {
 
     /// `keep` (row-major, 1 or 0), when given, masks every update: a weight marked 0 is never
     /// moved, so an exact zero (a pruned weight) stays zero and quantizes to the grid's zero.
+    /// `prune`, when given, prunes in the same pass (SparseGPT's masks, chosen as `SparseGPT`
+    /// chooses them: unstructured at each block's start from the slab's scores, N:M at each
+    /// block-local multiple of M from the in-block-updated weights); a pruned weight is quantized
+    /// as 0 (the grid's zero point) and its whole value is the error spread to later columns.
+    /// Processing must be in column order (no act-order) then.
     static func run(weight w: Tensor, order: [Int], hinvUpper u: Tensor, plan initialPlan: GPTQPlan,
-                    grid: QuantizationGrid, observer: any WeightRangeObserver, blockSize: Int, keep: [Float]? = nil) -> Output {
+                    grid: QuantizationGrid, observer: any WeightRangeObserver, blockSize: Int, keep: [Float]? = nil,
+                    prune: SparseGPT.Settings? = nil) -> Output {
         var plan = initialPlan
         let m = w.rows, n = w.columns
         // wt: (n, m), W transposed in processing order. After column k is quantized its row holds
@@ -133,8 +139,34 @@ enum GPTQColumnLoop {
             for i1 in stride(from: 0, to: n, by: blockSize) {
                 let i2 = min(i1 + blockSize, n), count = i2 - i1
                 w1.update(from: wt + i1 * m, count: count * m)
+                // Joint pruning: the block's mask, (count, m) like w1.
+                var pruneMask = [Bool](repeating: false, count: prune == nil ? 0 : count * m)
+                func score(_ i: Int, _ r: Int) -> Float {
+                    let d = up[(i1 + i) * n + i1 + i], x = w1[i * m + r]
+                    return x * x / (d * d)
+                }
+                if let p = prune, p.m == 0 {
+                    var all = [Float](repeating: 0, count: count * m)
+                    for i in 0..<count { for r in 0..<m { all[i * m + r] = score(i, r) } }
+                    let sorted = all.sorted()
+                    let threshold = sorted[min(Int(Double(sorted.count) * p.sparsity), sorted.count - 1)]
+                    for i in all.indices where all[i] <= threshold { pruneMask[i] = true }
+                }
                 for i in 0..<count {
                     let k = i1 + i
+                    if let p = prune, p.m > 0, p.n > 0, i % p.m == 0 {
+                        let group = i..<min(i + p.m, count)
+                        for r in 0..<m {
+                            let ranked = group.sorted { a, b in (score(a, r), a) < (score(b, r), b) }
+                            for a in ranked.prefix(p.n) { pruneMask[a * m + r] = true }
+                        }
+                    }
+                    // A pruned weight is quantized as 0; its value becomes its error below.
+                    var prunedValues: [(row: Int, value: Float)] = []
+                    if prune != nil {
+                        let x = w1 + i * m
+                        for r in 0..<m where pruneMask[i * m + r] { prunedValues.append((r, x[r])); x[r] = 0 }
+                    }
                     if dynamic && k % plan.groupSize == 0 {
                         computeGroup(k / plan.groupSize, positions: k..<min(k + plan.groupSize, n), wt: wt,
                                      plan: &plan, grid: grid, observer: observer)
@@ -150,6 +182,11 @@ enum GPTQColumnLoop {
                         }
                     }
                     loss += Double(columnLoss) / 2
+                    for (r, value) in prunedValues {
+                        let err = value / d
+                        e[r] = err
+                        loss += Double(err) * Double(err) / 2
+                    }
                     // In-block update W1[:, j] −= err · U[k, i1 + j] for j > i: rank-1 within the
                     // sub-block, then one sgemm for the block's later columns when it is done.
                     let subEnd = min((i / subBlock + 1) * subBlock, count)

@@ -39,12 +39,28 @@ public enum GPTQSolver {
     ///   - maxDampeningRetries: how often to multiply the dampening by 10 when Cholesky fails.
     ///   - preservingZeros: never update a weight that is exactly 0 (after pruning), so it
     ///     quantizes to 0.
+    ///   - pruning: prune in the same pass (SparseGPT jointly with quantization, as the original
+    ///     IST-DASLab code): masks chosen as `SparseGPT.prune` chooses them, pruned weights
+    ///     quantized to 0 with their value spread as error. `settings.blockSize` is ignored (the
+    ///     loop's `blockSize` is the mask block); needs columns in order (no act-order).
     public static func quantizeWeight(
         _ w: Tensor, hessian: Tensor, args: QuantizationArgs, blockSize: Int = 128, dampening: Double = 0.01,
         groupParameters: GroupParameters = .dynamic, observer: (any WeightRangeObserver)? = nil,
-        maxDampeningRetries: Int = 3, preservingZeros: Bool = false
+        maxDampeningRetries: Int = 3, preservingZeros: Bool = false, pruning: SparseGPT.Settings? = nil
     ) throws -> GPTQResult {
         do { try args.validateStructure() } catch { throw GPTQError.invalidArguments(error.description) }
+        if let p = pruning {
+            guard args.actorder == nil else {
+                throw GPTQError.invalidArguments("pruning in the same pass needs columns in order: no actorder")
+            }
+            if p.m > 0 {
+                guard p.n >= 0, p.n <= p.m, blockSize % p.m == 0 else {
+                    throw GPTQError.invalidArguments("mask_structure \(p.n):\(p.m) needs 0 ≤ N ≤ M and M dividing block_size \(blockSize)")
+                }
+            } else if !(p.sparsity >= 0 && p.sparsity < 1) {
+                throw GPTQError.invalidArguments("sparsity \(p.sparsity) is not in [0, 1)")
+            }
+        }
         guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
             throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
         }
@@ -104,7 +120,7 @@ public enum GPTQSolver {
         // FORMATS.md §12.1.8), so the pattern survives into the codes.
         let keep: [Float]? = preservingZeros ? weight.scalars.map { $0 == 0 ? 0 : 1 } : nil
         let run = GPTQColumnLoop.run(weight: weight, order: plan.order, hinvUpper: factor, plan: plan,
-                                     grid: grid, observer: observer, blockSize: blockSize, keep: keep)
+                                     grid: grid, observer: observer, blockSize: blockSize, keep: keep, prune: pruning)
         return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss,
                           dampening: percdamp, dampeningRetries: retries, deadColumns: dead,
                           order: order)

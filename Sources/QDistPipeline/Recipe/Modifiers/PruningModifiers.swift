@@ -11,21 +11,28 @@ import QDistQuant
 /// Keys: `sparsity` (the fraction pruned, required for unstructured, ignored for N:M, as in
 /// llm-compressor), `mask_structure` ("0:0" unstructured, or "N:M": N zeros per M inputs),
 /// `block_size` (128, a multiple of M), `dampening_frac` (0.01), `targets`, `ignore`,
-/// `preserve_sparsity_mask` (false only, for now). Only
-/// `QuantizationModifier` may follow for now: GPTQ's updates would refill the zeros.
+/// `preserve_sparsity_mask` (false only, for now). `QuantizationModifier` or `GPTQModifier`
+/// (whose updates are then masked) may follow.
+///
+/// With `scheme` or `config_groups` it also quantizes, in the same pass (the original
+/// IST-DASLab code): each targeted linear is pruned and quantized together by
+/// `SparseGPTJointSolver`, and no quantizing modifier may follow.
 public struct SparseGPTModifier: RecipeModifier {
     public static let recipeKey = "SparseGPTModifier"
-    public static let summary = "SparseGPT pruning against the calibration Hessian before quantization (sparsity, mask_structure \"0:0\" or \"N:M\", block_size 128, dampening_frac 0.01)"
-    public var quantization: ModifierConfig? { get { nil } set {} }
-    public var solver: (any LinearSolver)? { nil }
+    public static let summary = "SparseGPT pruning against the calibration Hessian (sparsity, mask_structure \"0:0\" or \"N:M\", block_size 128, dampening_frac 0.01); with scheme or config_groups it also quantizes in the same pass"
+    public var quantization: ModifierConfig?
+    public var solver: (any LinearSolver)? { quantization == nil ? nil : SparseGPTJointSolver(settings: rule.settings) }
     public var smoothing: (any BlockSmoothing)? { nil }
     public var pruning: (any LinearPruning)? { rule }
     var rule: SparseGPTPruning
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(keys: ["sparsity", "mask_structure", "block_size", "dampening_frac", "targets", "ignore",
-                                             "preserve_sparsity_mask"], modifier: Self.recipeKey)
+                                             "preserve_sparsity_mask", "scheme", "config_groups"], modifier: Self.recipeKey)
         let c = try decoder.container(keyedBy: AnyCodingKey.self)
+        // A scheme makes it the quantizer too (targets and ignore then serve both).
+        let quantizes = c.contains(AnyCodingKey(stringValue: "scheme")) || c.contains(AnyCodingKey(stringValue: "config_groups"))
+        quantization = quantizes ? try ModifierConfig(from: decoder, allowsActOrder: false) : nil
         if try c.decodeIfPresent(Bool.self, forKey: AnyCodingKey(stringValue: "preserve_sparsity_mask")) == true {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyCodingKey(stringValue: "preserve_sparsity_mask")],
                 debugDescription: "keeping an earlier mask is not supported yet (qdist prunes dense weights): remove it or set false"))
