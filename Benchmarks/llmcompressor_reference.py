@@ -4,7 +4,8 @@ comparison with `qdist quantize` (same model, same calibration protocol, same ev
 
 Usage:
     python Benchmarks/llmcompressor_reference.py \
-        --recipe {w8a8-static,sq-w8a8-static,sq-w8a8-dynamic,awq-w4a16-asym,awq-gptq-w4a16-asym,gptq-w4a16-asym,fp8,fp8-dynamic} \
+        --recipe {w8a8-static,sq-w8a8-static,sq-w8a8-dynamic,awq-w4a16-asym,awq-gptq-w4a16-asym,gptq-w4a16-asym,fp8,fp8-dynamic,
+                  sparsegpt-50,sparsegpt-2of4,wanda-2of4,sparsegpt-2of4-rtn-w4a16,sparsegpt-2of4-gptq-w4a16} \
         --samples N --seq-len 512 --out DIR [--threads 2] [--qdist BIN] [--torch-eval]
 
 Virtual environment (CPU-only torch; PyPI's torch is a CUDA build, so install the CPU wheel
@@ -39,6 +40,16 @@ Protocol:
       fp8, fp8-dynamic    QuantizationModifier with compressed-tensors' presets "FP8" (static
                           per-tensor E4M3 weights and inputs) and "FP8_DYNAMIC" (per-channel
                           weights, dynamic per-token inputs)
+      sparsegpt-50        SparseGPTModifier(sparsity=0.5) (unstructured; block 128, dampening 0.01)
+      sparsegpt-2of4      SparseGPTModifier(sparsity=0.5, mask_structure="2:4")
+      wanda-2of4          WandaPruningModifier(sparsity=0.5, mask_structure="2:4")
+      sparsegpt-2of4-rtn-w4a16   SparseGPT 2:4, then QuantizationModifier W int4 asym group 64
+      sparsegpt-2of4-gptq-w4a16  SparseGPT 2:4, then GPTQModifier W int4 asym group 64 (0.13+
+                          GPTQ does not keep the mask: the result is no longer 2:4)
+                          Pruners ignore "re:.*lm_head": with targets ["Linear"] the plain name
+                          "lm_head" matches nothing (FORMATS.md §12.6 item 8). Pruned models are
+                          saved dense (llm-compressor 0.14 writes no sparse format); use
+                          --torch-eval when qdist eval cannot read the folder's config.
   * `seconds` = wall time of the oneshot() call alone (no loading, no saving; `cpu_seconds` =
     process CPU time over the same span, all threads, useful on a shared machine); then
     model.save_pretrained(--out, save_compressed=True) + tokenizer.
@@ -62,7 +73,8 @@ VALID = "/work/shared/data/wikitext-2/valid.txt"
 TEST = "/work/shared/data/wikitext-2/test.txt"
 QDIST = "/root/.cache/qdist/qdist-ref-bin/qdist"
 RECIPES = ["w8a8-static", "sq-w8a8-static", "sq-w8a8-dynamic",
-           "awq-w4a16-asym", "awq-gptq-w4a16-asym", "gptq-w4a16-asym", "fp8", "fp8-dynamic"]
+           "awq-w4a16-asym", "awq-gptq-w4a16-asym", "gptq-w4a16-asym", "fp8", "fp8-dynamic",
+           "sparsegpt-50", "sparsegpt-2of4", "wanda-2of4", "sparsegpt-2of4-rtn-w4a16", "sparsegpt-2of4-gptq-w4a16"]
 
 
 def tokenize_file(path):
@@ -121,6 +133,20 @@ def build_recipe(name):
         return [QuantizationModifier(targets=["Linear"], scheme="FP8", ignore=ignore)]
     if name == "fp8-dynamic":
         return [QuantizationModifier(targets=["Linear"], scheme="FP8_DYNAMIC", ignore=ignore)]
+    if name.startswith("sparsegpt") or name.startswith("wanda"):
+        from llmcompressor.modifiers.pruning import SparseGPTModifier, WandaPruningModifier
+        prune_ignore = ["re:.*lm_head"]
+        structure = "0:0" if name == "sparsegpt-50" else "2:4"
+        if name.startswith("wanda"):
+            pruner = WandaPruningModifier(sparsity=0.5, mask_structure=structure, targets=["Linear"], ignore=prune_ignore)
+        else:
+            pruner = SparseGPTModifier(sparsity=0.5, mask_structure=structure, block_size=128, dampening_frac=0.01,
+                                       targets=["Linear"], ignore=prune_ignore)
+        if name.endswith("rtn-w4a16"):
+            return [pruner, QuantizationModifier(config_groups=groups(w4), ignore=ignore)]
+        if name.endswith("gptq-w4a16"):
+            return [pruner, GPTQModifier(config_groups=groups(w4), ignore=ignore)]
+        return [pruner]
     raise ValueError(name)
 
 

@@ -102,6 +102,33 @@ final class CurrentStackLoadTests: XCTestCase {
         assertSameLogits(try load(w8), "RTN W8A16")
     }
 
+    /// Pruned outputs (issue 24): SparseGPT 2:4 alone is a float folder without
+    /// quantization_config; SparseGPT 2:4 with W4 in one pass is pack-quantized with its zeros
+    /// inline. Both load with qdist's logits, and the weights transformers holds after
+    /// decompressing are qdist's, zeros included (symmetric W4: this stack refuses asymmetric
+    /// pack-quantized folders, see the last test).
+    func testPrunedFloatAndPrunedPackQuantizedFoldersLoadWithTheirZeros() throws {
+        let calibration = "calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}\n"
+        let pruned = try quantize("sparsegpt-2of4", calibration + """
+            recipe: {SparseGPTModifier: {mask_structure: "2:4", block_size: 32}}
+            """)
+        let report = try load(pruned)
+        XCTAssertNil(report["quant_method"], "a pruned float folder has no quantization_config: \(report)")
+        assertSameLogits(report, "SparseGPT 2:4, float")
+        let joint = try quantize("sparsegpt-2of4-w4", calibration + """
+            format: compressed-tensors
+            recipe: {SparseGPTModifier: {mask_structure: "2:4", block_size: 32, config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: true, strategy: group, group_size: 32}}}}}
+            """)
+        let jointReport = try load(joint)
+        XCTAssertEqual(jointReport["format"] as? String, "pack-quantized")
+        assertSameLogits(jointReport, "SparseGPT 2:4 + W4 g32 sym in one pass")
+        try assertTransformersDecompressesQdistsWeights(joint, scratch: "sparsegpt-2of4-w4-f32")
+        let inspect = try QdistProcess.run(["inspect", joint.path, "--sparsity", "--json"])
+        let linears = try XCTUnwrap(try JSONParser.parse(Array(inspect.stdout.utf8))["sparsity"]?["linears"]?.arrayValue)
+        XCTAssertEqual(linears.count, 14)
+        XCTAssertTrue(linears.allSatisfy { $0["structure"]?.stringValue == "2:4" }, "\(linears)")
+    }
+
     func testIntQuantizedW8A8WithStaticInputScales() throws {
         let out = try quantize("w8a8-static", """
             format: compressed-tensors
