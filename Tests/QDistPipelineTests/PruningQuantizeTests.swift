@@ -52,6 +52,21 @@ final class PruningQuantizeTests: XCTestCase {
         }
     }
 
+    /// The pipeline's own check, run on every pruned linear before it is staged: a quantizer
+    /// that refilled a zero of an N:M pattern stops the job instead of writing it.
+    func testAWrittenWeightThatBreaksTheNMPatternStopsTheJob() throws {
+        let rule = WandaPruning(sparsity: 0, structure: try MaskStructure(parsing: "2:4"), targets: ["Linear"], ignore: [])
+        let good = Tensor(shape: [2, 8], scalars: [0, 1, 0, 2, 3, 0, 0, 4, 0, 0, 0, 5, 6, 7, 0, 0])
+        XCTAssertNoThrow(try rule.checkPattern(good, name: "good"))
+        var bad = good
+        bad[1, 6] = 0.5  // one zero left in inputs 4…7 of row 1
+        XCTAssertThrowsError(try rule.checkPattern(bad, name: "m.layers.0.mlp.up_proj")) {
+            XCTAssertTrue("\($0)".contains("row 1, inputs 4…7 hold 1 zeros"), "\($0)")
+        }
+        // Unstructured pruning has no per-group pattern to check.
+        XCTAssertNoThrow(try WandaPruning(sparsity: 0.5, structure: try MaskStructure(parsing: "0:0"), targets: [], ignore: []).checkPattern(bad, name: "u"))
+    }
+
     /// Quantizes with `pruner` before round-to-nearest W4 g32 asym into `name` (on `ranks`).
     func quantize(_ pruner: String, _ name: String, ranks: Int? = nil, quantizer: String? = nil) throws -> URL {
         let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)

@@ -17,15 +17,40 @@ public protocol LinearPruning: Sendable {
     var rowsAreIndependent: Bool { get }
     /// `w` (rows, in) pruned against `hessian` (in, in): the weight with +0.0 where pruned.
     func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor
+    /// The N:M pattern every pruned linear must follow; nil when unstructured.
+    var pattern: MaskStructure? { get }
+}
+
+extension LinearPruning {
+    /// Throws unless every group of M consecutive inputs of every row of `weight` (as written:
+    /// dequantized codes, or floats) holds at least N exact zeros — the pipeline's own check
+    /// that a quantizer kept the pattern, run on every pruned linear before it is staged.
+    func checkPattern(_ weight: Tensor, name: String) throws {
+        guard let s = pattern, s.m > 0 else { return }
+        let rows = weight.rows, columns = weight.columns
+        try weight.scalars.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                for g in stride(from: 0, to: columns - columns % s.m, by: s.m) {
+                    var zeros = 0
+                    for j in g..<g + s.m where w[r * columns + j] == 0 { zeros += 1 }
+                    if zeros < s.n {
+                        throw QuantizePlanError(description: "\(name): row \(r), inputs \(g)…\(g + s.m - 1) hold \(zeros) zeros after quantization, not the \(s) pattern \(self.name) chose (an internal error: please report it)")
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `mask_structure` as llm-compressor spells it: "0:0" (unstructured) or "N:M" — N zeros in
 /// every M consecutive inputs.
-struct MaskStructure: Sendable, Equatable, CustomStringConvertible {
-    var n: Int
-    var m: Int
+public struct MaskStructure: Sendable, Equatable, CustomStringConvertible {
+    public var n: Int
+    public var m: Int
 
-    init(parsing text: String) throws {
+    public init(n: Int, m: Int) { (self.n, self.m) = (n, m) }
+
+    public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let n = Int(parts[0]), let m = Int(parts[1]), n >= 0, m >= 0, (m == 0) == (n == 0), n <= m else {
             throw QuantizePlanError(description: "mask_structure '\(text)' is not \"0:0\" (unstructured) or \"N:M\" with 0 < N ≤ M (N zeros in every M inputs, e.g. \"2:4\")")
@@ -33,8 +58,8 @@ struct MaskStructure: Sendable, Equatable, CustomStringConvertible {
         (self.n, self.m) = (n, m)
     }
 
-    var unstructured: Bool { m == 0 }
-    var description: String { "\(n):\(m)" }
+    public var unstructured: Bool { m == 0 }
+    public var description: String { "\(n):\(m)" }
 }
 
 /// SparseGPT as a pruning step (`QDistQuant.SparseGPT`).
@@ -45,6 +70,7 @@ struct SparseGPTPruning: LinearPruning {
     var name: String { "SparseGPTModifier" }
     /// The unstructured threshold is shared by every row of a block; N:M groups are per row.
     var rowsAreIndependent: Bool { settings.m > 0 }
+    var pattern: MaskStructure? { settings.m > 0 ? MaskStructure(n: settings.n, m: settings.m) : nil }
 
     func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
         do { return try SparseGPT.prune(w, hessian: hessian, settings: settings).weight } catch let e as PruningSettingsError {
@@ -61,6 +87,7 @@ struct WandaPruning: LinearPruning {
     var ignore: [String]
     var name: String { "WandaPruningModifier" }
     var rowsAreIndependent: Bool { true }
+    var pattern: MaskStructure? { structure.unstructured ? nil : structure }
 
     func prune(_ w: Tensor, hessian: Tensor) throws -> Tensor {
         let n = hessian.shape[0]

@@ -31,6 +31,7 @@ enum PrunedFloatLinears {
         guard let pruning = plan.pruning else { throw QuantizePlanError(description: "\(item.name): the plan prunes it but has no pruning step") }
         guard let hessian else { throw QuantizePlanError(description: "\(item.name): \(pruning.name) needs the calibration Hessian") }
         let pruned = try pruning.prune(w, hessian: hessian)
+        try pruning.checkPattern(pruned, name: item.name)
         return Piece(item: item, weight: pruned, errorQuadratic: SequentialQuantizer.quadratic(w - pruned, hessian),
                      weightQuadratic: SequentialQuantizer.quadratic(w, hessian), seconds: Date().timeIntervalSince(t0))
     }

@@ -357,6 +357,7 @@ public enum SequentialQuantizer {
         // What every rank will run with: the stored form dequantized (so results cannot depend
         // on which rank solved a linear).
         let dequantized = stored.dequantize()
+        if entry.pruned, let pruning = plan.pruning { try pruning.checkPattern(dequantized, name: entry.name) }
         let e = w - dequantized
         let errorQuadratic: Double, weightQuadratic: Double
         if let hessian {
