@@ -41,7 +41,7 @@ final class PruningQuantizeTests: XCTestCase {
             ("  - SparseGPTModifier: {sparsity: 1.0}\n" + w4, "[0, 1)"),
             ("  - SparseGPTModifier: {mask_structure: \"2of4\"}\n" + w4, "N:M"),
             ("  - SparseGPTModifier: {mask_structure: \"2:4\", block_size: 6}\n" + w4, "multiple of M"),
-            ("  - SparseGPTModifier: {sparsity: 0.5, preserve_sparsity_mask: true}\n" + w4, "preserve_sparsity_mask"),
+            ("  - SparseGPTModifier: {sparsity: 0.5, preserve_sparsity_mask: true, scheme: W4A16}\n", "not with a scheme in the same pass"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - HQQModifier: {}\n", "cannot keep the pruned zeros"),
             ("  - SparseGPTModifier: {sparsity: 0.5}\n  - WandaPruningModifier: {sparsity: 0.5}\n" + w4, "give one pruning modifier"),
             (w4 + "  - WandaPruningModifier: {sparsity: 0.5}\n", "smoothing and pruning modifiers go before it"),

@@ -46,15 +46,20 @@ final class SparseGPTTests: XCTestCase {
         var w = w0.map(Double.init)
         var pruned = [Bool](repeating: false, count: rows * cols)
         for j in 0..<cols where h[j * cols + j] == 0 { h[j * cols + j] = 1; for r in 0..<rows { w[r * cols + j] = 0; pruned[r * cols + j] = true } }
+        // preserve_sparsity_mask: existing zeros score 0 and later blocks' updates skip them.
+        let kept = w.map { s.preserveMask && $0 == 0 }
         let mean = (0..<cols).reduce(0.0) { $0 + h[$1 * cols + $1] } / Double(cols)
         for j in 0..<cols { h[j * cols + j] += s.dampening * mean }
         let l2 = cholesky(inverse(h, cols), cols)
         func u(_ i: Int, _ j: Int) -> Double { l2[j * cols + i] }  // U = L2ᵀ
-        func score(_ r: Int, _ j: Int) -> Double { w[r * cols + j] * w[r * cols + j] / (u(j, j) * u(j, j)) }
+        func score(_ r: Int, _ j: Int) -> Double { kept[r * cols + j] ? 0 : w[r * cols + j] * w[r * cols + j] / (u(j, j) * u(j, j)) }
         var mask = [Bool](repeating: false, count: rows * cols)
         for a in stride(from: 0, to: cols, by: s.blockSize) {
             let b = min(a + s.blockSize, cols)
-            if s.m == 0 {
+            let before = (0..<rows).reduce(0) { n, r in n + (a..<b).filter { kept[r * cols + $0] }.count }
+            if s.m == 0 && s.preserveMask && Int(Double(rows * (b - a)) * s.sparsity) <= before {
+                for r in 0..<rows { for j in a..<b where kept[r * cols + j] { mask[r * cols + j] = true } }
+            } else if s.m == 0 {
                 let slab = (0..<rows).flatMap { r in (a..<b).map { score(r, $0) } }.sorted()
                 let t = slab[Int(Double(slab.count) * s.sparsity)]
                 for r in 0..<rows { for j in a..<b where score(r, j) <= t { mask[r * cols + j] = true } }
@@ -68,7 +73,7 @@ final class SparseGPTTests: XCTestCase {
                 for r in 0..<rows {
                     let q = mask[r * cols + j] ? 0 : w[r * cols + j]
                     let e = (w[r * cols + j] - q) / u(j, j)
-                    for k in j..<cols { w[r * cols + k] -= e * u(j, k) }
+                    for k in j..<cols where !(k >= b && kept[r * cols + k]) { w[r * cols + k] -= e * u(j, k) }
                     w[r * cols + j] = q
                 }
             }
@@ -87,9 +92,11 @@ final class SparseGPTTests: XCTestCase {
         return (Tensor(shape: [rows, cols], scalars: w), Tensor(shape: [cols, cols], scalars: h), x)
     }
 
-    func check(_ settings: SparseGPT.Settings, deadColumn: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> SparseGPT.Result {
+    func check(_ settings: SparseGPT.Settings, deadColumn: Int? = nil, zeroing: (Int) -> Bool = { _ in false },
+               file: StaticString = #filePath, line: UInt = #line) throws -> SparseGPT.Result {
         let (rows, cols, tokens) = (12, 64, 160)
-        let (w, h, x) = data(rows: rows, cols: cols, tokens: tokens, seed: 11, deadColumn: deadColumn)
+        var (w, h, x) = data(rows: rows, cols: cols, tokens: tokens, seed: 11, deadColumn: deadColumn)
+        for i in 0..<w.count where zeroing(i) { w.scalars[i] = 0 }
         let got = try SparseGPT.prune(w, hessian: h, settings: settings)
         let (want, mask) = reference(w.scalars, rows: rows, cols: cols, x: x, tokens: tokens, settings: settings)
         XCTAssertEqual(got.pruned, mask, "masks", file: file, line: line)
@@ -126,6 +133,27 @@ final class SparseGPTTests: XCTestCase {
         let r = try check(.init(sparsity: 0.25, blockSize: 32), deadColumn: 5)
         XCTAssertEqual(r.deadColumns, 1)
         XCTAssertTrue((0..<12).allSatisfy { r.pruned[$0 * 64 + 5] && r.weight.scalars[$0 * 64 + 5] == 0 })
+    }
+
+    /// `preserve_sparsity_mask`: a weight already pruned in part keeps every old zero (it scores
+    /// 0, so it is chosen first, and no later block's update moves it) and gains new ones up to
+    /// the target; a block already sparse enough keeps its old mask; a weight sparser than the
+    /// target is refused, as llm-compressor raises.
+    func testPreservingTheMaskKeepsOldZerosAndMatchesTheReference() throws {
+        // Unstructured 50 % over a weight with a zero at every 5th element; one 16-column block
+        // (columns 48…63) already 62.5 % zero, so its old mask stands.
+        let cols = 64
+        let r = try check(.init(sparsity: 0.5, blockSize: 16, preserveMask: true), zeroing: { $0 % 5 == 0 || ($0 % cols >= 48 && $0 % 8 < 5) })
+        for i in 0..<r.pruned.count where i % 5 == 0 { XCTAssertTrue(r.pruned[i] && r.weight.scalars[i] == 0, "old zero \(i) kept") }
+        // 2:4 over a weight with one zero in every group of four (at the group's third input).
+        let nm = try check(.init(n: 2, m: 4, blockSize: 16, preserveMask: true), zeroing: { $0 % 4 == 2 })
+        for i in 0..<nm.pruned.count where i % 4 == 2 { XCTAssertTrue(nm.pruned[i], "old zero \(i) chosen first") }
+        let (w, h, _) = data(rows: 4, cols: 16, tokens: 40, seed: 3)
+        var sparse = w
+        for i in 0..<40 { sparse.scalars[i] = 0 }
+        XCTAssertThrowsError(try SparseGPT.prune(sparse, hessian: h, settings: .init(sparsity: 0.5, blockSize: 16, preserveMask: true))) {
+            XCTAssertTrue("\($0)".contains("already"), "\($0)")
+        }
     }
 
     func testSettingsTheReferenceCannotRunAreRefused() {

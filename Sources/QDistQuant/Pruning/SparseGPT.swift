@@ -17,6 +17,11 @@ import QDistTensor
 ///   `k % m == 0`, the `n` smallest scores of `W[r, j ..< j+m]` — with the weights as already
 ///   updated — are pruned in every row; ties go to the lower column.
 ///
+/// - `preserveMask` (`preserve_sparsity_mask`): the weight's exact zeros (after dead columns)
+///   score 0; an unstructured block already at or past the target keeps its old mask; later
+///   blocks' updates skip them (the in-block ones do not, as in the reference); a weight sparser
+///   than the target (unstructured) is refused.
+///
 /// The arithmetic is Float32, as the reference; trailing updates go through BLAS. Failure
 /// modes: sparsity outside [0, 1), `m` not dividing the block size, or `n > m` are refused.
 public enum SparseGPT {
@@ -31,9 +36,14 @@ public enum SparseGPT {
         public var blockSize: Int
         /// λ of `λ · mean(diag H)` added to the diagonal (0.01).
         public var dampening: Double
+        /// `preserve_sparsity_mask`: the weight's existing exact zeros stay in the mask (they
+        /// score 0, so they are chosen first) and no later block's update moves them.
+        public var preserveMask: Bool
 
-        public init(sparsity: Double = 0.5, n: Int = 0, m: Int = 0, blockSize: Int = 128, dampening: Double = 0.01) {
+        public init(sparsity: Double = 0.5, n: Int = 0, m: Int = 0, blockSize: Int = 128, dampening: Double = 0.01,
+                    preserveMask: Bool = false) {
             (self.sparsity, self.n, self.m, self.blockSize, self.dampening) = (sparsity, n, m, blockSize, dampening)
+            self.preserveMask = preserveMask
         }
     }
 
@@ -76,6 +86,14 @@ public enum SparseGPT {
                 dead += 1
             }
         }
+        // preserve_sparsity_mask: the zeros already there (dead columns included), as llm-compressor reads them.
+        let kept: [Bool]? = s.preserveMask ? w.map { $0 == 0 } : nil
+        if let kept, s.m == 0 {
+            let current = Double(kept.filter { $0 }.count) / Double(max(kept.count, 1))
+            guard current <= s.sparsity else {
+                throw PruningSettingsError(description: "preserve_sparsity_mask: the weight is already \(current) sparse, above the target \(s.sparsity)")
+            }
+        }
         var meanDiag = 0.0
         for j in 0..<cols { meanDiag += Double(h.scalars[j * cols + j]) }
         meanDiag /= Double(max(cols, 1))
@@ -99,16 +117,25 @@ public enum SparseGPT {
             var slab = [Float](repeating: 0, count: width * rows), mask = [Bool](repeating: false, count: width * rows)
             var err = [Float](repeating: 0, count: width * rows)
             for k in 0..<width { for r in 0..<rows { slab[k * rows + r] = w[r * cols + a + k] } }
+            // An existing zero (preserve_sparsity_mask) scores 0: it is pruned first.
+            func wasZero(_ k: Int, _ r: Int) -> Bool { kept?[r * cols + a + k] ?? false }
             func score(_ k: Int, _ r: Int) -> Float {
+                if wasZero(k, r) { return 0 }
                 let d = u[(a + k) * cols + a + k]
                 return slab[k * rows + r] * slab[k * rows + r] / (d * d)
             }
             if s.m == 0 {
-                var all = [Float](repeating: 0, count: width * rows)
-                for k in 0..<width { for r in 0..<rows { all[k * rows + r] = score(k, r) } }
-                let sorted = all.sorted()
-                let threshold = sorted[min(Int(Double(sorted.count) * s.sparsity), sorted.count - 1)]
-                for i in all.indices where all[i] <= threshold { mask[i] = true }
+                let before = kept == nil ? 0 : (0..<width).reduce(0) { n, k in n + (0..<rows).filter { wasZero(k, $0) }.count }
+                if kept != nil && Int(Double(width * rows) * s.sparsity) <= before {
+                    // Already sparse enough here: the old mask stands.
+                    for k in 0..<width { for r in 0..<rows where wasZero(k, r) { mask[k * rows + r] = true } }
+                } else {
+                    var all = [Float](repeating: 0, count: width * rows)
+                    for k in 0..<width { for r in 0..<rows { all[k * rows + r] = score(k, r) } }
+                    let sorted = all.sorted()
+                    let threshold = sorted[min(Int(Double(sorted.count) * s.sparsity), sorted.count - 1)]
+                    for i in all.indices where all[i] <= threshold { mask[i] = true }
+                }
             }
             for k in 0..<width {
                 let j = a + k, d = u[j * cols + j]
@@ -150,6 +177,8 @@ public enum SparseGPT {
                         }
                     }
                 }
+                // Later blocks' existing zeros are not moved (they were 0, and stay 0).
+                if let kept { for r in 0..<rows { for j in b..<cols where kept[r * cols + j] { w[r * cols + j] = 0 } } }
             }
             a = b
         }

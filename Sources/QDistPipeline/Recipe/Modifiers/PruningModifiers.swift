@@ -11,7 +11,8 @@ import QDistQuant
 /// Keys: `sparsity` (the fraction pruned, required for unstructured, ignored for N:M, as in
 /// llm-compressor), `mask_structure` ("0:0" unstructured, or "N:M": N zeros per M inputs),
 /// `block_size` (128, a multiple of M), `dampening_frac` (0.01), `targets`, `ignore`,
-/// `preserve_sparsity_mask` (false only, for now). `QuantizationModifier` or `GPTQModifier`
+/// `preserve_sparsity_mask` (false; true keeps a partly pruned weight's zeros and adds to them).
+/// `QuantizationModifier` or `GPTQModifier`
 /// (whose updates are then masked) may follow.
 ///
 /// With `scheme` or `config_groups` it also quantizes, in the same pass (the original
@@ -33,14 +34,15 @@ public struct SparseGPTModifier: RecipeModifier {
         // A scheme makes it the quantizer too (targets and ignore then serve both).
         let quantizes = c.contains(AnyCodingKey(stringValue: "scheme")) || c.contains(AnyCodingKey(stringValue: "config_groups"))
         quantization = quantizes ? try ModifierConfig(from: decoder, allowsActOrder: false) : nil
-        if try c.decodeIfPresent(Bool.self, forKey: AnyCodingKey(stringValue: "preserve_sparsity_mask")) == true {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyCodingKey(stringValue: "preserve_sparsity_mask")],
-                debugDescription: "keeping an earlier mask is not supported yet (qdist prunes dense weights): remove it or set false"))
-        }
         let (structure, sparsity, targets, ignore) = try PruningKeys.decode(c, modifier: Self.recipeKey)
         var settings = SparseGPT.Settings(sparsity: sparsity, n: structure.n, m: structure.m)
         settings.blockSize = try c.decodeIfPresent(Int.self, forKey: AnyCodingKey(stringValue: "block_size")) ?? 128
         settings.dampening = try c.decodeIfPresent(Double.self, forKey: AnyCodingKey(stringValue: "dampening_frac")) ?? 0.01
+        settings.preserveMask = try c.decodeIfPresent(Bool.self, forKey: AnyCodingKey(stringValue: "preserve_sparsity_mask")) ?? false
+        if settings.preserveMask && quantization != nil {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyCodingKey(stringValue: "preserve_sparsity_mask")],
+                debugDescription: "is for pruning alone or before a quantizing modifier, not with a scheme in the same pass"))
+        }
         if settings.blockSize <= 0 || (structure.m > 0 && settings.blockSize % structure.m != 0) {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyCodingKey(stringValue: "block_size")],
                 debugDescription: "must be positive and a multiple of M (\(structure.m)): N:M groups start at block-local multiples of M"))
