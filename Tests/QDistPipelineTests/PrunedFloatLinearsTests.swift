@@ -26,14 +26,14 @@ final class PrunedFloatLinearsTests: XCTestCase {
     /// Runs `pruner` alone into `name`; returns the output folder and the run's result.
     @discardableResult
     func prune(_ pruner: String, _ name: String, ranks: Int? = nil, threads: Int = 1, extra: [String] = [],
-               expectSuccess: Bool = true) throws -> (out: URL, result: QdistProcess.Result) {
+               expectSuccess: Bool = true, model: URL? = nil) throws -> (out: URL, result: QdistProcess.Result) {
         let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)
         try Data("""
             calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 8, seq_len: 64, seed: 1}
             recipe:
               \(pruner)
             """.utf8).write(to: url)
-        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path] + extra,
+        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", (model ?? self.model).path, "--output", out.path] + extra,
                                      ranks: ranks, environment: ["OPENBLAS_NUM_THREADS": "\(threads)"])
         if expectSuccess { XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)") }
         return (out, r)
@@ -103,18 +103,20 @@ final class PrunedFloatLinearsTests: XCTestCase {
     }
 
     func testPrunedFloatBytesAreTheSameForOneToFourRanksAndThreadCountsAndAfterAResume() throws {
+        // Wide enough (256 inputs, 768 in down_proj) for OpenBLAS to split its products over threads.
+        let wide = try QdistProcess.tinyModel(in: dir, seed: 6, hidden: 256, intermediate: 768, name: "wide")
         // Unstructured SparseGPT's linears are never split (one threshold per slab of rows);
         // Wanda 2:4's rows are, when ranks outnumber a stage's linears.
         for (name, pruner) in [("sgpt", "SparseGPTModifier: {sparsity: 0.5, block_size: 32}"),
                                ("wanda", "WandaPruningModifier: {mask_structure: \"2:4\"}")] {
-            let one = try prune(pruner, "\(name)-1").out
+            let one = try prune(pruner, "\(name)-1", model: wide).out
             for (ranks, threads) in [(2, 1), (3, 2), (4, 1)] {
-                let other = try prune(pruner, "\(name)-\(ranks)", ranks: ranks, threads: threads).out
+                let other = try prune(pruner, "\(name)-\(ranks)", ranks: ranks, threads: threads, model: wide).out
                 XCTAssertEqual(try CheckpointComparison.differingTensors(one, other), [], "\(name) on \(ranks) ranks × \(threads) threads")
             }
-            let stopped = try prune(pruner, "\(name)-resumed", ranks: 2, extra: ["--stop-after-block", "0"], expectSuccess: false)
+            let stopped = try prune(pruner, "\(name)-resumed", ranks: 2, extra: ["--stop-after-block", "0"], expectSuccess: false, model: wide)
             XCTAssertNotEqual(stopped.result.status, 0)
-            let resumed = try prune(pruner, "\(name)-resumed", ranks: 2).out
+            let resumed = try prune(pruner, "\(name)-resumed", ranks: 2, model: wide).out
             XCTAssertEqual(try CheckpointComparison.differingTensors(one, resumed), [], "\(name) resumed after block 0")
         }
     }

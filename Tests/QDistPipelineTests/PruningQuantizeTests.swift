@@ -68,7 +68,7 @@ final class PruningQuantizeTests: XCTestCase {
     }
 
     /// Quantizes with `pruner` before round-to-nearest W4 g32 asym into `name` (on `ranks`).
-    func quantize(_ pruner: String, _ name: String, ranks: Int? = nil, quantizer: String? = nil) throws -> URL {
+    func quantize(_ pruner: String, _ name: String, ranks: Int? = nil, threads: Int = 1, quantizer: String? = nil, model: URL? = nil) throws -> URL {
         let url = dir.appendingPathComponent("\(name).yaml"), out = dir.appendingPathComponent(name)
         try Data("""
             format: compressed-tensors
@@ -77,7 +77,8 @@ final class PruningQuantizeTests: XCTestCase {
               - \(pruner)
             \(quantizer ?? w4)
             """.utf8).write(to: url)
-        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", model.path, "--output", out.path], ranks: ranks)
+        let r = try QdistProcess.run(["quantize", "--config", url.path, "--model", (model ?? self.model).path, "--output", out.path], ranks: ranks,
+                                     environment: ["OPENBLAS_NUM_THREADS": "\(threads)"])
         XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
         return out
     }
@@ -114,16 +115,19 @@ final class PruningQuantizeTests: XCTestCase {
     }
 
     /// Unstructured SparseGPT shares one threshold across a block's rows, so its linears are
-    /// never split; 2:4 groups are per row, so they may be. Both write the same bytes for 1, 2
-    /// and 3 ranks, and unstructured 50 % prunes ⌊p·count⌋ + 1 per 64-column slab (no ties).
-    func testTheSameBytesForOneTwoAndThreeRanksAndTheUnstructuredCountPerSlab() throws {
+    /// never split; 2:4 groups are per row, so they may be. Both, and the one-pass joint recipe,
+    /// write the same bytes for 1 to 4 ranks and 1 or 2 BLAS threads, and unstructured 50 % prunes ⌊p·count⌋ + 1 per 64-column slab (no ties).
+    func testTheSameBytesForOneToFourRanksAndThreadCountsAndTheUnstructuredCountPerSlab() throws {
+        // Wide enough (256 inputs, 768 in down_proj) for OpenBLAS to split its products over threads.
+        let wide = try QdistProcess.tinyModel(in: dir, seed: 4, hidden: 256, intermediate: 768, name: "wide")
         for (name, pruner, quantizer) in [("unstructured", "SparseGPTModifier: {sparsity: 0.5, block_size: 64}", w4),
                                           ("nm", "SparseGPTModifier: {mask_structure: \"2:4\", block_size: 32}", w4),
                                           ("joint", "SparseGPTModifier: {sparsity: 0.5, block_size: 64, " + Self.groups + "}", "")] {
-            let one = try quantize(pruner, "\(name)-1", quantizer: quantizer)
-            for ranks in [2, 3] {
-                XCTAssertEqual(try CheckpointComparison.differingTensors(one, try quantize(pruner, "\(name)-\(ranks)", ranks: ranks, quantizer: quantizer)), [],
-                               "\(name) on \(ranks) ranks")
+            let one = try quantize(pruner, "\(name)-1", quantizer: quantizer, model: wide)
+            for (ranks, threads) in [(2, 2), (3, 1), (4, 2)] {
+                XCTAssertEqual(try CheckpointComparison.differingTensors(one, try quantize(pruner, "\(name)-\(ranks)", ranks: ranks, threads: threads,
+                                                                                           quantizer: quantizer, model: wide)), [],
+                               "\(name) on \(ranks) ranks × \(threads) threads")
             }
             guard name != "nm" else { continue }
             for (module, l) in try codes(one) {

@@ -107,10 +107,11 @@ public enum QdistProcess {
 
     /// `qdist tiny-model` into `dir/tiny`: the small Llama most quantize tests run on (hidden 64,
     /// 4 heads / 2 KV heads, intermediate 128). Fails the test when the command fails.
-    public static func tinyModel(in dir: URL, layers: Int = 2, seed: Int, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-        let model = dir.appendingPathComponent("tiny")
-        let r = try run(["tiny-model", model.path, "--layers", String(layers), "--hidden", "64", "--heads", "4",
-                         "--kv-heads", "2", "--intermediate", "128", "--seed", String(seed)])
+    public static func tinyModel(in dir: URL, layers: Int = 2, seed: Int, hidden: Int = 64, intermediate: Int = 128,
+                                 name: String = "tiny", file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let model = dir.appendingPathComponent(name)
+        let r = try run(["tiny-model", model.path, "--layers", String(layers), "--hidden", String(hidden), "--heads", "4",
+                         "--kv-heads", "2", "--intermediate", String(intermediate), "--seed", String(seed)])
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
         return model
     }
