@@ -14,7 +14,10 @@ import QDistTensor
 ///   `sparse-bitmask`, on the float weights in the model's dtype;
 /// - W8A8 (8-bit int or fp8 weights and 8-bit inputs, every quantized linear) with "2:4":
 ///   int-/float-quantized with sparse-24-bitmask on the 8-bit `weight` (quantization first,
-///   then sparsity, §12.4.7);
+///   then sparsity, §12.4.7). compressed-tensors' own compressor takes `abs()` of int8 codes,
+///   which overflows for −128 and keeps a zero in its place (losing that weight); qdist keeps
+///   the nonzeros, which compressed-tensors 0.14 decompresses exactly
+///   (Benchmarks/legacy_sparse_ct014_check.sh);
 /// - anything else quantized (weight-only, or unstructured): the compressed-tensors row's
 ///   tensors with a `sparsity_config` of format `dense` (pack-quantized has no `weight` to
 ///   compress; that is what llm-compressor 0.10 wrote).
