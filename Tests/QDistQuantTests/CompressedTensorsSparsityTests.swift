@@ -116,6 +116,7 @@ final class CompressedTensorsSparsityTests: XCTestCase {
         assertRefused(.bitmask, "row 1 starts at 5") { $0["\(m).row_offsets"] = self.i64([0, 5], [2]) }
         assertRefused(.bitmask, "row_offsets\" is missing") { $0["\(m).row_offsets"] = nil }
         assertRefused(.bitmask, "up_proj.shape\": expected the dense shape") { $0["\(m).shape"] = self.i64([2, 12, 1], [3]) }
+        assertRefused(.twoOfFour, "up_proj.shape\": expected the dense shape") { $0["\(m).shape"] = self.i64([2, .max], [2, 1]) }
         assertRefused(.twoOfFour, "inputs 8…11 keep 1 values") { $0["\(m).bitmask"] = self.u8([154, 12, 197, 1], [2, 2]) }
         assertRefused(.twoOfFour, "up_proj.bitmask\": expected U8 [2, 2]") { $0["\(m).bitmask"] = self.u8([154, 12], [1, 2]) }
         assertRefused(.twoOfFour, "expected [2, 6] (two values kept of every four), found [12]") {

@@ -22,7 +22,8 @@ extension CompressedTensorsSparsity {
     public static func decompress(_ parts: CompressedWeight, format: Format,
                                   fail: (_ part: String, _ message: String) -> QDistIOError) throws(QDistIOError) -> StoredTensor {
         let s = parts.shape
-        guard let dims = s.integerValues, dims.count == 2, s.shape == [2] || s.shape == [2, 1], dims.allSatisfy({ $0 > 0 }) else {
+        // Bounded so that no size computed from them can overflow (the bitmask must match them anyway).
+        guard let dims = s.integerValues, dims.count == 2, s.shape == [2] || s.shape == [2, 1], dims.allSatisfy({ $0 > 0 && $0 < 1 << 40 }) else {
             throw fail("shape", "expected the dense shape as 2 positive integers ([2] or [2, 1]), found \(s.dtype.rawValue) \(s.shape)\(s.integerValues.map { " \($0)" } ?? "")")
         }
         let (rows, cols) = (dims[0], dims[1])
