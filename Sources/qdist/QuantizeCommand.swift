@@ -96,7 +96,7 @@ struct QuantizeCommand: ParsableCommand {
                 let what = job.plan.pruneOnly ? "\(job.plan.prunedFloat.count) linears pruned (float output)"
                     : "\(job.plan.entries.count) linears" + (job.plan.prunedFloat.isEmpty ? "" : " + \(job.plan.prunedFloat.count) pruned in float")
                 print("quantize: \(job.recipeName): \(what), \(job.plan.recipeName)"
-                      + (job.plan.pruneOnly ? "" : ", \(job.format.rawValue)") + " → \(job.output.path)")
+                      + (job.plan.pruneOnly && job.format == .compressedTensors ? "" : ", \(job.format.rawValue)") + " → \(job.output.path)")
             }
             let report = try SequentialQuantizer.run(job, communicator: comm) { line in
                 if comm.isMain && !json { print(line) }

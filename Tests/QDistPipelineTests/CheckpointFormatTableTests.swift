@@ -1,6 +1,7 @@
 import Foundation
 import QDistIO
 import QDistQuant
+import QDistTensor
 import XCTest
 @testable import QDistPipeline
 
@@ -13,12 +14,14 @@ final class CheckpointFormatTableTests: XCTestCase {
         let rtn = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: W4A16}}", path: "r.yaml")
         let hqq = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {HQQModifier: {group_size: 128}}", path: "r.yaml")
         let int8 = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: LLM_INT8}}", path: "r.yaml")
+        let pruned = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: [{SparseGPTModifier: {mask_structure: \"2:4\"}}, {QuantizationModifier: {scheme: W4A16}}]", path: "r.yaml")
         XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 4)
         for row in CheckpointFormatTable.rows {
             let format = try XCTUnwrap(QuantizeJobConfig.OutputFormat(rawValue: row.name), row.name)
             // Each row with a recipe it holds: integer grids, HQQ's float zero points, LLM.int8.
-            let floatZero = row.name == "float-zero", bnb = row.name == "bitsandbytes"
-            let plan = try QuantizationPlan(recipe: (floatZero ? hqq : bnb ? int8 : rtn).recipe, config: config, format: format)
+            // (The legacy sparse row holds pruned models only.)
+            let floatZero = row.name == "float-zero", bnb = row.name == "bitsandbytes", sparse = row.name == "compressed-tensors-legacy-sparse"
+            let plan = try QuantizationPlan(recipe: (floatZero ? hqq : bnb ? int8 : sparse ? pruned : rtn).recipe, config: config, format: format)
             let scheme = QuantizedLinearScheme(numBits: 4, symmetric: !floatZero, groupSize: 128, actOrder: false, fractionalZeros: floatZero)
             let written = try row.quantizationConfig(schemes: [("model.layers.0.mlp.down_proj", scheme)], plan: plan, scaleType: .f16)
             XCTAssertEqual(written["quant_method"]?.stringValue, row.reader.quantMethod, row.name)
@@ -30,5 +33,24 @@ final class CheckpointFormatTableTests: XCTestCase {
             XCTAssertEqual(reader.modules, [], row.name)
         }
         XCTAssertEqual(Set(CheckpointFormatTable.rows.map(\.name)).count, CheckpointFormatTable.rows.count, "names are unique")
+    }
+
+    /// The extension points a sparse layout needs keep every other row's output as it was: a
+    /// pruned float linear is stored as `<module>.weight` in the model dtype like any float
+    /// tensor, and the config is the row's own (none for a recipe that only prunes), with the
+    /// staged folder never opened.
+    func testTheDefaultHooksStorePrunedFloatLinearsDenseAndKeepTheConfig() throws {
+        let config = ModelConfiguration(hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1, numAttentionHeads: 4,
+                                        numKeyValueHeads: 2, vocabSize: 128)
+        let job = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {WandaPruningModifier: {mask_structure: \"2:4\"}}", path: "r.yaml")
+        let weight = Tensor(shape: [2, 4], scalars: [0, 1.5, 0, -2, 3, 0, 0, 4])
+        struct NotOpened: Error {}
+        for row in CheckpointFormatTable.rows where row.name != "compressed-tensors-legacy-sparse" {
+            let plan = try QuantizationPlan(recipe: job.recipe, config: config, format: .compressedTensors)
+            XCTAssertEqual(try row.prunedFloatTensors(module: "m", weight: weight, dtype: .bf16, plan: plan), ["m.weight": StoredTensor(weight, as: .bf16)], row.name)
+            XCTAssertNil(try row.finalQuantizationConfig(nil, plan: plan, model: config, staged: { throw NotOpened() }), row.name)
+            XCTAssertEqual(try row.finalQuantizationConfig(["quant_method": "gptq"], plan: plan, model: config, staged: { throw NotOpened() }),
+                           ["quant_method": "gptq"], row.name)
+        }
     }
 }

@@ -26,11 +26,32 @@ public protocol CheckpointFormatRow: Sendable {
     /// config.json's `quantization_config` for the written linears.
     func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
                             scaleType: DType) throws -> JSONValue
+    /// The stored tensors of a linear the recipe pruned and left in float: `weight` (out, in)
+    /// with its exact zeros, in the model's float `dtype`. The default stores `<module>.weight`
+    /// as every other float tensor is stored; a sparse layout compresses it here.
+    func prunedFloatTensors(module: String, weight: Tensor, dtype: DType, plan: QuantizationPlan) throws -> [String: StoredTensor]
+    /// config.json's final `quantization_config`, once every shard is staged: `base` is what
+    /// `quantizationConfig` gave, or nil for a recipe that only prunes (a float model, which by
+    /// default carries none: transformers 5 fails on a config without groups, FORMATS.md §12.6
+    /// item 13). `staged` opens the staged weights, for a row whose config describes them
+    /// (sparsity); the default returns `base` and opens nothing.
+    func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
+                                 staged: () throws -> CheckpointFolder) throws -> JSONValue?
+}
+
+extension CheckpointFormatRow {
+    public func prunedFloatTensors(module: String, weight: Tensor, dtype: DType, plan: QuantizationPlan) throws -> [String: StoredTensor] {
+        ["\(module).weight": StoredTensor(weight, as: dtype)]
+    }
+
+    public func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
+                                        staged: () throws -> CheckpointFolder) throws -> JSONValue? { base }
 }
 
 /// The formats `qdist quantize` writes.
 public enum CheckpointFormatTable {
-    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow(), BitsAndBytesRow()]
+    public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow(), BitsAndBytesRow(),
+                                                         CompressedTensorsLegacySparseRow()]
 
     /// The row named `name`.
     public static func row(named name: String) -> (any CheckpointFormatRow)? { rows.first { $0.name == name } }

@@ -12,6 +12,9 @@ public protocol LinearPruning: Sendable {
     /// Linears it prunes (`Linear`, names, suffixes, `re:`), and those it leaves alone.
     var targets: [String] { get }
     var ignore: [String] { get }
+    /// The recipe's `mask_structure`: `"0:0"` (unstructured) or `"N:M"` (N zeros in every M
+    /// inputs), as a sparse checkpoint format records it.
+    var maskStructure: String { get }
     /// Whether pruning a block of rows alone gives those rows' result; when false, a pruned
     /// linear is never split across ranks.
     var rowsAreIndependent: Bool { get }
@@ -68,6 +71,7 @@ struct SparseGPTPruning: LinearPruning {
     var targets: [String]
     var ignore: [String]
     var name: String { "SparseGPTModifier" }
+    var maskStructure: String { "\(settings.n):\(settings.m)" }
     /// The unstructured threshold is shared by every row of a block; N:M groups are per row.
     var rowsAreIndependent: Bool { settings.m > 0 }
     var pattern: MaskStructure? { settings.m > 0 ? MaskStructure(n: settings.n, m: settings.m) : nil }
@@ -86,6 +90,7 @@ struct WandaPruning: LinearPruning {
     var targets: [String]
     var ignore: [String]
     var name: String { "WandaPruningModifier" }
+    var maskStructure: String { structure.description }
     var rowsAreIndependent: Bool { true }
     var pattern: MaskStructure? { structure.unstructured ? nil : structure }
 

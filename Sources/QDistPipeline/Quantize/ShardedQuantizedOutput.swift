@@ -41,8 +41,17 @@ enum ShardedQuantizedOutput {
                 if let f = try progress.record(b).floatFile { smoothed.merge(try progress.readFloatTensors(file: f)) { a, _ in a } }
             }
             let quantized = Set(job.plan.entries.flatMap { [$0.name + ".weight", $0.name + ".bias"] })
+            // Pruned float linears go through the format, which may store them sparse.
+            let prunedFloat = Set(job.plan.prunedFloat.map { $0.name + ".weight" })
             for (name, _) in config.tensorShapes where !quantized.contains(name) {
-                tensors[name] = StoredTensor(try smoothed[name] ?? job.bundle.weights.tensor(name), as: floatType)
+                let weight = try smoothed[name] ?? job.bundle.weights.tensor(name)
+                if prunedFloat.contains(name) {
+                    let stored = try job.format.row.prunedFloatTensors(module: String(name.dropLast(".weight".count)), weight: weight,
+                                                                       dtype: floatType, plan: job.plan)
+                    tensors.merge(stored) { a, _ in a }
+                } else {
+                    tensors[name] = StoredTensor(weight, as: floatType)
+                }
             }
         }
         let shardName = comm.size == 1 ? "model.safetensors" : ShardedCheckpointWriter.shardFileName(comm.rank + 1, of: comm.size)
@@ -108,10 +117,13 @@ enum ShardedQuantizedOutput {
         }
         var config = job.bundle.config
         // A recipe that only prunes writes a float model: no quantization_config at all, since
-        // transformers 5 fails on one without config groups (FORMATS.md §12.6 item 13).
+        // transformers 5 fails on one without config groups (FORMATS.md §12.6 item 13) — unless
+        // the format describes the sparsity (the legacy sparse row).
         // (`JSONValue` takes `nil` as JSON null: say Optional.none.)
-        config.quantizationConfig = job.plan.pruneOnly ? Optional<JSONValue>.none
+        let base = job.plan.pruneOnly ? Optional<JSONValue>.none
             : try job.format.row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
+        config.quantizationConfig = try job.format.row.finalQuantizationConfig(base, plan: job.plan, model: job.bundle.config,
+                                                                             staged: { try CheckpointFolder(url: staging) })
         try config.write(to: staging.appendingPathComponent("config.json"))
         let files = try job.bundle.tokenizerFileContents()
         for (name, json) in [("tokenizer.json", files.tokenizer), ("tokenizer_config.json", files.tokenizerConfig),

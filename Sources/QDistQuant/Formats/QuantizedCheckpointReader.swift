@@ -25,6 +25,9 @@ public struct QuantizedCheckpointReader {
     /// `quant_method` in `QuantizedFormatReaders.all`; `configPath` names the file in errors.
     public init?(quantizationConfig: JSONValue?, configPath: String, source: any StoredTensorSource) throws(QDistIOError) {
         guard let quantizationConfig, !quantizationConfig.isNull else { return nil }
+        // A pruned, unquantized model's compressed-tensors config (legacy sparse formats, read
+        // through `SparseDecompressedTensors`) quantizes nothing.
+        if CompressedTensorsSparsityConfig.describesOnlySparsity(quantizationConfig) { return nil }
         let f = try JSONFields(quantizationConfig, path: configPath, keyPath: "quantization_config")
         let method = try f.string("quant_method")
         guard let reader = QuantizedFormatReaders.reader(for: method) else {
@@ -40,9 +43,15 @@ public struct QuantizedCheckpointReader {
 
     /// The reader for a model folder whose configuration is `config`; `nil` when the folder is
     /// not quantized.
-    public static func open(folder: CheckpointFolder, config: ModelConfiguration) throws(QDistIOError) -> QuantizedCheckpointReader? {
-        let configPath = folder.configURL?.path ?? folder.folder.appendingPathComponent("config.json").path
-        return try QuantizedCheckpointReader(quantizationConfig: config.quantizationConfig, configPath: configPath, source: folder)
+    /// `source` replaces the folder's own tensors (its legacy-sparse weights decompressed).
+    public static func open(folder: CheckpointFolder, config: ModelConfiguration,
+                            source: (any StoredTensorSource)? = nil) throws(QDistIOError) -> QuantizedCheckpointReader? {
+        try QuantizedCheckpointReader(quantizationConfig: config.quantizationConfig, configPath: configPath(of: folder), source: source ?? folder)
+    }
+
+    /// The folder's config.json, for errors (whether or not it exists).
+    public static func configPath(of folder: CheckpointFolder) -> String {
+        folder.configURL?.path ?? folder.folder.appendingPathComponent("config.json").path
     }
 
     /// True when `module` is a quantized linear of this checkpoint.

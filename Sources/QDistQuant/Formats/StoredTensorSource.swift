@@ -12,11 +12,20 @@ public protocol StoredTensorSource {
     func storedTensor(_ name: String) throws -> StoredTensor
     /// The file (or folder) named in errors about the tensors.
     var sourcePath: String { get }
+    /// The file holding `name`, for errors about that one tensor (default: `sourcePath`).
+    func filePath(of name: String) -> String
+}
+
+extension StoredTensorSource {
+    public func filePath(of name: String) -> String { sourcePath }
 }
 
 extension CheckpointFolder: StoredTensorSource {
     /// The index file of a sharded checkpoint, else the path it was opened from.
     public var sourcePath: String { (indexURL ?? url).path }
+
+    /// The shard holding `name` (a sharded checkpoint's errors then name the file at fault).
+    public func filePath(of name: String) -> String { (try? reader(for: name).url.path) ?? sourcePath }
 }
 
 /// Stored tensors held in memory by name (a writer's output, tests).
