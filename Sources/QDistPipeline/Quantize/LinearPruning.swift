@@ -12,9 +12,6 @@ public protocol LinearPruning: Sendable {
     /// Linears it prunes (`Linear`, names, suffixes, `re:`), and those it leaves alone.
     var targets: [String] { get }
     var ignore: [String] { get }
-    /// The recipe's `mask_structure`: `"0:0"` (unstructured) or `"N:M"` (N zeros in every M
-    /// inputs), as a sparse checkpoint format records it.
-    var maskStructure: String { get }
     /// Whether pruning a block of rows alone gives those rows' result; when false, a pruned
     /// linear is never split across ranks.
     var rowsAreIndependent: Bool { get }
@@ -25,6 +22,10 @@ public protocol LinearPruning: Sendable {
 }
 
 extension LinearPruning {
+    /// The recipe's `mask_structure`: `"0:0"` (unstructured) or `"N:M"` (N zeros in every M
+    /// inputs), as a sparse checkpoint format records it.
+    var maskStructure: String { pattern?.description ?? "0:0" }
+
     /// Throws unless every group of M consecutive inputs of every row of `weight` (as written:
     /// dequantized codes, or floats) holds at least N exact zeros — the pipeline's own check
     /// that a quantizer kept the pattern, run on every pruned linear before it is staged.
@@ -71,7 +72,6 @@ struct SparseGPTPruning: LinearPruning {
     var targets: [String]
     var ignore: [String]
     var name: String { "SparseGPTModifier" }
-    var maskStructure: String { "\(settings.n):\(settings.m)" }
     /// The unstructured threshold is shared by every row of a block; N:M groups are per row.
     var rowsAreIndependent: Bool { settings.m > 0 }
     var pattern: MaskStructure? { settings.m > 0 ? MaskStructure(n: settings.n, m: settings.m) : nil }
@@ -90,7 +90,6 @@ struct WandaPruning: LinearPruning {
     var targets: [String]
     var ignore: [String]
     var name: String { "WandaPruningModifier" }
-    var maskStructure: String { structure.description }
     var rowsAreIndependent: Bool { true }
     var pattern: MaskStructure? { structure.unstructured ? nil : structure }
 
