@@ -6,13 +6,15 @@ import QDistPipeline
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant, HQQ; FP8) into compressed-tensors, GPTQ or float-zero format.",
+        abstract: "Quantize or prune a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant, HQQ, FP8, NF4; SparseGPT, Wanda) into compressed-tensors, GPTQ, bitsandbytes or float-zero format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
             format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed, sampler}, \
             sequential (block | linear | none) and recipe: one modifier, or a list applied in \
-            order to each block — smoothing modifiers first, then the one that quantizes \
-            (recipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W8A8}}]).
+            order to each block — smoothing and pruning modifiers first, then the one that quantizes \
+            (recipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W8A8}}]). \
+            A pruning modifier alone writes the float model with exact zeros \
+            (recipe: {SparseGPTModifier: {sparsity: 0.5, mask_structure: "2:4"}}).
 
             Modifiers:
             \(ModifierRegistry.helpLines.map { "  " + $0 }.joined(separator: "\n"))

@@ -20,7 +20,7 @@ import QDistQuant
 /// `SparseGPTJointSolver`, and no quantizing modifier may follow.
 public struct SparseGPTModifier: RecipeModifier {
     public static let recipeKey = "SparseGPTModifier"
-    public static let summary = "SparseGPT pruning against the calibration Hessian (sparsity, mask_structure \"0:0\" or \"N:M\", block_size 128, dampening_frac 0.01); with scheme or config_groups it also quantizes in the same pass"
+    public static let summary = "SparseGPT pruning against the calibration Hessian, alone or before quantization (sparsity, mask_structure \"0:0\" or \"N:M\", block_size 128, dampening_frac 0.01, preserve_sparsity_mask); with scheme or config_groups it also quantizes in the same pass"
     public var quantization: ModifierConfig?
     public var solver: (any LinearSolver)? { quantization == nil ? nil : SparseGPTJointSolver(settings: rule.settings) }
     public var smoothing: (any BlockSmoothing)? { nil }
@@ -54,11 +54,12 @@ public struct SparseGPTModifier: RecipeModifier {
     }
 }
 
-/// `WandaPruningModifier`: prune by |W|·‖x‖ per output row, no update (FORMATS.md §12.2), before
-/// the recipe's quantizing modifier. Keys: `sparsity`, `mask_structure`, `targets`, `ignore`.
+/// `WandaPruningModifier`: prune by |W|·‖x‖ per output row, no update (FORMATS.md §12.2), alone
+/// or before the recipe's quantizing modifier. Keys: `sparsity`, `mask_structure`, `targets`,
+/// `ignore`.
 public struct WandaPruningModifier: RecipeModifier {
     public static let recipeKey = "WandaPruningModifier"
-    public static let summary = "Wanda pruning by |W|·‖x‖ per row before quantization (sparsity, mask_structure \"0:0\" or \"N:M\")"
+    public static let summary = "Wanda pruning by |W|·‖x‖ per row, no update, alone or before quantization (sparsity, mask_structure \"0:0\" or \"N:M\")"
     public var quantization: ModifierConfig? { get { nil } set {} }
     public var solver: (any LinearSolver)? { nil }
     public var smoothing: (any BlockSmoothing)? { nil }
