@@ -47,6 +47,21 @@ public struct LlamaModel: Sendable {
         return LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
     }
 
+    /// Gives every decoder linear whose weight is exactly 2:4 its compressed decode kernel
+    /// (`LinearLayer.useSemiStructuredSparseKernel`) and returns how many did: what eval and
+    /// generate report, so a pruned model that runs dense (a pattern broken by quantization, say)
+    /// shows as 0. The output head stays dense: it is tied to the embedding and never pruned.
+    @discardableResult
+    public mutating func useSemiStructuredSparseKernels() -> Int {
+        var count = 0
+        for b in blocks.indices {
+            var linears = blocks[b].weights.linears
+            for name in linears.keys where linears[name]?.useSemiStructuredSparseKernel() == true { count += 1 }
+            blocks[b].weights.linears = linears
+        }
+        return count
+    }
+
     /// Rows of the embedding for `tokens` → (tokens, hidden).
     public func embed(_ tokens: [Int]) -> Tensor { Self.embed(tokens, table: embedding) }
 
