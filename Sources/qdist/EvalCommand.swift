@@ -4,6 +4,7 @@ import QDistComm
 import QDistModel
 import QDistPipeline
 import QDistQuant
+import QDistTensor
 
 /// `qdist eval`: perplexity of a model on a text file, by qdist's fixed protocol, so numbers
 /// before and after quantization (and against transformers) are comparable.
@@ -43,6 +44,8 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var adapterOptions: AdapterOptions
 
+    @OptionGroup var kernelOptions: KernelOptions
+
     @Option(name: .customLong("dump-logits"), help: ArgumentHelp(visibility: .hidden))
     var dumpLogits: String?
 
@@ -68,6 +71,8 @@ struct EvalCommand: ParsableCommand {
             } else {
                 llama = try bundle.loadModel()
             }
+            // Windows of more than a few tokens run dense anyway; the count says what could run sparse.
+            let sparseLinears = kernelOptions.prepare(&llama)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let context = bundle.config.maxPositionEmbeddings
             if seqLen > context, comm.isMain {
@@ -101,7 +106,7 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
+                    "world_size": comm.size, "sparse_linears": sparseLinears, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
                 if !outliers.isEmpty {
                     report["llm_int8_threshold"] = threshold.map { Double($0) } ?? NSNull()
@@ -124,6 +129,9 @@ struct EvalCommand: ParsableCommand {
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
                 OutlierColumnReport.summary(outliers, threshold: threshold).forEach { print($0) }
+                if sparseLinears > 0 {
+                    print("\(sparseLinears) linears are 2:4 sparse: windows of up to \(SemiStructuredSparseMatrix.maxTokens) tokens use the compressed kernel (--dense: never)")
+                }
                 if let (m, seconds) = nf4Base {
                     print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",
                                  ConsoleOutput.binaryBytes(Double(m.totalBytes)), ConsoleOutput.binaryBytes(Double(m.fourBitBytes)),
