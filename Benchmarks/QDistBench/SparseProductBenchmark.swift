@@ -1,7 +1,10 @@
 // `qdist-bench sparse24`: the decode product y = x · Wᵀ (1 to a few tokens) over SmolLM2's seven
 // decoder linear shapes, dense through OpenBLAS against the 2:4 compressed kernel
 // (SemiStructuredSparseMatrix), at each requested thread count. Enough layers are made that the
-// weights do not fit in the last-level cache, as in a real decode step.
+// weights do not fit in the last-level cache, as in a real decode step. For one token it also
+// times cblas_sgemv on the dense weights: what a bandwidth-bound dense kernel gets, since
+// OpenBLAS's sgemm with one row (what qdist's dense path calls) is slower than that.
+import CBLAS
 import Foundation
 import QDistTensor
 
@@ -51,18 +54,35 @@ enum SparseProductBenchmark {
         for threads in threadCounts {
             BLASThreads.set(threads)
             // Alternate the two so drift in machine load hits both alike.
-            var tDense = Double.infinity, tSparse = Double.infinity
+            var tDense = Double.infinity, tSparse = Double.infinity, tGemv = Double.infinity
+            var y = [Float](repeating: 0, count: 1536)
             for _ in 0..<3 {
                 tDense = min(tDense, best { for w in dense { _ = Tensor.matmul(input(w.columns), w, transposeB: true) } })
                 tSparse = min(tSparse, best { for m in sparse { _ = m.multiply(input(m.columns), threads: threads) } })
+                if tokens == 1 {
+                    tGemv = min(tGemv, best {
+                        for w in dense {
+                            w.withUnsafeBufferPointer { pw in input(w.columns).withUnsafeBufferPointer { px in
+                                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.columns), 1, pw.baseAddress,
+                                            Int32(w.columns), px.baseAddress, 1, 0, &y, 1)
+                            } }
+                        }
+                    })
+                }
             }
-            rows.append(["threads": threads, "dense_seconds": tDense, "sparse_seconds": tSparse,
-                         "speedup": tDense / tSparse, "dense_gbps": denseBytes / tDense / 1e9,
-                         "sparse_gbps": sparseBytes / tSparse / 1e9])
+            var row: [String: Any] = ["threads": threads, "dense_seconds": tDense, "sparse_seconds": tSparse,
+                                      "speedup": tDense / tSparse, "dense_gbps": denseBytes / tDense / 1e9,
+                                      "sparse_gbps": sparseBytes / tSparse / 1e9]
+            if tokens == 1 {
+                row["dense_sgemv_seconds"] = tGemv
+                row["dense_sgemv_gbps"] = denseBytes / tGemv / 1e9
+                row["speedup_over_sgemv"] = tGemv / tSparse
+            }
+            rows.append(row)
             FileHandle.standardError.write(Data(String(
-                format: "sparse24 tokens=%d threads=%d: dense %.2f ms (%.1f GB/s), sparse %.2f ms (%.1f GB/s), speedup %.2fx\n",
+                format: "sparse24 tokens=%d threads=%d: dense sgemm %.2f ms (%.1f GB/s), sparse %.2f ms (%.1f GB/s), speedup %.2fx%@\n",
                 tokens, threads, tDense * 1e3, denseBytes / tDense / 1e9, tSparse * 1e3, sparseBytes / tSparse / 1e9,
-                tDense / tSparse).utf8))
+                tDense / tSparse, tokens == 1 ? String(format: "; dense sgemv %.2f ms (%.1f GB/s)", tGemv * 1e3, denseBytes / tGemv / 1e9) : "").utf8))
         }
         return ["benchmark": "sparse24", "layers": layers, "tokens": tokens, "dense_bytes": denseBytes,
                 "sparse_bytes": sparseBytes, "results": rows]
