@@ -7,11 +7,11 @@ import QDistTensor
 /// also fake-quantizes its input first (`inputQuantizer`); nil — the default — leaves the
 /// forward exactly as it was.
 ///
-/// A 2:4-sparse weight can also carry a compressed copy (`useSemiStructuredSparseKernel`) that
-/// serves products of up to `SemiStructuredSparseMatrix.maxTokens` rows — decode steps — at about
-/// half the weight bytes. The dense weight stays for longer inputs (prefill, evaluation windows),
-/// where OpenBLAS's sgemm is faster; the cost is ~56% more memory for those linears (SmolLM2:
-/// 425 MB dense + 239 MB compressed), which a 135M–1B model on a laptop affords.
+/// A sparse weight (2:4, or at least half zeros) can also carry a compressed copy
+/// (`useSparseKernel`) that serves products of up to its `maxTokens` rows — decode steps — from
+/// about half the weight bytes. The dense weight stays for longer inputs (prefill, evaluation
+/// windows), where OpenBLAS's sgemm is faster; the cost is ~55% more memory for those linears
+/// (SmolLM2 2:4: 425 MB dense + 239 MB compressed), which a 135M–1B model on a laptop affords.
 public struct LinearLayer: Sendable {
     /// Changing the weight drops the compressed copy, which would no longer match it.
     public var weight: Tensor {  // (out, in)
@@ -20,9 +20,9 @@ public struct LinearLayer: Sendable {
     public var bias: Tensor?  // (out)
     /// Quantize-dequantize of the input before the product (activation quantization).
     public var inputQuantizer: InputQuantizer?
-    /// The weight in 2:4 compressed form, for small token counts; nil unless
-    /// `useSemiStructuredSparseKernel()` found the weight 2:4.
-    public private(set) var sparseWeight: SemiStructuredSparseMatrix?
+    /// The weight in compressed sparse form, for small token counts; nil unless
+    /// `useSparseKernel()` found the weight sparse enough.
+    public private(set) var sparseWeight: CompressedLinearWeight?
 
     public init(weight: Tensor, bias: Tensor? = nil, inputQuantizer: InputQuantizer? = nil) {
         precondition(weight.rank == 2, "linear weight must be a matrix, got \(weight.shape)")
@@ -40,7 +40,7 @@ public struct LinearLayer: Sendable {
         precondition(x.columns == inFeatures, "linear expects \(inFeatures) features, got \(x.shape)")
         let input = inputQuantizer.map { $0(x) } ?? x
         let y: Tensor
-        if let sparse = sparseWeight, x.rows <= SemiStructuredSparseMatrix.maxTokens {
+        if let sparse = sparseWeight, x.rows <= sparse.maxTokens {
             y = sparse.multiply(input.reshaped([x.rows, inFeatures]))
         } else {
             y = Tensor.matmul(input.reshaped([x.rows, inFeatures]), weight, transposeB: true)
@@ -48,13 +48,14 @@ public struct LinearLayer: Sendable {
         return bias.map { y.addingRowVector($0) } ?? y
     }
 
-    /// Builds the compressed copy when the weight is exactly 2:4 (see `SemiStructuredSparseMatrix`)
-    /// and returns whether it did. A dense weight is rejected at its first group, so calling this
-    /// on every linear of a model that is not pruned costs next to nothing.
+    /// Builds the compressed copy when the weight is 2:4 or at least half zeros (see
+    /// `CompressedLinearWeight.detect`) and returns it, nil when the weight stays dense only.
+    /// A dense weight is rejected after one read of it, so calling this on every linear of a
+    /// model that is not pruned costs ~0.1 s for SmolLM2.
     @discardableResult
-    public mutating func useSemiStructuredSparseKernel() -> Bool {
-        sparseWeight = SemiStructuredSparseMatrix.detect(weight)
-        return sparseWeight != nil
+    public mutating func useSparseKernel() -> CompressedLinearWeight? {
+        sparseWeight = CompressedLinearWeight.detect(weight)
+        return sparseWeight
     }
 }
 

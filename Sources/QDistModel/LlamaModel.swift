@@ -47,19 +47,22 @@ public struct LlamaModel: Sendable {
         return LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
     }
 
-    /// Gives every decoder linear whose weight is exactly 2:4 its compressed decode kernel
-    /// (`LinearLayer.useSemiStructuredSparseKernel`) and returns how many did: what eval and
-    /// generate report, so a pruned model that runs dense (a pattern broken by quantization, say)
-    /// shows as 0. The output head stays dense: it is tied to the embedding and never pruned.
+    /// Gives every decoder linear whose weight is 2:4 or at least half zeros its compressed
+    /// decode kernel (`LinearLayer.useSparseKernel`) and returns how many got which kind ("2:4",
+    /// "unstructured"): what eval and generate report, so a pruned model that runs dense (a
+    /// pattern broken by quantization, say) shows as none. The output head stays dense: it is
+    /// tied to the embedding and never pruned.
     @discardableResult
-    public mutating func useSemiStructuredSparseKernels() -> Int {
-        var count = 0
+    public mutating func useSparseKernels() -> [String: Int] {
+        var counts: [String: Int] = [:]
         for b in blocks.indices {
             var linears = blocks[b].weights.linears
-            for name in linears.keys where linears[name]?.useSemiStructuredSparseKernel() == true { count += 1 }
+            for name in linears.keys {
+                if let kind = linears[name]?.useSparseKernel()?.kindName { counts[kind, default: 0] += 1 }
+            }
             blocks[b].weights.linears = linears
         }
-        return count
+        return counts
     }
 
     /// Rows of the embedding for `tokens` → (tokens, hidden).

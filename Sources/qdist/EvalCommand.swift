@@ -106,8 +106,9 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "sparse_linears": sparseLinears, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
+                    "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
+                report.merge(sparseLinears.jsonFields) { a, _ in a }
                 if !outliers.isEmpty {
                     report["llm_int8_threshold"] = threshold.map { Double($0) } ?? NSNull()
                     report["outlier_columns"] = outliers.map { l -> [String: Any] in
@@ -129,8 +130,8 @@ struct EvalCommand: ParsableCommand {
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
                 OutlierColumnReport.summary(outliers, threshold: threshold).forEach { print($0) }
-                if sparseLinears > 0 {
-                    print("\(sparseLinears) linears are 2:4 sparse: windows of up to \(SemiStructuredSparseMatrix.maxTokens) tokens use the compressed kernel (--dense: never)")
+                if let summary = sparseLinears.summary {
+                    print("\(summary): used for windows of up to \(SemiStructuredSparseMatrix.maxTokens) tokens (unstructured: \(UnstructuredSparseMatrix.maxTokens)); --dense turns them off")
                 }
                 if let (m, seconds) = nf4Base {
                     print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",

@@ -83,18 +83,20 @@ struct GenerateCommand: ParsableCommand {
                 if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             }
             if json {
-                try ConsoleOutput.printJSON([
+                var report: [String: Any] = [
                     "text": result.text, "tokens": result.tokens, "prompt_tokens": result.promptTokens,
                     "prompt_seconds": result.promptSeconds, "tokens_per_s": result.tokensPerSecond,
-                    "stopped_at_eos": result.stoppedAtEndOfSequence, "sparse_linears": sparseLinears,
-                ])
+                    "stopped_at_eos": result.stoppedAtEndOfSequence,
+                ]
+                report.merge(sparseLinears.jsonFields) { a, _ in a }
+                try ConsoleOutput.printJSON(report)
             } else {
                 print("")
                 FileHandle.standardError.write(Data(String(
                     format: "[%d prompt tokens in %.2f s; %d generated at %.1f tokens/s%@%@]\n",
                     result.promptTokens, result.promptSeconds, result.tokens.count, result.tokensPerSecond,
                     result.stoppedAtEndOfSequence ? "; end of sequence" : "",
-                    sparseLinears > 0 ? "; \(sparseLinears) linears on the 2:4 sparse kernel" : "").utf8))
+                    sparseLinears.summary.map { "; " + $0 } ?? "").utf8))
             }
         }
     }

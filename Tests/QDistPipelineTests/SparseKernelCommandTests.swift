@@ -51,6 +51,7 @@ final class SparseKernelCommandTests: XCTestCase {
     func testGreedyGenerationPicksTheSameTokensWithAndWithoutTheSparseKernel() throws {
         let sparse = try generate(pruned)
         XCTAssertEqual(sparse["sparse_linears"] as? Int, 14, "7 linears × 2 blocks")
+        XCTAssertEqual(sparse["sparse_linears_by_kind"] as? [String: Int], ["2:4": 14])
         let tokens = try XCTUnwrap(sparse["tokens"] as? [Int])
         XCTAssertEqual(tokens.count, 24)
         for (label, run) in [("--dense", try generate(pruned, ["--dense"])),

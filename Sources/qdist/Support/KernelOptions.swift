@@ -2,14 +2,15 @@ import ArgumentParser
 import Foundation
 import QDistModel
 
-/// `--dense`, shared by `qdist eval` and `qdist generate`: whether 2:4-sparse decoder linears run
-/// their decode steps through the compressed kernel (the default) or through the dense sgemm.
+/// `--dense`, shared by `qdist eval` and `qdist generate`: whether sparse decoder linears (2:4, or
+/// at least half zeros) run their decode steps through a compressed kernel (the default) or
+/// through the dense sgemm.
 ///
 /// Why a switch: the benchmark compares both on the same folder in one run, and a user who
 /// doubts the sparse kernel can rule it out. `QDIST_SPARSE_KERNEL=0` does the same as `--dense`
 /// for scripts that cannot change the command line.
 struct KernelOptions: ParsableArguments {
-    @Flag(name: .long, help: "Run 2:4-sparse linears through the dense matrix product, not the compressed decode kernel (also QDIST_SPARSE_KERNEL=0).")
+    @Flag(name: .long, help: "Run sparse linears (2:4, or at least half zeros) through the dense matrix product, not a compressed decode kernel (also QDIST_SPARSE_KERNEL=0).")
     var dense = false
 
     /// True unless `--dense` or QDIST_SPARSE_KERNEL=0 turns the compressed kernel off.
@@ -17,9 +18,26 @@ struct KernelOptions: ParsableArguments {
         !dense && environment["QDIST_SPARSE_KERNEL"] != "0"
     }
 
-    /// Compresses the 2:4 linears of `model` unless the kernel is off, and returns how many run
-    /// sparse (0 when off): the "sparse_linears" count eval and generate report.
-    func prepare(_ model: inout LlamaModel) -> Int {
-        sparseKernelEnabled() ? model.useSemiStructuredSparseKernels() : 0
+    /// Compresses the sparse linears of `model` unless the kernels are off, and returns how many
+    /// run sparse, by kind ("2:4", "unstructured"; empty when off).
+    func prepare(_ model: inout LlamaModel) -> SparseLinearCount {
+        SparseLinearCount(byKind: sparseKernelEnabled() ? model.useSparseKernels() : [:])
+    }
+}
+
+/// How many linears run on a compressed kernel, as eval and generate report it.
+struct SparseLinearCount {
+    var byKind: [String: Int]
+
+    var total: Int { byKind.values.reduce(0, +) }
+
+    /// "sparse_linears" (the total) and "sparse_linears_by_kind" for a JSON report.
+    var jsonFields: [String: Any] { ["sparse_linears": total, "sparse_linears_by_kind": byKind] }
+
+    /// e.g. "210 linears on sparse kernels (2:4: 210)", nil when none.
+    var summary: String? {
+        guard total > 0 else { return nil }
+        let kinds = byKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        return "\(total) linears on sparse kernels (\(kinds))"
     }
 }
