@@ -49,12 +49,13 @@ public struct LinearLayer: Sendable {
     }
 
     /// Builds the compressed copy when the weight is 2:4 or at least half zeros (see
-    /// `CompressedLinearWeight.detect`) and returns it, nil when the weight stays dense only.
-    /// A dense weight is rejected after one read of it, so calling this on every linear of a
-    /// model that is not pruned costs ~0.1 s for SmolLM2.
+    /// `CompressedLinearWeight.detect`) and its kernel beats sgemm for inputs of `inputRows`
+    /// rows, and returns it; nil leaves the layer dense only (no memory spent on a copy that
+    /// would never run). A dense weight is rejected after one read of it, so calling this on
+    /// every linear of a model that is not pruned costs ~0.1 s for SmolLM2.
     @discardableResult
-    public mutating func useSparseKernel() -> CompressedLinearWeight? {
-        sparseWeight = CompressedLinearWeight.detect(weight)
+    public mutating func useSparseKernel(forInputRows inputRows: Int = 1) -> CompressedLinearWeight? {
+        sparseWeight = CompressedLinearWeight.detect(weight).flatMap { $0.maxTokens >= inputRows ? $0 : nil }
         return sparseWeight
     }
 }

@@ -48,17 +48,18 @@ public struct LlamaModel: Sendable {
     }
 
     /// Gives every decoder linear whose weight is 2:4 or at least half zeros its compressed
-    /// decode kernel (`LinearLayer.useSparseKernel`) and returns how many got which kind ("2:4",
+    /// kernel when that kernel serves forwards of `inputRows` tokens (1: decode steps;
+    /// `LinearLayer.useSparseKernel`), and returns how many got which kind ("2:4",
     /// "unstructured"): what eval and generate report, so a pruned model that runs dense (a
-    /// pattern broken by quantization, say) shows as none. The output head stays dense: it is
-    /// tied to the embedding and never pruned.
+    /// pattern broken by quantization, say, or windows too long for the kernels) shows as none.
+    /// The output head stays dense: it is tied to the embedding and never pruned.
     @discardableResult
-    public mutating func useSparseKernels() -> [String: Int] {
+    public mutating func useSparseKernels(forInputRows inputRows: Int = 1) -> [String: Int] {
         var counts: [String: Int] = [:]
         for b in blocks.indices {
             var linears = blocks[b].weights.linears
             for name in linears.keys {
-                if let kind = linears[name]?.useSparseKernel()?.kindName { counts[kind, default: 0] += 1 }
+                if let kind = linears[name]?.useSparseKernel(forInputRows: inputRows)?.kindName { counts[kind, default: 0] += 1 }
             }
             blocks[b].weights.linears = linears
         }

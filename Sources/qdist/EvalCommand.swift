@@ -4,7 +4,6 @@ import QDistComm
 import QDistModel
 import QDistPipeline
 import QDistQuant
-import QDistTensor
 
 /// `qdist eval`: perplexity of a model on a text file, by qdist's fixed protocol, so numbers
 /// before and after quantization (and against transformers) are comparable.
@@ -71,8 +70,9 @@ struct EvalCommand: ParsableCommand {
             } else {
                 llama = try bundle.loadModel()
             }
-            // Windows of more than a few tokens run dense anyway; the count says what could run sparse.
-            let sparseLinears = kernelOptions.prepare(&llama)
+            // A window's forward is seq-len − 1 tokens: past the kernels' limits (8 tokens for 2:4)
+            // nothing runs sparse, so nothing is compressed and the count is 0.
+            let sparseLinears = kernelOptions.prepare(&llama, inputRows: seqLen - 1)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let context = bundle.config.maxPositionEmbeddings
             if seqLen > context, comm.isMain {
@@ -130,9 +130,7 @@ struct EvalCommand: ParsableCommand {
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
                 OutlierColumnReport.summary(outliers, threshold: threshold).forEach { print($0) }
-                if let summary = sparseLinears.summary {
-                    print("\(summary): used for windows of up to \(SemiStructuredSparseMatrix.maxTokens) tokens (unstructured: \(UnstructuredSparseMatrix.maxTokens)); --dense turns them off")
-                }
+                if let summary = sparseLinears.summary { print(summary + " (--dense: none)") }
                 if let (m, seconds) = nf4Base {
                     print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",
                                  ConsoleOutput.binaryBytes(Double(m.totalBytes)), ConsoleOutput.binaryBytes(Double(m.fourBitBytes)),

@@ -63,7 +63,7 @@ struct GenerateCommand: ParsableCommand {
             guard comm.isMain else { return }  // nothing to share: other ranks wait at finalize
             let bundle = try adapterOptions.openModel(model)
             var llama = try bundle.loadModel()
-            let sparseLinears = kernelOptions.prepare(&llama)
+            let sparseLinears = kernelOptions.prepare(&llama, inputRows: 1)  // decode steps; prefill runs dense
             let tokenizer = bundle.tokenizer
             var text = prompt
             if chat {

@@ -24,6 +24,8 @@ final class LinearLayerSparseKernelTests: XCTestCase {
         let config = RandomModelWeights.configuration(arch: "qwen2", layers: 2, hidden: 64, heads: 4, kvHeads: 2, vocab: 96)
         let dense = try LlamaModel.load(config: config, from: InMemoryWeights(Self.pruned(RandomModelWeights.make(for: config, seed: 3))))
         var sparse = dense
+        XCTAssertEqual(sparse.useSparseKernels(forInputRows: 9), [:], "9-row forwards are faster on sgemm: no copy kept")
+        XCTAssertNil(sparse.blocks[0].weights.q.sparseWeight)
         XCTAssertEqual(sparse.useSparseKernels(), ["2:4": 14], "7 linears × 2 blocks, 2:4 preferred over unstructured")
         XCTAssertNotNil(sparse.blocks[1].weights.down.sparseWeight)
         let tokens = [5, 17, 42, 8, 91, 30, 2, 64, 11, 77, 40, 3]
@@ -53,6 +55,7 @@ final class LinearLayerSparseKernelTests: XCTestCase {
         }
         let dense = try LlamaModel.load(config: config, from: InMemoryWeights(weights))
         var sparse = dense
+        XCTAssertEqual(sparse.useSparseKernels(forInputRows: 2), [:], "the unstructured kernel serves one token only")
         XCTAssertEqual(sparse.useSparseKernels(), ["unstructured": 14])
         var denseCache: KVCache? = dense.makeCache(), sparseCache: KVCache? = sparse.makeCache()
         // Two tokens are past the unstructured kernel's limit of one: the dense path, same bits.

@@ -62,11 +62,11 @@ final class SparseKernelCommandTests: XCTestCase {
         XCTAssertEqual(try generate(model)["sparse_linears"] as? Int, 0, "the unpruned model has no 2:4 linear")
     }
 
-    func testEvalReportsSparseLinearsAndShortWindowsScoreAlikeOnBothKernels() throws {
-        func eval(_ extra: [String]) throws -> [String: Any] {
-            // 8-token windows: 7 positions per forward, within the kernel's token limit.
+    func testEvalCompressesOnlyForWindowsTheKernelServesAndScoresThemAlikeOnBothKernels() throws {
+        func eval(_ extra: [String], seqLen: Int = 8) throws -> [String: Any] {
+            // 8-token windows: 7 positions per forward, within the 2:4 kernel's limit of 8.
             let r = try QdistProcess.run(["eval", "--model", pruned.path, "--data", QdistProcess.wikitext("test").path,
-                                          "--seq-len", "8", "--windows", "6", "--json"] + extra)
+                                          "--seq-len", String(seqLen), "--windows", "6", "--json"] + extra)
             XCTAssertEqual(r.status, 0, r.stderr)
             return try QdistProcess.jsonObject(r)
         }
@@ -75,5 +75,6 @@ final class SparseKernelCommandTests: XCTestCase {
         XCTAssertEqual(dense["sparse_linears"] as? Int, 0)
         let a = try XCTUnwrap(sparse["ppl"] as? Double), b = try XCTUnwrap(dense["ppl"] as? Double)
         XCTAssertEqual(a, b, accuracy: 1e-5 * b)
+        XCTAssertEqual(try eval([], seqLen: 10)["sparse_linears"] as? Int, 0, "9-token forwards: sgemm, so nothing is compressed")
     }
 }

@@ -18,10 +18,11 @@ struct KernelOptions: ParsableArguments {
         !dense && environment["QDIST_SPARSE_KERNEL"] != "0"
     }
 
-    /// Compresses the sparse linears of `model` unless the kernels are off, and returns how many
-    /// run sparse, by kind ("2:4", "unstructured"; empty when off).
-    func prepare(_ model: inout LlamaModel) -> SparseLinearCount {
-        SparseLinearCount(byKind: sparseKernelEnabled() ? model.useSparseKernels() : [:])
+    /// Compresses the sparse linears of `model` whose kernels serve forwards of `inputRows`
+    /// tokens (1 for generation's decode steps, the window length for eval) unless the kernels
+    /// are off, and returns how many run sparse, by kind ("2:4", "unstructured"; empty when off).
+    func prepare(_ model: inout LlamaModel, inputRows: Int) -> SparseLinearCount {
+        SparseLinearCount(byKind: sparseKernelEnabled() ? model.useSparseKernels(forInputRows: inputRows) : [:])
     }
 }
 
