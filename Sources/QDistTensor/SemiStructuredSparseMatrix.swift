@@ -99,6 +99,7 @@ public struct SemiStructuredSparseMatrix: Sendable {
     public func multiply(_ x: Tensor, threads: Int = BLASThreads.current) -> Tensor {
         precondition(x.columns == columns, "sparse product expects \(columns) features, got \(x.shape)")
         let tokens = x.count / columns
+        if tokens == 0 { return Tensor(shape: [0, rows], scalars: []) }  // no buffers to point at
         let groups = columns / 4
         // Per token and group, the six (x[a], x[b]) pairs a selector can name, (tokens, groups, 6, 2):
         // the kernel then reads its two inputs with one 8-byte load instead of decoding two

@@ -97,6 +97,7 @@ public struct UnstructuredSparseMatrix: Sendable {
     public func multiply(_ x: Tensor, threads: Int = BLASThreads.current) -> Tensor {
         precondition(x.columns == columns, "sparse product expects \(columns) features, got \(x.shape)")
         let tokens = x.count / columns
+        if tokens == 0 { return Tensor(shape: [0, rows], scalars: []) }  // no buffers to point at
         let groups = columns / 4
         // (tokens, groups, 16 masks, 4): the group's inputs at the mask's positions, packed to the
         // front, zero-padded. 16·columns floats per token.

@@ -71,6 +71,7 @@ final class SemiStructuredSparseMatrixTests: XCTestCase {
         XCTAssertEqual(sparse.dense(), w, "the padded groups decompress to the same matrix")
         XCTAssertEqual(sparse.values.count, 64 * 288, "every group keeps exactly two values, zeros included")
         let allZero = try XCTUnwrap(SemiStructuredSparseMatrix.detect(Tensor.zeros([3, 8])))
+        XCTAssertEqual(allZero.multiply(Tensor.zeros([0, 8])).shape, [0, 3], "no tokens, no rows")
         XCTAssertEqual(allZero.multiply(LinearAlgebraTests.random([1, 8], seed: 1)).scalars, [0, 0, 0])
     }
 
