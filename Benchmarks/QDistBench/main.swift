@@ -2,7 +2,8 @@
 // threads, printed as one JSON object. Benchmarks/run.sh adds allreduce GB/s under mpirun.
 // `qdist-bench gptq` times GPTQSolver on SmolLM2's linear shapes instead (compare with
 // Benchmarks/gptq_reference_torch.py on the same machine and threads). `qdist-bench block` times
-// one SmolLM2-shaped decoder block's calibration forward.
+// one SmolLM2-shaped decoder block's calibration forward. `qdist-bench sparse24` times the decode
+// product of dense against 2:4-compressed linears.
 import CBLAS
 import Foundation
 import QDistQuant
@@ -12,6 +13,18 @@ if CommandLine.arguments.dropFirst().first == "block" {
     let windows = CommandLine.arguments.firstIndex(of: "--windows").flatMap { Int(CommandLine.arguments[$0 + 1]) } ?? 4
     let data = try JSONSerialization.data(withJSONObject: BlockForwardBenchmark.run(tokens: 512, windows: windows),
                                           options: [.sortedKeys, .prettyPrinted])
+    print(String(decoding: data, as: UTF8.self))
+    exit(0)
+}
+
+if CommandLine.arguments.dropFirst().first == "sparse24" {
+    let a = CommandLine.arguments
+    func option(_ name: String) -> String? { a.firstIndex(of: name).flatMap { $0 + 1 < a.count ? a[$0 + 1] : nil } }
+    let report = SparseProductBenchmark.run(
+        layers: option("--layers").flatMap { Int($0) } ?? 8, tokens: option("--tokens").flatMap { Int($0) } ?? 1,
+        threadCounts: option("--threads").map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1, 2],
+        repeats: option("--repeats").flatMap { Int($0) } ?? 5)
+    let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
     print(String(decoding: data, as: UTF8.self))
     exit(0)
 }

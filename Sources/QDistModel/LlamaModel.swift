@@ -47,6 +47,25 @@ public struct LlamaModel: Sendable {
         return LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
     }
 
+    /// Gives every decoder linear whose weight is 2:4 or at least half zeros its compressed
+    /// kernel when that kernel serves forwards of `inputRows` tokens (1: decode steps;
+    /// `LinearLayer.useSparseKernel`), and returns how many got which kind ("2:4",
+    /// "unstructured"): what eval and generate report, so a pruned model that runs dense (a
+    /// pattern broken by quantization, say, or windows too long for the kernels) shows as none.
+    /// The output head stays dense: it is tied to the embedding and never pruned.
+    @discardableResult
+    public mutating func useSparseKernels(forInputRows inputRows: Int = 1) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for b in blocks.indices {
+            var linears = blocks[b].weights.linears
+            for name in linears.keys {
+                if let kind = linears[name]?.useSparseKernel(forInputRows: inputRows)?.kindName { counts[kind, default: 0] += 1 }
+            }
+            blocks[b].weights.linears = linears
+        }
+        return counts
+    }
+
     /// Rows of the embedding for `tokens` → (tokens, hidden).
     public func embed(_ tokens: [Int]) -> Tensor { Self.embed(tokens, table: embedding) }
 

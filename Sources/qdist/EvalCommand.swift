@@ -43,6 +43,8 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var adapterOptions: AdapterOptions
 
+    @OptionGroup var kernelOptions: KernelOptions
+
     @Option(name: .customLong("dump-logits"), help: ArgumentHelp(visibility: .hidden))
     var dumpLogits: String?
 
@@ -68,6 +70,9 @@ struct EvalCommand: ParsableCommand {
             } else {
                 llama = try bundle.loadModel()
             }
+            // A window's forward is seq-len − 1 tokens: past the kernels' limits (8 tokens for 2:4)
+            // nothing runs sparse, so nothing is compressed and the count is 0.
+            let sparseLinears = kernelOptions.prepare(&llama, inputRows: seqLen - 1)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let context = bundle.config.maxPositionEmbeddings
             if seqLen > context, comm.isMain {
@@ -103,6 +108,7 @@ struct EvalCommand: ParsableCommand {
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
                     "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
+                report.merge(sparseLinears.jsonFields) { a, _ in a }
                 if !outliers.isEmpty {
                     report["llm_int8_threshold"] = threshold.map { Double($0) } ?? NSNull()
                     report["outlier_columns"] = outliers.map { l -> [String: Any] in
@@ -124,6 +130,7 @@ struct EvalCommand: ParsableCommand {
                              result.tokensPerSecond, comm.size, comm.size == 1 ? "" : "s", result.seconds, loadSeconds,
                              ConsoleOutput.binaryBytes(Double(peak))))
                 OutlierColumnReport.summary(outliers, threshold: threshold).forEach { print($0) }
+                if let summary = sparseLinears.summary { print(summary + " (--dense: none)") }
                 if let (m, seconds) = nf4Base {
                     print(String(format: "NF4 base %@ (4-bit linears %@ at %.3f bits/param + float32 %@; %@ in float32), built in %.1f s",
                                  ConsoleOutput.binaryBytes(Double(m.totalBytes)), ConsoleOutput.binaryBytes(Double(m.fourBitBytes)),

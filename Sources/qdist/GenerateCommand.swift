@@ -26,6 +26,8 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var adapterOptions: AdapterOptions
 
+    @OptionGroup var kernelOptions: KernelOptions
+
     @Option(name: .long, help: "The prompt text.")
     var prompt: String
 
@@ -60,7 +62,8 @@ struct GenerateCommand: ParsableCommand {
         try DistributedJob.run("generate") { comm in
             guard comm.isMain else { return }  // nothing to share: other ranks wait at finalize
             let bundle = try adapterOptions.openModel(model)
-            let llama = try bundle.loadModel()
+            var llama = try bundle.loadModel()
+            let sparseLinears = kernelOptions.prepare(&llama, inputRows: 1)  // decode steps; prefill runs dense
             let tokenizer = bundle.tokenizer
             var text = prompt
             if chat {
@@ -80,17 +83,20 @@ struct GenerateCommand: ParsableCommand {
                 if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             }
             if json {
-                try ConsoleOutput.printJSON([
+                var report: [String: Any] = [
                     "text": result.text, "tokens": result.tokens, "prompt_tokens": result.promptTokens,
                     "prompt_seconds": result.promptSeconds, "tokens_per_s": result.tokensPerSecond,
                     "stopped_at_eos": result.stoppedAtEndOfSequence,
-                ])
+                ]
+                report.merge(sparseLinears.jsonFields) { a, _ in a }
+                try ConsoleOutput.printJSON(report)
             } else {
                 print("")
                 FileHandle.standardError.write(Data(String(
-                    format: "[%d prompt tokens in %.2f s; %d generated at %.1f tokens/s%@]\n",
+                    format: "[%d prompt tokens in %.2f s; %d generated at %.1f tokens/s%@%@]\n",
                     result.promptTokens, result.promptSeconds, result.tokens.count, result.tokensPerSecond,
-                    result.stoppedAtEndOfSequence ? "; end of sequence" : "").utf8))
+                    result.stoppedAtEndOfSequence ? "; end of sequence" : "",
+                    sparseLinears.summary.map { "; " + $0 } ?? "").utf8))
             }
         }
     }
