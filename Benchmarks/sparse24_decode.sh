@@ -11,7 +11,8 @@
 # tokens/s of each and the ratios. Fails if the sparse and dense runs of the pruned folder do not
 # generate the same tokens. OpenBLAS's core type and thread count are left as the environment sets
 # them (the sparse kernel uses the same thread count). Prints one JSON object; progress to stderr.
-# Usage: Benchmarks/sparse24_decode.sh [MODEL] [OUT.json]   (env: TOKENS=128 ROUNDS=3 UNSTRUCTURED= PYTHON=...)
+# Usage: Benchmarks/sparse24_decode.sh [MODEL] [OUT.json]   (env: TOKENS=128 ROUNDS=3 UNSTRUCTURED= PYTHON=...
+#        PRUNED=DIR to time a folder pruned already, e.g. qdist's SparseGPT 2:4 output, instead of magnitude pruning)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-/root/.cache/qdist/smollm2-135m-instruct}
@@ -24,7 +25,12 @@ swift build -c release --product qdist >&2
 bin=.build/release/qdist
 tmp=$(mktemp -d /tmp/qdist-sparse24.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-"$python" Benchmarks/prune_magnitude.py "$model" "$tmp/pruned" ${UNSTRUCTURED:+--unstructured "$UNSTRUCTURED"}
+if [ -n "${PRUNED:-}" ]; then
+  # A folder pruned already (e.g. by `qdist quantize --config Configs/quantize/smollm2-sparsegpt-2of4.yaml`).
+  ln -s "$(cd "$PRUNED" && pwd)" "$tmp/pruned"
+else
+  "$python" Benchmarks/prune_magnitude.py "$model" "$tmp/pruned" ${UNSTRUCTURED:+--unstructured "$UNSTRUCTURED"}
+fi
 prompt="The history of the Roman Empire begins"
 for r in $(seq 1 "$rounds"); do
   for variant in original sparse dense; do
