@@ -148,17 +148,14 @@ enum GPTQColumnLoop {
                 if let p = prune, p.m == 0 {
                     var all = [Float](repeating: 0, count: count * m)
                     for i in 0..<count { for r in 0..<m { all[i * m + r] = score(i, r) } }
-                    let sorted = all.sorted()
-                    let threshold = sorted[min(Int(Double(sorted.count) * p.sparsity), sorted.count - 1)]
-                    for i in all.indices where all[i] <= threshold { pruneMask[i] = true }
+                    pruneMask = SparseGPT.slabMask(all, sparsity: p.sparsity)
                 }
                 for i in 0..<count {
                     let k = i1 + i
                     if let p = prune, p.m > 0, p.n > 0, i % p.m == 0 {
                         let group = i..<min(i + p.m, count)
                         for r in 0..<m {
-                            let ranked = group.sorted { a, b in (score(a, r), a) < (score(b, r), b) }
-                            for a in ranked.prefix(p.n) { pruneMask[a * m + r] = true }
+                            for a in SparseGPT.smallest(p.n, of: group, score: { score($0, r) }) { pruneMask[a * m + r] = true }
                         }
                     }
                     // A pruned weight is quantized as 0; its value becomes its error below.

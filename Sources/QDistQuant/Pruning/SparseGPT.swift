@@ -132,9 +132,7 @@ public enum SparseGPT {
                 } else {
                     var all = [Float](repeating: 0, count: width * rows)
                     for k in 0..<width { for r in 0..<rows { all[k * rows + r] = score(k, r) } }
-                    let sorted = all.sorted()
-                    let threshold = sorted[min(Int(Double(sorted.count) * s.sparsity), sorted.count - 1)]
-                    for i in all.indices where all[i] <= threshold { mask[i] = true }
+                    mask = Self.slabMask(all, sparsity: s.sparsity)
                 }
             }
             for k in 0..<width {
@@ -142,8 +140,7 @@ public enum SparseGPT {
                 if s.m > 0, k % s.m == 0, s.n > 0 {
                     let group = k..<min(k + s.m, width)
                     for r in 0..<rows {
-                        let order = group.sorted { x, y in (score(x, r), x) < (score(y, r), y) }
-                        for x in order.prefix(s.n) { mask[x * rows + r] = true }
+                        for x in Self.smallest(s.n, of: group, score: { score($0, r) }) { mask[x * rows + r] = true }
                     }
                 }
                 for r in 0..<rows {
@@ -187,6 +184,23 @@ public enum SparseGPT {
         for i in w.indices where pruned[i] { w[i] = 0 }
         return Result(weight: Tensor(shape: [rows, cols], scalars: w), pruned: pruned, loss: loss / 2,
                       deadColumns: dead, usedIdentityFactor: identity)
+    }
+}
+
+extension SparseGPT {
+    /// The unstructured rule for one rows × block slab: every score at or below the slab's
+    /// `⌊p · count⌋`-th smallest is pruned (so ⌊p·count⌋ + 1, and ties). Shared by `prune` and the
+    /// one-pass GPTQ loop.
+    static func slabMask(_ scores: [Float], sparsity: Double) -> [Bool] {
+        let sorted = scores.sorted()
+        let threshold = sorted[min(Int(Double(sorted.count) * sparsity), sorted.count - 1)]
+        return scores.map { $0 <= threshold }
+    }
+
+    /// The N:M rule for one row's group: the `n` positions of `group` with the smallest scores,
+    /// ties to the lower position.
+    static func smallest(_ n: Int, of group: Range<Int>, score: (Int) -> Float) -> ArraySlice<Int> {
+        group.sorted { a, b in (score(a), a) < (score(b), b) }.prefix(n)
     }
 }
 
