@@ -40,6 +40,8 @@ enum PrunedFloatLinears {
     /// out in `assignment.items` order, which every rank knows); returns the joined linears by
     /// name. `bits` is the width of the float dtype the output will store them in.
     static func share(_ mine: [Piece], assignment: SolveAssignment, bits: Int, communicator comm: any Communicator) throws -> [String: Solved] {
+        // Every rank holds the same assignment: with nothing pruned in float, no collective runs.
+        guard !assignment.items.isEmpty else { return [:] }
         var pieces: [Piece]
         if comm.size == 1 {
             pieces = mine
