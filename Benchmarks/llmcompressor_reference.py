@@ -85,9 +85,9 @@ def tokenize_file(path):
     return tok.encode(text, add_special_tokens=False).ids
 
 
-def calibration_windows(n, seq_len):
+def calibration_windows(n, seq_len, seed=0):
     tokens = tokenize_file(VALID)
-    random.seed(0)
+    random.seed(seed)
     out = []
     for _ in range(n):
         s = random.randint(0, len(tokens) - seq_len)
@@ -173,6 +173,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--qdist", default=QDIST)
     ap.add_argument("--torch-eval", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="random.seed of the window draw (qdist: --seed with sampler python_random)")
     args = ap.parse_args()
 
     import torch
@@ -188,7 +189,7 @@ def main():
 
     model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(MODEL)
-    wins = calibration_windows(args.samples, args.seq_len)
+    wins = calibration_windows(args.samples, args.seq_len, args.seed)
     ds = Dataset.from_dict({"input_ids": wins,
                             "attention_mask": [[1] * len(w) for w in wins]})
     recipe = build_recipe(args.recipe)
