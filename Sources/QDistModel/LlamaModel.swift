@@ -88,8 +88,14 @@ public struct LlamaModel: Sendable {
     /// Final hidden states (tokens, hidden) after the last norm. With a cache, `tokens` continue
     /// the cached sequence.
     public func hiddenStates(_ tokens: [Int], cache: inout KVCache?) -> Tensor {
-        var x = embed(tokens)
         var observer: (any BlockInputObserver)? = nil
+        return hiddenStates(tokens, cache: &cache, observer: &observer)
+    }
+
+    /// The same, showing `observer` the input of every linear group of every block (what an
+    /// importance matrix or activation statistics of the whole float model are made from).
+    public func hiddenStates(_ tokens: [Int], cache: inout KVCache?, observer: inout (any BlockInputObserver)?) -> Tensor {
+        var x = embed(tokens)
         for block in blocks { x = block.forward(x, cache: &cache, observer: &observer) }
         return x.rmsNormalized(weight: finalNorm, epsilon: Float(config.rmsNormEps))
     }

@@ -8,7 +8,7 @@ struct Qdist: ParsableCommand {
         commandName: "qdist",
         abstract: "Compress and fine-tune Llama-family models, on a laptop or across an Open MPI cluster.",
         version: QdistVersion.string,
-        subcommands: [QuantizeCommand.self, FinetuneCommand.self, EvalCommand.self, GenerateCommand.self, ConvertCommand.self, MergeAdapterCommand.self, TinyModelCommand.self, RandomAdapterCommand.self, InspectCommand.self, MemoryCommand.self, FormatsCommand.self, EnvCommand.self])
+        subcommands: [QuantizeCommand.self, FinetuneCommand.self, EvalCommand.self, GenerateCommand.self, ConvertCommand.self, ImatrixCommand.self, MergeAdapterCommand.self, TinyModelCommand.self, RandomAdapterCommand.self, InspectCommand.self, MemoryCommand.self, FormatsCommand.self, EnvCommand.self])
 
     static func main() {
         // A file-size limit (ulimit -f, some quota setups) then fails the write with EFBIG, which
