@@ -51,7 +51,8 @@ let package = Package(
 
         .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
-        .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"]),
+        // Fixtures/ holds binary reference vectors the tests read from the source tree.
+        .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"], exclude: ["Fixtures"]),
         .testTarget(name: "QDistModelTests", dependencies: ["QDistModel", "QDistIO", "QDistTestSupport"]),
         .testTarget(name: "QDistPipelineTests", dependencies: ["QDistPipeline", "QDistTestSupport", "qdist", "QDistFuzz"]),
         .testTarget(name: "QDistQuantTests", dependencies: ["QDistQuant", "QDistIO", "QDistTensor"]),
