@@ -26,7 +26,7 @@ let package = Package(
 
         .target(name: "QDistTensor", dependencies: ["CBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
-        .target(name: "QDistIO", dependencies: ["QDistTensor"]),
+        .target(name: "QDistIO", dependencies: ["QDistTensor"], swiftSettings: optimizedInDebug),
         .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
         .target(name: "QDistQuant", dependencies: ["CBLAS", "QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"], swiftSettings: optimizedInDebug),

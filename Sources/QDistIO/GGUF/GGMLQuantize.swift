@@ -151,8 +151,9 @@ final class GGMLQuantizeScratch {
     /// `uint8_t L[QK_K]` (unsigned levels) and `int8_t L[QK_K]` (signed levels).
     let levels: UnsafeMutablePointer<UInt8>
     let signedLevels: UnsafeMutablePointer<Int8>
-    /// `Laux[32]`, a trial's levels before they are accepted.
+    /// `Laux[32]`, a trial's levels before they are accepted (unsigned and signed).
     let trialLevels: UnsafeMutablePointer<UInt8>
+    let signedTrialLevels: UnsafeMutablePointer<Int8>
     /// Per-element weights of one sub-block (≤ 32).
     let weights: UnsafeMutablePointer<Float>
     /// Per-sub-block scales, mins and weight sums (≤ 16 sub-blocks).
@@ -169,6 +170,7 @@ final class GGMLQuantizeScratch {
         levels = .allocate(capacity: k)
         signedLevels = .allocate(capacity: k)
         trialLevels = .allocate(capacity: 32)
+        signedTrialLevels = .allocate(capacity: 32)
         weights = .allocate(capacity: 32)
         scales = .allocate(capacity: 16)
         mins = .allocate(capacity: 16)
@@ -180,7 +182,7 @@ final class GGMLQuantizeScratch {
 
     deinit {
         for p in [levels, trialLevels, scaleLevels, minLevels] { p.deallocate() }
-        for p in [signedLevels, signedScaleLevels] { p.deallocate() }
+        for p in [signedLevels, signedTrialLevels, signedScaleLevels] { p.deallocate() }
         for p in [weights, scales, mins, sumWeights] { p.deallocate() }
     }
 }

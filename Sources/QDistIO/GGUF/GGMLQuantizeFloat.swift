@@ -6,19 +6,11 @@ import QDistTensor
 /// ggml-quants.c is compiled for x86-64 without fast-math, so every float operation there is
 /// an IEEE Float32 operation in source order; Swift does the same (it never contracts `a*b + c`
 /// into a fused multiply-add). What differs between the languages is everything around the
-/// floats: C's float→integer casts, its narrowing integer stores and `nearest_int`'s bit trick.
-/// Those live here, spelled out, so the encoders read like the C they port and never trap on
+/// floats: C's float→integer casts and its narrowing integer stores (and `nearest_int`'s bit
+/// trick, which sits in GGMLQuantizeSearch.swift next to the loops that call it most). Those
+/// live here, spelled out, so the encoders read like the C they port and never trap on
 /// inputs C accepts (NaN, infinities, values far outside a code range).
 enum GGMLRounding {
-    /// ggml `nearest_int`: adds 1.5·2²³ so the FPU rounds to an integer (ties to even), then
-    /// reads the integer back out of the mantissa bits. Exact for |x| ≤ 4194303; outside that
-    /// ggml's assert is compiled out and the result is the same garbage in both languages.
-    @inline(__always)
-    static func nearestInt(_ x: Float) -> Int32 {
-        let v = x + 12582912
-        return Int32(bitPattern: v.bitPattern & 0x007F_FFFF) - 0x0040_0000
-    }
-
     /// C's `(int)x` for a float on x86-64 (`cvttss2si`/`cvttps2dq`): truncation toward zero,
     /// and the "integer indefinite" value Int32.min for NaN or anything outside the Int32
     /// range. ggml's `(int8_t)(x + 8.5f)` and `(uint8_t)(x + 0.5f)` are this, then the low byte.

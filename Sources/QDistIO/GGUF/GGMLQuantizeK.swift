@@ -30,7 +30,7 @@ extension GGMLQuantize {
             if dl == 0 { continue }
             let dm = dminAll * Float(sc >> 4)
             for ii in 0..<16 {
-                let l = GGMLRounding.nearestInt((x[16 * j + ii] + dm) / dl)
+                let l = GGMLSearch.nearestInt((x[16 * j + ii] + dm) / dl)
                 L[16 * j + ii] = UInt8(truncatingIfNeeded: Swift.max(0, Swift.min(3, l)))
             }
         }
@@ -54,7 +54,7 @@ extension GGMLQuantize {
             if maxScale > 0 {
                 let iscale = 15 / maxScale
                 for j in 0..<16 {
-                    block.storeBytes(of: UInt8(truncatingIfNeeded: GGMLRounding.nearestInt(iscale * scales[j])), toByteOffset: j, as: UInt8.self)
+                    block.storeBytes(of: UInt8(truncatingIfNeeded: GGMLSearch.nearestInt(iscale * scales[j])), toByteOffset: j, as: UInt8.self)
                 }
                 GGMLRounding.storeHalf(maxScale / 15, block, 80)
             } else {
@@ -64,7 +64,7 @@ extension GGMLQuantize {
             if maxMin > 0 {
                 let iscale = 15 / maxMin
                 for j in 0..<16 {
-                    let high = UInt8(truncatingIfNeeded: GGMLRounding.nearestInt(iscale * mins[j]) << 4)
+                    let high = UInt8(truncatingIfNeeded: GGMLSearch.nearestInt(iscale * mins[j]) << 4)
                     block.storeBytes(of: block.load(fromByteOffset: j, as: UInt8.self) | high, toByteOffset: j, as: UInt8.self)
                 }
                 GGMLRounding.storeHalf(maxMin / 15, block, 82)
@@ -134,7 +134,7 @@ extension GGMLQuantize {
             let d = dAll * Float(sc)
             if d == 0 { continue }
             for ii in 0..<16 {
-                let l = Swift.max(-4, Swift.min(3, GGMLRounding.nearestInt(x[16 * j + ii] / d)))
+                let l = Swift.max(-4, Swift.min(3, GGMLSearch.nearestInt(x[16 * j + ii] / d)))
                 L[16 * j + ii] = Int8(truncatingIfNeeded: l + 4)
             }
         }
@@ -173,7 +173,7 @@ extension GGMLQuantize {
             if maxScale != 0 {
                 let iscale = -32 / maxScale
                 packQ3_KScales({ j in
-                    let l = Int8(truncatingIfNeeded: GGMLRounding.nearestInt(iscale * scales[j]))
+                    let l = Int8(truncatingIfNeeded: GGMLSearch.nearestInt(iscale * scales[j]))
                     return Int32(Swift.max(-32, Swift.min(31, l)) + 32)
                 }, block)
                 GGMLRounding.storeHalf(1 / iscale, block, 108)
@@ -203,9 +203,9 @@ extension GGMLQuantize {
                 var sum: Float = 0
                 for l in 0..<16 { sum += weights[l] }
                 sw[j] = sum
-                scales[j] = GGMLSearch.symmetric(16, 4, xs + 16 * j, L + 16 * j, weights: weights)
+                scales[j] = GGMLSearch.symmetric(16, 4, xs + 16 * j, L + 16 * j, weights: weights, trial: scratch.signedTrialLevels)
             }
-            let dBlock = GGMLSearch.symmetric(16, 32, scales, Ls, weights: sw)
+            let dBlock = GGMLSearch.symmetric(16, 32, scales, Ls, weights: sw, trial: scratch.signedTrialLevels)
             packQ3_KScales({ Int32(Ls[$0]) }, block)
             GGMLRounding.storeHalf(dBlock, block, 108)
             finishQ3_K(xs, block, L)
@@ -224,7 +224,8 @@ extension GGMLQuantize {
             let xs = x + 256 * i, block = y + 210 * i
             var maxScale: Float = 0, maxAbsScale: Float = 0
             for ib in 0..<16 {
-                let scale = GGMLSearch.symmetric(16, 32, xs + 16 * ib, L + 16 * ib, weights: importance.map { $0 + 256 * i + 16 * ib })
+                let weights = importance.map { $0 + 256 * i + 16 * ib }
+                let scale = GGMLSearch.symmetric(16, 32, xs + 16 * ib, L + 16 * ib, weights: weights, trial: scratch.signedTrialLevels)
                 scales[ib] = scale
                 if abs(scale) > maxAbsScale {
                     maxAbsScale = abs(scale)
@@ -238,7 +239,7 @@ extension GGMLQuantize {
             let iscale = -128 / maxScale
             GGMLRounding.storeHalf(1 / iscale, block, 208)
             for ib in 0..<16 {
-                let sc = Int8(truncatingIfNeeded: Swift.min(127, GGMLRounding.nearestInt(iscale * scales[ib])))
+                let sc = Int8(truncatingIfNeeded: Swift.min(127, GGMLSearch.nearestInt(iscale * scales[ib])))
                 block.storeBytes(of: sc, toByteOffset: 192 + ib, as: Int8.self)
             }
             let dAll = GGMLDequantize.half(block, 208)
@@ -246,7 +247,7 @@ extension GGMLQuantize {
                 let d = dAll * Float(block.load(fromByteOffset: 192 + j, as: Int8.self))
                 if d == 0 { continue }
                 for ii in 0..<16 {
-                    let l = Swift.max(-32, Swift.min(31, GGMLRounding.nearestInt(xs[16 * j + ii] / d)))
+                    let l = Swift.max(-32, Swift.min(31, GGMLSearch.nearestInt(xs[16 * j + ii] / d)))
                     L[16 * j + ii] = Int8(truncatingIfNeeded: l + 32)
                 }
             }

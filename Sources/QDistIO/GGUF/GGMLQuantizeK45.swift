@@ -49,7 +49,7 @@ extension GGMLQuantize {
             if d == 0 { continue }
             let dm = dminAll * m
             for ii in 0..<32 {
-                let l = GGMLRounding.nearestInt((x[32 * j + ii] + dm) / d)
+                let l = GGMLSearch.nearestInt((x[32 * j + ii] + dm) / d)
                 L[32 * j + ii] = UInt8(truncatingIfNeeded: Swift.max(0, Swift.min(format.nmax, l)))
             }
         }
@@ -102,7 +102,7 @@ extension GGMLQuantize {
             let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
             // `uint8_t ls = nearest_int(…)` wraps before the MIN(63, ·), as in C.
             @inline(__always) func level(_ v: Float) -> UInt8 {
-                Swift.min(63, UInt8(truncatingIfNeeded: GGMLRounding.nearestInt(v)))
+                Swift.min(63, UInt8(truncatingIfNeeded: GGMLSearch.nearestInt(v)))
             }
             packScalesMins({ level(invScale * scales[$0]) }, { level(invMin * mins[$0]) }, block)
             GGMLRounding.storeHalf(maxScale / 63, block, 0)

@@ -148,7 +148,7 @@ extension GGMLQuantize {
         for ib in 0..<n / 32 {
             let xb = x + 32 * ib, block = y + 18 * ib
             blockWeights(xb, importance + 32 * ib, sigma2, scratch)
-            let d = GGMLSearch.symmetric(32, 8, xb, L, weights: scratch.weights)
+            let d = GGMLSearch.symmetric(32, 8, xb, L, weights: scratch.weights, trial: scratch.signedTrialLevels)
             GGMLRounding.storeHalf(d, block, 0)
             for j in 0..<16 {
                 block.storeBytes(of: UInt8(bitPattern: L[j] | (L[j + 16] << 4)), toByteOffset: 2 + j, as: UInt8.self)
@@ -181,7 +181,7 @@ extension GGMLQuantize {
         for ib in 0..<n / 32 {
             let xb = x + 32 * ib, block = y + 22 * ib
             blockWeights(xb, importance + 32 * ib, sigma2, scratch)
-            let d = GGMLSearch.symmetric(32, 16, xb, L, weights: scratch.weights)
+            let d = GGMLSearch.symmetric(32, 16, xb, L, weights: scratch.weights, trial: scratch.signedTrialLevels)
             GGMLRounding.storeHalf(d, block, 0)
             packFiveBit({ UInt8(bitPattern: L[$0]) }, block, qhOffset: 2, qsOffset: 6)
         }

@@ -10,11 +10,23 @@ enum GGMLSearch {
     /// Below this group maximum ggml treats a group as all zeros (`GROUP_MAX_EPS`).
     static let groupMaxEps: Float = 1e-15
 
+    /// ggml `nearest_int`: adds 1.5·2²³ so the FPU rounds to an integer (ties to even), then
+    /// reads the integer back out of the mantissa bits. Exact for |x| ≤ 4194303; outside that
+    /// ggml's assert is compiled out and the result is the same garbage in both languages.
+    /// It lives in this file because debug builds optimize file by file: here the search loops,
+    /// which call it thousands of times per super-block, get it inlined.
+    @inline(__always)
+    static func nearestInt(_ x: Float) -> Int32 {
+        let v = x + 12582912
+        return Int32(bitPattern: v.bitPattern & 0x007F_FFFF) &- 0x0040_0000
+    }
+
     /// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw)`: symmetric levels `L[i] ∈ [0, 2·nmax)`
     /// (code + nmax) and the scale they multiply. Weights are `qw`, or `x²` when `qw` is nil.
     /// Only `rmse_type` 1 is ported: it is the one every encoder qdist writes uses.
+    /// `trial` (n entries) holds a candidate's levels while it is scored.
     static func symmetric(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
-                          weights qw: UnsafePointer<Float>?) -> Float {
+                          weights qw: UnsafePointer<Float>?, trial: UnsafeMutablePointer<Int8>) -> Float {
         var max: Float = 0, amax: Float = 0
         for i in 0..<n {
             let ax = abs(x[i])
@@ -24,9 +36,12 @@ enum GGMLSearch {
             for i in 0..<n { L[i] = 0 }
             return 0
         }
-        @inline(__always) func weight(_ i: Int) -> Float { qw.map { $0[i] } ?? x[i] * x[i] }
+        @inline(__always) func weight(_ i: Int) -> Float {
+            if let qw { return qw[i] }
+            return x[i] * x[i]
+        }
         @inline(__always) func level(_ iscale: Float, _ i: Int) -> Int32 {
-            Swift.max(-nmax, Swift.min(nmax - 1, GGMLRounding.nearestInt(iscale * x[i])))
+            Swift.max(-nmax, Swift.min(nmax - 1, nearestInt(iscale * x[i])))
         }
         var iscale = Float(-nmax) / max
         var sumlx: Float = 0, suml2: Float = 0
@@ -41,15 +56,16 @@ enum GGMLSearch {
         var best = scale * sumlx
         for step in -9...9 where step != 0 {
             iscale = -(Float(nmax) + 0.1 * Float(step)) / max
+            for i in 0..<n { trial[i] = Int8(truncatingIfNeeded: level(iscale, i)) }  // vectorizes
             sumlx = 0
             suml2 = 0
             for i in 0..<n {
-                let w = weight(i), fl = Float(level(iscale, i))
+                let w = weight(i), fl = Float(trial[i])
                 sumlx += w * x[i] * fl
                 suml2 += w * fl * fl
             }
             if suml2 > 0 && sumlx * sumlx > best * suml2 {
-                for i in 0..<n { L[i] = Int8(truncatingIfNeeded: nmax + level(iscale, i)) }
+                for i in 0..<n { L[i] = Int8(truncatingIfNeeded: nmax) &+ trial[i] }
                 scale = sumlx / suml2
                 best = scale * sumlx
             }
@@ -74,7 +90,7 @@ enum GGMLSearch {
         let iscale = Float(-nmax) / max
         var sumlx: Float = 0, suml2: Float = 0
         for i in 0..<n {
-            let l = clamp(GGMLRounding.nearestInt(iscale * x[i]))
+            let l = clamp(nearestInt(iscale * x[i]))
             L[i] = Int8(truncatingIfNeeded: l)
             let w = x[i] * x[i], fl = Float(l)
             sumlx += w * x[i] * fl
@@ -87,7 +103,7 @@ enum GGMLSearch {
                 var slx = sumlx - w * x[i] * old
                 guard slx > 0 else { continue }
                 var sl2 = suml2 - w * old * old
-                let newL = clamp(GGMLRounding.nearestInt(x[i] * sl2 / slx))
+                let newL = clamp(nearestInt(x[i] * sl2 / slx))
                 guard newL != Int32(L[i]) else { continue }
                 let fl = Float(newL)
                 slx += w * x[i] * fl
@@ -131,7 +147,7 @@ enum GGMLSearch {
             return 0
         }
         @inline(__always) func level(_ iscale: Float, _ i: Int, _ min: Float) -> Int32 {
-            Swift.max(0, Swift.min(nmax, GGMLRounding.nearestInt(iscale * (x[i] - min))))
+            Swift.max(0, Swift.min(nmax, nearestInt(iscale * (x[i] - min))))
         }
         @inline(__always) func loss(_ diff: Float) -> Float { useMad ? abs(diff) : diff * diff }
         var iscale = Float(nmax) / (max - min)
@@ -144,11 +160,12 @@ enum GGMLSearch {
         }
         for step in 0...nstep {
             iscale = (rmin + rdelta * Float(step) + Float(nmax)) / (max - min)
+            // Levels first, sums second: the first loop has no carried dependency and
+            // vectorizes; the sums stay strictly sequential, in ggml's order.
+            for i in 0..<n { Laux[i] = UInt8(truncatingIfNeeded: level(iscale, i, min)) }
             var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
             for i in 0..<n {
-                let l = level(iscale, i, min)
-                Laux[i] = UInt8(truncatingIfNeeded: l)
-                let w = weights[i], fl = Float(l)
+                let w = weights[i], fl = Float(Laux[i])
                 sumL += w * fl
                 sumL2 += w * fl * fl
                 sumXL += w * fl * x[i]
@@ -190,7 +207,7 @@ enum GGMLSearch {
             return 0
         }
         var iscale = Float(nmax) / max
-        for i in 0..<n { L[i] = UInt8(truncatingIfNeeded: GGMLRounding.nearestInt(iscale * x[i])) }
+        for i in 0..<n { L[i] = UInt8(truncatingIfNeeded: nearestInt(iscale * x[i])) }
         let scale = 1 / iscale
         var bestMSE: Float = 0
         for i in 0..<n {
@@ -202,7 +219,7 @@ enum GGMLSearch {
             let scaleStep = 1 / iscaleStep
             var mse: Float = 0
             for i in 0..<n {
-                let l = Swift.min(nmax, GGMLRounding.nearestInt(iscaleStep * x[i]))
+                let l = Swift.min(nmax, nearestInt(iscaleStep * x[i]))
                 let diff = x[i] - scaleStep * Float(l)
                 mse += qw[i] * diff * diff
             }
@@ -213,7 +230,7 @@ enum GGMLSearch {
         }
         var sumlx: Float = 0, suml2: Float = 0
         for i in 0..<n {
-            let l = Swift.min(nmax, GGMLRounding.nearestInt(iscale * x[i]))
+            let l = Swift.min(nmax, nearestInt(iscale * x[i]))
             L[i] = UInt8(truncatingIfNeeded: l)
             let w = qw[i], fl = Float(l)
             sumlx += w * x[i] * fl
@@ -226,7 +243,7 @@ enum GGMLSearch {
                 var slx = sumlx - w * x[i] * old
                 var sl2 = suml2 - w * old * old
                 guard slx > 0 && sl2 > 0 else { continue }
-                let newL = Swift.min(nmax, GGMLRounding.nearestInt(x[i] * sl2 / slx))
+                let newL = Swift.min(nmax, nearestInt(x[i] * sl2 / slx))
                 guard newL != Int32(L[i]) else { continue }
                 let fl = Float(newL)
                 slx += w * x[i] * fl
