@@ -59,13 +59,6 @@ enum GGMLRounding {
     static func storeHalf(_ value: Float, _ block: UnsafeMutableRawPointer, _ offset: Int) {
         block.storeBytes(of: fp16(value).littleEndian, toByteOffset: offset, as: UInt16.self)
     }
-
-    /// `GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(value))`: what the block will hold for `value`.
-    /// The k-quant encoders requantize against this rounded scale, not the exact one.
-    @inline(__always)
-    static func roundedToHalf(_ value: Float) -> Float {
-        FloatBits.float(fromFP16: fp16(value))
-    }
 }
 
 extension GGMLQuantize {
