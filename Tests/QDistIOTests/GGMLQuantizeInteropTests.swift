@@ -15,14 +15,14 @@ import XCTest
 /// gguf-py divides the block's first element, so a block starting with −0 gets +0 there.
 final class GGMLQuantizeInteropTests: XCTestCase {
     /// The types gguf-py 0.19 can encode (the k-quants it only decodes).
-    static let gguFPyTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .tq1_0, .tq2_0]
+    static let ggufPyTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .tq1_0, .tq2_0]
 
     func testEveryTypeGGUFPyEncodesMatchesItByteForByte() throws {
         let fixture = try GGMLQuantizeFixture.load()
         var compared = 0
         for matrix in fixture.matrices where matrix.name != "nonfinite" {
             let finite = matrix.values.allSatisfy(\.isFinite)
-            let types = Self.gguFPyTypes.filter { finite || $0 == .bf16 || $0 == .f32 }
+            let types = Self.ggufPyTypes.filter { finite || $0 == .bf16 || $0 == .f32 }
             let blocked = types.filter { matrix.rowLength % $0.traits.blockSize == 0 }
             let theirs = try Self.ggufPyQuantize(matrix.values, rowLength: matrix.rowLength, types: blocked)
             for type in blocked {
@@ -33,7 +33,7 @@ final class GGMLQuantizeInteropTests: XCTestCase {
                 compared += 1
             }
         }
-        XCTAssertEqual(compared, 2 * Self.gguFPyTypes.count + 2, "mixed and short: every type; specials: F32, BF16")
+        XCTAssertEqual(compared, 2 * Self.ggufPyTypes.count + 2, "mixed and short: every type; specials: F32, BF16")
     }
 
     /// Rewrites the scale of all-zero blocks from ggml's −0 to gguf-py's `first / −8` (see the
