@@ -26,7 +26,7 @@ let package = Package(
 
         .target(name: "QDistTensor", dependencies: ["CBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "QDistComm", dependencies: ["CMPI", "CBLAS", "QDistTensor"]),
-        .target(name: "QDistIO", dependencies: ["QDistTensor"]),
+        .target(name: "QDistIO", dependencies: ["QDistTensor"], swiftSettings: optimizedInDebug),
         .target(name: "QDistModel", dependencies: ["QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
         .target(name: "QDistQuant", dependencies: ["CBLAS", "QDistTensor", "QDistIO"], swiftSettings: optimizedInDebug),
         .target(name: "QDistTrain", dependencies: ["QDistTensor", "QDistIO", "QDistQuant"], swiftSettings: optimizedInDebug),
@@ -51,6 +51,7 @@ let package = Package(
 
         .testTarget(name: "QDistTensorTests", dependencies: ["QDistTensor"]),
         .testTarget(name: "QDistCommTests", dependencies: ["QDistComm", "QDistTestSupport", "qdist"]),
+        // Fixtures/ holds binary reference vectors the tests read from the source tree.
         .testTarget(name: "QDistIOTests", dependencies: ["QDistIO", "QDistTestSupport", "qdist"], exclude: ["Fixtures"]),
         .testTarget(name: "QDistModelTests", dependencies: ["QDistModel", "QDistIO", "QDistTestSupport"]),
         .testTarget(name: "QDistPipelineTests", dependencies: ["QDistPipeline", "QDistTestSupport", "qdist", "QDistFuzz"]),

@@ -9,6 +9,9 @@ shares no code with. Usage:
     gguf_reference.py metadata OUT.gguf  every metadata value type, nested arrays included
     gguf_reference.py model OUT_DIR ARCH a tiny llama/qwen2 model + HF-layout expected.safetensors
     gguf_reference.py dequantize FILE.gguf OUT.safetensors   every tensor of FILE, dequantized
+    gguf_reference.py quantize IN.f32 ROW_LEN OUT_DIR TYPE...  gguf.quants.quantize of the
+                                         little-endian float32 rows in IN.f32 per TYPE, raw
+                                         bytes to OUT_DIR/TYPE.bin
 
 Expected values are stored as float32 safetensors keyed by tensor name.
 """
@@ -208,6 +211,15 @@ def dequantize(path, out):
     save_file(expected, out)
 
 
+def quantize(in_path, row_length, out_dir, *type_names):
+    """gguf-py's own encoders (numpy ports of ggml's reference quantizers), so qdist's are checked
+    against a second implementation that shares no code with either."""
+    rows = np.fromfile(in_path, dtype="<f4").reshape(-1, int(row_length))
+    for name in type_names:
+        encoded = gguf.quants.quantize(rows, T[name])
+        np.ascontiguousarray(encoded).view(np.uint8).tofile(os.path.join(out_dir, name + ".bin"))
+
+
 def finish(writer):
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -217,4 +229,5 @@ def finish(writer):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"types": types, "metadata": metadata, "model": model, "dequantize": dequantize}[command](*args)
+    {"types": types, "metadata": metadata, "model": model, "dequantize": dequantize,
+     "quantize": quantize}[command](*args)
