@@ -117,9 +117,11 @@ public struct LlamaModel: Sendable {
     }
 
     /// Sum of −log p(token[t+1] | tokens[...t]) over the window, and how many tokens it
-    /// predicted (count − 1): the perplexity protocol's per-window term.
-    public func negativeLogLikelihood(_ tokens: [Int]) -> (sum: Double, predicted: Int) {
-        guard tokens.count > 1 else { return (0, 0) }
+    /// predicted (count − 1): the perplexity protocol's per-window term. With `scoreFrom` k > 0
+    /// only positions t ≥ k count (llama-perplexity scores the second half of each window, so
+    /// every scored token has at least k tokens of context).
+    public func negativeLogLikelihood(_ tokens: [Int], scoreFrom: Int = 0) -> (sum: Double, predicted: Int) {
+        guard tokens.count > 1, scoreFrom < tokens.count - 1 else { return (0, 0) }
         var cache: KVCache? = nil
         let hidden = hiddenStates(Array(tokens.dropLast()), cache: &cache)
         // The output head runs 64 rows at a time into one reused buffer: the full
@@ -127,13 +129,13 @@ public struct LlamaModel: Sendable {
         let chunk = 64
         var logits = Tensor.zeros([min(chunk, hidden.rows), config.vocabSize])
         var sum = 0.0
-        for r0 in stride(from: 0, to: hidden.rows, by: chunk) {
+        for r0 in stride(from: max(scoreFrom, 0), to: hidden.rows, by: chunk) {
             let r1 = min(r0 + chunk, hidden.rows)
             if r1 - r0 != logits.rows { logits = Tensor.zeros([r1 - r0, config.vocabSize]) }
             Tensor.gemm(hidden.rows(r0..<r1), outputHead, into: &logits, transposeB: true)
             sum += Self.crossEntropySum(logits: logits, targets: Array(tokens[(r0 + 1)..<(r1 + 1)]))
         }
-        return (sum, tokens.count - 1)
+        return (sum, tokens.count - 1 - max(scoreFrom, 0))
     }
 
     /// Σ_t (logsumexp(z_t) − z_t[target_t]). Exponentials are summed in Float over runs of 64

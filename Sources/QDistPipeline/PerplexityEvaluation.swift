@@ -33,7 +33,9 @@ public enum PerplexityEvaluation {
     }
 
     /// Evaluates `model` on `tokens`; every rank must call it with the same arguments.
-    public static func run(model: LlamaModel, tokens: [Int], seqLen: Int, windowLimit: Int?,
+    /// `scoreFrom` > 0 scores only positions ≥ it in every window (llama-perplexity's protocol
+    /// with `seqLen / 2`).
+    public static func run(model: LlamaModel, tokens: [Int], seqLen: Int, windowLimit: Int?, scoreFrom: Int = 0,
                            communicator comm: any Communicator) throws -> Result {
         let all = windows(tokenCount: tokens.count, seqLen: seqLen, limit: windowLimit)
         let mine = all.indices.filter { $0 % comm.size == comm.rank }
@@ -42,7 +44,7 @@ public enum PerplexityEvaluation {
         var nllSums: [Double] = [], predicted: [Int] = []  // per window of mine
         for (done, i) in mine.enumerated() {
             let window = Array(tokens[all[i]])
-            let nll = model.negativeLogLikelihood(window)
+            let nll = model.negativeLogLikelihood(window, scoreFrom: scoreFrom)
             nllSums.append(nll.sum)
             predicted.append(nll.predicted)
             progress.update(done: done + 1, work: (done + 1) * seqLen * comm.size)

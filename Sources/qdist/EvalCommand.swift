@@ -38,6 +38,9 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Score only the first N windows (default: all).")
     var windows: Int?
 
+    @Flag(name: .long, help: "llama.cpp's llama-perplexity protocol: score only the second half of every window (positions ≥ seq-len/2), for numbers comparable with it.")
+    var secondHalf = false
+
     @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...; outlier_columns per LLM.int8 linear).")
     var json = false
 
@@ -88,7 +91,7 @@ struct EvalCommand: ParsableCommand {
             // LLM.int8 linears count the input columns they keep in float (the report below).
             let tallies = llama.attachOutlierTallies()
             let result = try PerplexityEvaluation.run(model: llama, tokens: tokens, seqLen: seqLen,
-                                                      windowLimit: windows, communicator: comm)
+                                                      windowLimit: windows, scoreFrom: secondHalf ? seqLen / 2 : 0, communicator: comm)
             let outliers = try OutlierColumnReport.combine(tallies, communicator: comm)
             let threshold = llama.blocks.first.flatMap { b -> Float? in
                 if case .llmInt8(let t) = b.weights.down.inputQuantizer?.mode { return t }
@@ -106,7 +109,7 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
+                    "world_size": comm.size, "second_half": secondHalf, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
                 report.merge(sparseLinears.jsonFields) { a, _ in a }
                 if !outliers.isEmpty {

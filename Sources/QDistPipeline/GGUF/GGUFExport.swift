@@ -6,8 +6,9 @@ import QDistTensor
 /// Writes a model as one llama.cpp GGUF file: what `convert_hf_to_gguf.py` followed by
 /// `llama-quantize` make, in one step.
 ///
-/// The metadata, tokenizer, tensor names, order and Q/K row permutation are the converter's
-/// (`GGUFLlamaMetadata`); each tensor is stored in the type the mix gives it and encoded by
+/// The metadata, tokenizer, tensor names and Q/K row permutation are the converter's
+/// (`GGUFLlamaMetadata`); a quantized mix then takes llama-quantize's key and tensor order, so
+/// the file is byte for byte what llama-quantize makes from qdist's F32 export; each tensor is stored in the type the mix gives it and encoded by
 /// llama.cpp's own encoders (`GGMLQuantize`, bit-identical). Tensors are read, permuted and
 /// encoded one at a time, so memory stays at one tensor whatever the model's size. The file
 /// appears only when complete, never over the input, and replaces an existing file only with
@@ -57,7 +58,9 @@ public enum GGUFExport {
         let start = Date()
         try checkDestination(destination, input: URL(fileURLWithPath: bundle.path), overwrite: overwrite)
         let config = bundle.config
-        let planned = try plannedTensors(config, path: bundle.path)
+        let quantizerLayout = ![GGUFMix.f32, .f16, .bf16].contains(mix)
+        var planned = try plannedTensors(config, path: bundle.path)
+        if quantizerLayout { planned = llamaQuantizeOrder(planned) }
         var mixOptions = options
         mixOptions.hasImportanceMatrix = imatrix != nil
         let chosen = try mix.tensorTypes(for: planned.map { GGUFWriter.TensorSpec(name: $0.gguf, dims: $0.dims, type: .f32) },
@@ -75,6 +78,15 @@ public enum GGUFExport {
                                                       tokenizerJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig,
                                                       path: bundle.path)
         metadata["general.quantized_by"] = .string(producer)
+        if quantizerLayout {
+            // llama-quantize copies the converter's keys, then sets these two with ggml's
+            // gguf_set_val, which removes a key and appends it: they end up last.
+            for key in ["general.quantization_version", "general.file_type"] {
+                let value = metadata[key]
+                metadata[key] = nil
+                metadata[key] = value
+            }
+        }
         if let imatrix {
             // llama-quantize's kv overrides, appended in its order (quantize.cpp).
             metadata["quantize.imatrix.file"] = .string(String((imatrixPath ?? "").utf8.prefix(127)) ?? "")
@@ -102,6 +114,21 @@ public enum GGUFExport {
         return Summary(destination: destination, tensors: zip(planned, chosen).map { ($0.gguf, $1) },
                        parameters: planned.reduce(0) { $0 + $1.dims.reduce(1, *) }, bytes: bytes,
                        seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The order llama-quantize writes tensors in: its loader's `weight_name_comparer` — tensors
+    /// outside the blocks first, then block by block (numerically), names in byte order within
+    /// each. F32/F16/BF16 exports keep convert_hf_to_gguf's order instead (they stand for its
+    /// output, the file llama-quantize starts from).
+    static func llamaQuantizeOrder(_ tensors: [PlannedTensor]) -> [PlannedTensor] {
+        func layer(_ name: String) -> Int {
+            guard name.hasPrefix("blk."), let dot = name.dropFirst(4).firstIndex(of: ".") else { return -1 }
+            return Int(name[name.index(name.startIndex, offsetBy: 4)..<dot]) ?? -1
+        }
+        return tensors.sorted { a, b in
+            let la = layer(a.gguf), lb = layer(b.gguf)
+            return la != lb ? la < lb : Array(a.gguf.utf8).lexicographicallyPrecedes(Array(b.gguf.utf8))
+        }
     }
 
     /// Refuses a destination that is not a `.gguf` path, is the input, or is a file qdist did

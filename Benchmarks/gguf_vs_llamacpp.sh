@@ -1,0 +1,71 @@
+#!/bin/bash
+# Issue 15's comparison with llama.cpp on SmolLM2: qdist's GGUF export against
+# convert_hf_to_gguf.py + llama-quantize, byte for byte, and the perplexity of each file in
+# llama.cpp (llama-perplexity) next to qdist eval's on the same windows.
+#
+#   bash Benchmarks/gguf_vs_llamacpp.sh [MIXES...]      (default: every mix qdist offers)
+#
+# Needs a release build (.build/release/qdist), SmolLM2 in ~/.cache/qdist (Launch/get-smollm2.sh)
+# and llama.cpp's tools, built once (minutes) from the llama.cpp that llama-cpp-python vendors:
+#   pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d ~/.cache/qdist/llamacpp
+#   tar xzf …/llama_cpp_python-0.3.36.tar.gz; cd …/vendor/llama.cpp
+#   cmake -B build -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF
+#   cmake --build build -j2 --target llama-quantize llama-perplexity llama-imatrix
+# (LLAMA_BIN points at build/bin.) For the converter check, CONVERT_PY: a python with torch,
+# transformers and llama.cpp's gguf-py (skipped when unset). PPL=0 skips the perplexities.
+# Heavy (tens of minutes on 2 cores): not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
+model=${MODEL:-$HOME/.cache/qdist/smollm2-135m-instruct}
+out=${OUT:-/tmp/qdist-gguf-compare}
+bin=.build/release/qdist
+test=../shared/data/wikitext-2/test.txt
+windows=${WINDOWS:-40}
+mixes=("${@:-Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K TQ2_0}")
+read -r -a mixes <<< "${mixes[*]}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$llama:${LD_LIBRARY_PATH:-}"
+
+"$bin" convert "$model" "$out/qdist-F32.gguf" --gguf-type F32 --overwrite > /dev/null
+if [ -n "${CONVERT_PY:-}" ]; then
+  "$CONVERT_PY" "$llama/../../convert_hf_to_gguf.py" "$model" --outtype f32 --outfile "$out/convert-F32.gguf" > /dev/null 2>&1
+  "$CONVERT_PY" - "$out/convert-F32.gguf" "$out/qdist-F32.gguf" <<'EOF'
+import sys, gguf, numpy as np
+a, b = gguf.GGUFReader(sys.argv[1]), gguf.GGUFReader(sys.argv[2])
+names = {"general.name", "general.finetune", "general.basename", "general.size_label", "general.quantized_by",
+         "GGUF.kv_count"}
+ka = [k for k in a.fields if k not in names]; kb = [k for k in b.fields if k not in names]
+same_keys = ka == kb and all(a.fields[k].contents() == b.fields[k].contents() and a.fields[k].types == b.fields[k].types for k in ka)
+same_tensors = [t.name for t in a.tensors] == [t.name for t in b.tensors] and all(
+    x.tensor_type == y.tensor_type and np.array_equal(x.data, y.data) for x, y in zip(a.tensors, b.tensors))
+print(f"convert_hf_to_gguf F32 vs qdist F32: metadata (general.name family aside) {'identical' if same_keys else 'DIFFERENT'}, "
+      f"{len(a.tensors)} tensors {'identical' if same_tensors else 'DIFFERENT'}")
+EOF
+fi
+
+# One importance matrix (qdist's, 128 windows of valid.txt) for the imatrix rows.
+"$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --output "$out/smollm2.imatrix.gguf" --overwrite > /dev/null 2>&1
+
+ppl_qdist() { "$bin" eval --model "$1" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
+  | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ppl"], 4))'; }
+ppl_llama() { "$llama/llama-perplexity" -m "$1" -f "$test" -c 512 --chunks "$windows" -t 2 2>&1 \
+  | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
+
+printf '%-8s %-8s %8s %9s %9s %10s %10s %11s\n' mix imatrix bpw qdist_s llama_s identical qdist_ppl llama_ppl
+for mix in "${mixes[@]}"; do
+  for im in no yes; do
+    extra_q=(); extra_l=()
+    if [ "$im" = yes ]; then extra_q=(--imatrix "$out/smollm2.imatrix.gguf"); extra_l=(--imatrix "$out/smollm2.imatrix.gguf"); fi
+    t0=$(date +%s.%N)
+    json=$("$bin" convert "$model" "$out/qdist-$mix-$im.gguf" --gguf-type "$mix" "${extra_q[@]}" --overwrite --json)
+    t1=$(date +%s.%N)
+    "$llama/llama-quantize" "${extra_l[@]}" "$out/qdist-F32.gguf" "$out/llama-$mix-$im.gguf" "$mix" 2 > "$out/llama-$mix-$im.log" 2>&1
+    t2=$(date +%s.%N)
+    same=$(cmp -s "$out/qdist-$mix-$im.gguf" "$out/llama-$mix-$im.gguf" && echo yes || echo NO)
+    bpw=$(echo "$json" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["bits_per_weight"], 3))')
+    qp=-; lp=-
+    if [ "${PPL:-1}" = 1 ]; then qp=$(ppl_qdist "$out/qdist-$mix-$im.gguf"); lp=$(ppl_llama "$out/qdist-$mix-$im.gguf"); fi
+    printf '%-8s %-8s %8s %9.1f %9.1f %10s %10s %11s\n' "$mix" "$im" "$bpw" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$same" "$qp" "$lp"
+  done
+done
