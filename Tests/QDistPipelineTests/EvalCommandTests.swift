@@ -1,4 +1,7 @@
 import Foundation
+import QDistIO
+import QDistPipeline
+import QDistTensor
 import QDistTestSupport
 import XCTest
 
@@ -50,5 +53,35 @@ final class EvalCommandTests: XCTestCase {
         let m = try QdistProcess.run(["eval", "--model", model.path, "--data", "/nonexistent/text.txt"], ranks: 2, timeout: 60)
         XCTAssertNotEqual(m.status, 0)
         XCTAssertTrue(m.stderr.contains("rank") && m.stderr.contains("/nonexistent/text.txt"), m.stderr)
+    }
+
+    /// `--second-half` (llama-perplexity's protocol) scores positions ≥ seq-len/2 of every
+    /// window: checked against the model's full logits with a Float64 log-softmax.
+    func testSecondHalfScoresOnlyTheLastHalfOfEveryWindow() throws {
+        let dir = try QdistProcess.temporaryDirectory(self)
+        let model = try QdistProcess.tinyModel(in: dir, layers: 1, seed: 9)
+        let data = QdistProcess.wikitext("test")
+        let r = try QdistProcess.run(["eval", "--model", model.path, "--data", data.path, "--windows", "2", "--seq-len", "64",
+                                      "--second-half", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try JSONParser.parse(r.stdout)
+        XCTAssertEqual(json["predicted_tokens"]?.intValue, 2 * (64 - 1 - 32))
+        XCTAssertEqual(json["second_half"]?.boolValue, true)
+        let bundle = try ModelBundle.open(model.path)
+        let llama = try bundle.loadModel()
+        let tokens = bundle.tokenizer.encode(try String(contentsOf: data, encoding: .utf8))
+        var nll = 0.0, count = 0
+        for w in 0..<2 {
+            let window = Array(tokens[(w * 64)..<((w + 1) * 64)])
+            let logits = llama.logits(window)
+            for t in 32..<63 {
+                let row = (0..<logits.columns).map { Double(logits.scalars[t * logits.columns + $0]) }
+                let m = row.max() ?? 0
+                nll += m + log(row.reduce(0) { $0 + exp($1 - m) }) - row[window[t + 1]]
+                count += 1
+            }
+        }
+        let ppl = try XCTUnwrap(json["ppl"]?.doubleValue)
+        XCTAssertEqual(ppl, exp(nll / Double(count)), accuracy: 1e-4 * ppl)
     }
 }
