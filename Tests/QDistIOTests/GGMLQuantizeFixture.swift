@@ -3,7 +3,7 @@ import QDistIO
 import QDistTestSupport
 
 /// llama.cpp's quantizer output on fixed inputs, as Tests/Reference/ggml_quantize_vectors.py
-/// wrote it to Fixtures/ggml_quantize_vectors.bin (the layout is documented in that script).
+/// wrote it to Fixtures/ggml_quantize_vectors.vectors (the layout is documented in that script).
 struct GGMLQuantizeFixture {
     /// One input matrix with its imatrix vectors and ggml's encodings of it.
     struct Matrix {
@@ -29,7 +29,7 @@ struct GGMLQuantizeFixture {
     /// The committed fixture, or the file named by $QDIST_GGML_QUANTIZE_VECTORS (a larger set
     /// from `ggml_quantize_vectors.py --stress`, for a one-off wider check).
     static let url: URL = override.map { URL(fileURLWithPath: $0) }
-        ?? QdistProcess.repositoryRoot.appendingPathComponent("Tests/QDistIOTests/Fixtures/ggml_quantize_vectors.bin")
+        ?? QdistProcess.repositoryRoot.appendingPathComponent("Tests/QDistIOTests/Fixtures/ggml_quantize_vectors.vectors")
 
     /// True when the tests read the committed fixture (whose exact contents they may assert).
     static var isCommitted: Bool { override == nil }

@@ -3,7 +3,7 @@ import QDistIO
 import QDistTestSupport
 import XCTest
 
-/// The ggml encoders against llama.cpp itself: Fixtures/ggml_quantize_vectors.bin holds
+/// The ggml encoders against llama.cpp itself: Fixtures/ggml_quantize_vectors.vectors holds
 /// `ggml_quantize_chunk`'s output (libggml-base.so, see Tests/Reference/ggml_quantize_vectors.py)
 /// for every type qdist writes, without importance and with two imatrix vectors. Tolerance:
 /// none — every byte must match.

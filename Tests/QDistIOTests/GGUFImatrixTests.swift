@@ -4,10 +4,10 @@ import QDistTestSupport
 import XCTest
 
 /// `GGUFImatrix` against a file llama.cpp's `llama-imatrix` wrote (Tests/Reference/fixtures/
-/// llama-imatrix-tiny.gguf: `qdist tiny-model` exported to GGUF, 3 chunks of 128 tokens of
+/// llama-imatrix-tiny.imatrix: `qdist tiny-model` exported to GGUF, 3 chunks of 128 tokens of
 /// wikitext-2 valid, llama.cpp as vendored by llama-cpp-python 0.3.36).
 final class GGUFImatrixTests: XCTestCase {
-    static let fixture = QdistProcess.repositoryRoot.appendingPathComponent("Tests/Reference/fixtures/llama-imatrix-tiny.gguf")
+    static let fixture = QdistProcess.repositoryRoot.appendingPathComponent("Tests/Reference/fixtures/llama-imatrix-tiny.imatrix")
 
     func testReadsLlamaImatrixFileAndRewritesItByteIdentically() throws {
         let m = try GGUFImatrix(contentsOf: Self.fixture)

