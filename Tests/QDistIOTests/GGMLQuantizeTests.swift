@@ -78,6 +78,24 @@ final class GGMLQuantizeTests: XCTestCase {
         }
     }
 
+    /// The threaded whole-matrix entry gives the single-threaded bytes for every thread count,
+    /// with and without importance, and the same errors.
+    func testThreadedEncodingIsByteIdenticalForAnyThreadCount() throws {
+        let rows = 200, n = 512
+        let x = GGMLQuantizeAccuracyTests.gaussian(rows * n, seed: 77, scale: 0.02)
+        let importance = GGMLQuantizeAccuracyTests.gaussian(n, seed: 78).map { $0 * $0 + 0.01 }
+        for type in [GGMLType.q4_K, .q3_K, .q5_1, .q8_0] {
+            for imp in [nil, importance] {
+                let single = try GGMLQuantize.quantize(type, x, rowLength: n, importance: imp)
+                for threads in [2, 3, 7] {
+                    let threaded = try x.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: imp, threads: threads) }
+                    XCTAssertEqual(threaded, single, "\(type.traits.name), \(threads) threads, importance \(imp != nil)")
+                }
+            }
+        }
+        XCTAssertThrowsError(try x.withUnsafeBufferPointer { try GGMLQuantize.quantize(.q4_K, rows: $0, rowLength: n, importance: [1, 2], threads: 4) })
+    }
+
     func testBadRowLengthsUnsupportedTypesAndImportanceLengthsThrowClearErrors() throws {
         let values = [Float](repeating: 0.5, count: 512)
         XCTAssertThrowsError(try GGMLQuantize.quantize(.q4_K, values, rowLength: 128)) { error in

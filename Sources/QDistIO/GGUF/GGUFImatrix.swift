@@ -95,38 +95,50 @@ public struct GGUFImatrix: Sendable, Equatable {
     }
 
     private init(legacy url: URL) throws(QDistIOError) {
-        let bytes: [UInt8]
-        do { bytes = Array(try Data(contentsOf: url)) } catch {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
             throw QDistIOError(.io, path: url.path, "cannot read: \(error.localizedDescription)")
         }
-        var at = 0
-        func int32() throws(QDistIOError) -> Int {
-            guard at + 4 <= bytes.count else { throw QDistIOError(.config, path: url.path, "truncated legacy imatrix at byte \(at)", byteOffset: at) }
-            let v = Int32(bitPattern: UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
-            at += 4
-            return Int(v)
+        let parsed = data.withUnsafeBytes { raw -> Result<Legacy, QDistIOError> in
+            do throws(QDistIOError) { return .success(try Self.parseLegacy(raw, path: url.path)) } catch { return .failure(error) }
         }
-        let n = try int32()
-        guard n >= 1 else { throw QDistIOError(.config, path: url.path, "not an imatrix: no entries (neither GGUF nor legacy .dat)") }
+        let legacy = try parsed.get()
+        self.init(entries: legacy.entries, datasets: legacy.datasets, chunkCount: legacy.chunks, chunkSize: 0, isLegacy: true)
+    }
+
+    private typealias Legacy = (entries: [String: Entry], chunks: Int, datasets: [String])
+
+    /// `llama-imatrix --output-format dat`: i32 entry count; per entry i32 name length, name,
+    /// i32 call count, i32 value count, f32 values; then optionally i32 chunk count, i32 length
+    /// and the dataset's name.
+    private static func parseLegacy(_ raw: UnsafeRawBufferPointer, path: String) throws(QDistIOError) -> Legacy {
+        var c = GGUFCursor(bytes: raw, path: path)
+        let n = try c.integer(Int32.self, "entry count")
+        guard n >= 1 else { throw c.failure("not an imatrix: no entries (neither GGUF nor legacy .dat)", at: 0) }
         var entries: [String: Entry] = [:]
-        for _ in 0..<n {
-            let length = try int32()
-            guard length > 0, at + length <= bytes.count else { throw QDistIOError(.config, path: url.path, "bad entry name length \(length) at byte \(at - 4)", byteOffset: at - 4) }
-            let name = String(decoding: bytes[at..<(at + length)], as: UTF8.self)
-            at += length
-            let ncall = try int32(), count = try int32()
-            guard count >= 1, at + 4 * count <= bytes.count else { throw QDistIOError(.config, path: url.path, "\(name): bad value count \(count)", byteOffset: at - 4) }
+        for i in 0..<Int(n) {
+            let length = Int(try c.integer(Int32.self, "name length of entry \(i)"))
+            guard length > 0 else { throw c.failure("entry \(i): name length \(length)") }
+            try c.need(length, for: "name of entry \(i)")
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: raw[c.offset..<(c.offset + length)]), as: UTF8.self)
+            c.offset += length
+            let ncall = Int(try c.integer(Int32.self, "call count of \(name)"))
+            let count = Int(try c.integer(Int32.self, "value count of \(name)"))
+            guard count >= 1 else { throw c.failure("\(name): value count \(count)") }
+            try c.need(4 * count, for: "values of \(name)")
             var sums = [Float](repeating: 0, count: count)
-            for i in 0..<count { sums[i] = Float(bitPattern: UInt32(truncatingIfNeeded: try int32())) }
+            for k in 0..<count { sums[k] = Float(bitPattern: try c.integer(UInt32.self, "value of \(name)")) }
             entries[name] = Entry(sums: sums, counts: [ncall])
         }
         var chunks = 0, datasets: [String] = []
-        if at < bytes.count {
-            chunks = try int32()
-            let length = try int32()
-            if length > 0, at + length <= bytes.count { datasets = [String(decoding: bytes[at..<(at + length)], as: UTF8.self)] }
+        if c.remaining > 0 {
+            chunks = Int(try c.integer(Int32.self, "chunk count"))
+            let length = Int(try c.integer(Int32.self, "dataset name length"))
+            if length > 0, length <= c.remaining {
+                datasets = [String(decoding: UnsafeRawBufferPointer(rebasing: raw[c.offset..<(c.offset + length)]), as: UTF8.self)]
+            }
         }
-        self.init(entries: entries, datasets: datasets, chunkCount: chunks, chunkSize: 0, isLegacy: true)
+        return (entries, chunks, datasets)
     }
 
     /// Writes the GGUF format llama-imatrix writes (keys and tensors in its order).
@@ -147,7 +159,7 @@ public struct GGUFImatrix: Sendable, Equatable {
             payloads.append(e.counts.map(Float.init))
         }
         try GGUFWriter.write(to: url, metadata: meta, tensors: specs) { i in
-            payloads[i].flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+            try GGMLQuantize.quantize(.f32, payloads[i], rowLength: specs[i].dims[0])
         }
     }
 }

@@ -11,19 +11,13 @@ import Foundation
 /// family differs from the converter's (it guesses names from the model card and folder name
 /// with heuristics qdist does not copy): qdist writes the folder's name.
 public enum GGUFLlamaMetadata {
-    /// `llama_ftype` numbers of `general.file_type` (llama.h), by llama-quantize name.
-    public static let fileTypes: [String: UInt32] = [
-        "F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10,
-        "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_S": 16, "Q5_K_M": 17,
-        "Q6_K": 18, "Q2_K_S": 21, "BF16": 32, "TQ1_0": 36, "TQ2_0": 37,
-    ]
-
     /// Metadata for a model described by `config` (`rawConfig`: its config.json as written,
     /// which says whether `head_dim` was given), named `name`, stored as `fileType`
     /// (`llama_ftype`), with the tokenizer of `tokenizerJSON` / `tokenizerConfig`. `path` names
     /// the model in errors. Throws for what the `llama` architecture cannot express.
     public static func metadata(config: ModelConfiguration, rawConfig: JSONValue?, name: String, fileType: UInt32,
-                                tokenizerJSON: JSONValue, tokenizerConfig: JSONValue?, path: String) throws(QDistIOError) -> GGUFMetadata {
+                                tokenizerJSON: JSONValue, tokenizerConfig: JSONValue?, tokenizer: BPETokenizer? = nil,
+                                path: String) throws(QDistIOError) -> GGUFMetadata {
         func unsupported(_ message: String) -> QDistIOError { QDistIOError(.config, path: path, message) }
         guard config.modelType == "llama" else {
             throw unsupported("model_type \(JSONSerializer.quoted(config.modelType)): GGUF export writes the llama architecture only")
@@ -57,7 +51,7 @@ public enum GGUFLlamaMetadata {
         m["llama.rope.dimension_count"] = .uint32(UInt32(config.headDim))
         m["general.quantization_version"] = .uint32(2)
         try GGUFTokenizerExport.append(tokenizerJSON: tokenizerJSON, tokenizerConfig: tokenizerConfig, modelConfig: raw,
-                                       vocabSize: config.vocabSize, path: path, to: &m)
+                                       vocabSize: config.vocabSize, path: path, tokenizer: tokenizer, to: &m)
         return m
     }
 

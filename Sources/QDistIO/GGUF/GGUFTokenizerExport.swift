@@ -37,14 +37,21 @@ public enum GGUFTokenizerExport {
     }
 
     /// The same from parsed files (a GGUF input's rebuilt tokenizer has no folder); `path`
-    /// names `tokenizer.json` in errors.
+    /// names `tokenizer.json` in errors. `tokenizer`, when the caller has it built from these
+    /// files already, saves building it again.
     public static func append(tokenizerJSON json: JSONValue, tokenizerConfig config: JSONValue?, modelConfig: JSONValue?,
-                              vocabSize: Int, path: String, to metadata: inout GGUFMetadata) throws(QDistIOError) {
+                              vocabSize: Int, path: String, tokenizer built: BPETokenizer? = nil,
+                              to metadata: inout GGUFMetadata) throws(QDistIOError) {
         let jsonURL = URL(fileURLWithPath: path)
         guard json["model"]?["type"]?.stringValue == "BPE" else {
             throw QDistIOError(.config, path: jsonURL.path, "model.type is \(json["model"]?["type"]?.stringValue ?? "missing"); GGUF export writes byte-level BPE (gpt2) tokenizers only")
         }
-        let tokenizer = try BPETokenizer(json: json, path: path, config: config.map { c throws(QDistIOError) in try TokenizerConfig(json: c) } ?? TokenizerConfig())
+        let tokenizer: BPETokenizer
+        if let built {
+            tokenizer = built
+        } else {
+            tokenizer = try BPETokenizer(json: json, path: path, config: config.map { c throws(QDistIOError) in try TokenizerConfig(json: c) } ?? TokenizerConfig())
+        }
 
         let ids = tokenizer.encode(GGUFPreTokenizerHashes.checkText, addSpecialTokens: true)
         let fingerprint = SHA256.hex(Array(("[" + ids.map(String.init).joined(separator: ", ") + "]").utf8))

@@ -76,7 +76,7 @@ public enum GGUFExport {
         let name = folder.deletingPathExtension().lastPathComponent
         var metadata = try GGUFLlamaMetadata.metadata(config: config, rawConfig: rawConfig, name: name, fileType: mix.fileType,
                                                       tokenizerJSON: files.tokenizer, tokenizerConfig: files.tokenizerConfig,
-                                                      path: bundle.path)
+                                                      tokenizer: bundle.tokenizer, path: bundle.path)
         metadata["general.quantized_by"] = .string(producer)
         if quantizerLayout {
             // llama-quantize copies the converter's keys, then sets these two with ggml's
@@ -104,7 +104,10 @@ public enum GGUFExport {
             case .queryHeads: tensor = GGUFRopePermutation.toGGUF(tensor, heads: config.numAttentionHeads)
             case .keyValueHeads: tensor = GGUFRopePermutation.toGGUF(tensor, heads: config.numKeyValueHeads)
             }
-            let encoded = try encode(tensor, as: chosen[i], rowLength: p.dims[0], importance: importance[p.gguf])
+            let encoded = try tensor.withUnsafeBufferPointer { rows in
+                try GGMLQuantize.quantize(chosen[i], rows: rows, rowLength: p.dims[0], importance: importance[p.gguf],
+                                          threads: ProcessInfo.processInfo.activeProcessorCount)
+            }
             bytes += encoded.count
             progress?(i + 1, planned.count, p.gguf)
             return encoded
@@ -112,57 +115,6 @@ public enum GGUFExport {
         return Summary(destination: destination, tensors: zip(planned, chosen).map { ($0.gguf, $1) },
                        parameters: planned.reduce(0) { $0 + $1.dims.reduce(1, *) }, bytes: bytes,
                        seconds: Date().timeIntervalSince(start))
-    }
-
-    /// `tensor` encoded as `type`, its rows split into one contiguous range per core (rows are
-    /// independent, so the bytes do not depend on the split; llama-quantize threads the same way).
-    static func encode(_ tensor: Tensor, as type: GGMLType, rowLength: Int, importance: [Float]?) throws -> [UInt8] {
-        let rows = tensor.count / max(rowLength, 1)
-        let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(rows / 32, 1))
-        guard workers > 1, let rowBytes = type.byteCount(elements: rowLength) else {
-            return try tensor.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: rowLength, importance: importance) }
-        }
-        var out = [UInt8](repeating: 0, count: rows * rowBytes)
-        let failures = FailureBox()
-        tensor.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBytes { dst in
-                guard let base = src.baseAddress, let outBase = dst.baseAddress else { return }
-                let job = EncodeJob(source: base, output: outBase, type: type, rows: rows, rowLength: rowLength,
-                                    rowBytes: rowBytes, workers: workers, importance: importance, failures: failures)
-                DispatchQueue.concurrentPerform(iterations: workers, execute: job.run)
-            }
-        }
-        if let error = failures.first { throw error }
-        return out
-    }
-
-    /// One worker's contiguous range of rows (pointers into buffers the caller keeps alive).
-    struct EncodeJob: @unchecked Sendable {
-        let source: UnsafePointer<Float>, output: UnsafeMutableRawPointer
-        let type: GGMLType, rows: Int, rowLength: Int, rowBytes: Int, workers: Int
-        let importance: [Float]?
-        let failures: FailureBox
-
-        func run(worker w: Int) {
-            let r0 = rows * w / workers, r1 = rows * (w + 1) / workers
-            guard r1 > r0 else { return }
-            let part = UnsafeBufferPointer(start: source + r0 * rowLength, count: (r1 - r0) * rowLength)
-            let target = UnsafeMutableRawBufferPointer(start: output + r0 * rowBytes, count: (r1 - r0) * rowBytes)
-            do {
-                if let importance {
-                    try importance.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: part, rowLength: rowLength, importance: $0, into: target) }
-                } else {
-                    try GGMLQuantize.quantize(type, rows: part, rowLength: rowLength, importance: nil, into: target)
-                }
-            } catch { failures.record(error) }
-        }
-    }
-
-    /// The first error of concurrent workers.
-    final class FailureBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var first: Error?
-        func record(_ e: Error) { lock.lock(); if first == nil { first = e }; lock.unlock() }
     }
 
     /// The order llama-quantize writes tensors in: its loader's `weight_name_comparer` — tensors
