@@ -77,6 +77,14 @@ struct GPTQPlan {
     }
 }
 
+/// Quantizes one column of GPTQ's loop on a grid fixed before the loop: for every row r, the
+/// code `code[r]`, its value `value[r]` and the scaled error `error[r] = (x[r] − value[r])/d`;
+/// returns Σ error². `column` is the original column index (groups follow it under act-order).
+protocol GPTQColumnQuantizer {
+    func quantize(column: Int, _ x: UnsafePointer<Float>, d: Float, code: UnsafeMutablePointer<Float>,
+                  value: UnsafeMutablePointer<Float>, error: UnsafeMutablePointer<Float>, rows: Int) -> Float
+}
+
 /// The blocked column loop of `fasterquant`, on the weight held transposed — `wt` is
 /// (columns, rows) in processing order — so a column is a contiguous vector: quantizing it, its
 /// error, and each in-block rank-1 update are unit-stride SIMD loops, and the lazy update of the
@@ -99,9 +107,13 @@ enum GPTQColumnLoop {
     /// block-local multiple of M from the in-block-updated weights); a pruned weight is quantized
     /// as 0 (the grid's zero point) and its whole value is the error spread to later columns.
     /// Processing must be in column order (no act-order) then.
+    /// `columnQuantizer`, when given, replaces the plan's grid for every column (a grid whose
+    /// parameters were fixed before the loop, e.g. a ggml block type's); the plan must then be
+    /// static, and the result's codes are that quantizer's integer codes (its parameters are not
+    /// in the returned `QuantizedWeight`).
     static func run(weight w: Tensor, order: [Int], hinvUpper u: Tensor, plan initialPlan: GPTQPlan,
                     grid: QuantizationGrid, observer: any WeightRangeObserver, blockSize: Int, keep: [Float]? = nil,
-                    prune: SparseGPT.Settings? = nil) -> Output {
+                    prune: SparseGPT.Settings? = nil, columnQuantizer: (any GPTQColumnQuantizer)? = nil) -> Output {
         var plan = initialPlan
         let m = w.rows, n = w.columns
         // wt: (n, m), W transposed in processing order. After column k is quantized its row holds
@@ -170,7 +182,8 @@ enum GPTQColumnLoop {
                     }
                     let g = plan.group(atPosition: k), d = up[k * n + k]
                     let x = w1 + i * m, e = errT + i * m, c = codeT + k * m, q = wt + k * m
-                    let columnLoss = plan.scalesT.withUnsafeBufferPointer { sc in
+                    let columnLoss = columnQuantizer.map { $0.quantize(column: order[k], x, d: d, code: c, value: q, error: e, rows: m) }
+                        ?? plan.scalesT.withUnsafeBufferPointer { sc in
                         plan.zerosT.withUnsafeBufferPointer { zp in
                             let s = sc.baseAddress! + g * m, z = zp.baseAddress! + g * m
                             return isInt

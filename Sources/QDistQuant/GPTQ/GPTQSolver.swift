@@ -79,7 +79,38 @@ public enum GPTQSolver {
             plan.setUpfront(grid.findParameters(w, observer: observer))
         }
 
-        // Dead inputs (never active): H_ii = 1, W[:, i] = 0.
+        let prepared = try prepare(w, hessian: hessian, actOrder: args.actorder != nil, dampening: dampening,
+                                   maxDampeningRetries: maxDampeningRetries) { weight, order in
+            if args.strategy == .group && plan.usesStaticParameters {
+                // Over original groups (no act-order, or actorder static), or over processing-order
+                // groups (actorder group): llm-compressor's "weight" and "group".
+                let source = args.actorder == .group ? permuteColumns(weight, order) : weight
+                plan.setUpfront(grid.findParameters(source, observer: observer))
+            }
+        }
+        let (weight, factor) = (prepared.weight, prepared.factor)
+        plan.order = prepared.order ?? Array(0..<n)
+
+        // A pruned weight's exact zero is never updated (llm-compressor ≤ 0.12's masked GPTQ,
+        // FORMATS.md §12.1.8), so the pattern survives into the codes.
+        let keep: [Float]? = preservingZeros ? weight.scalars.map { $0 == 0 ? 0 : 1 } : nil
+        let run = GPTQColumnLoop.run(weight: weight, order: plan.order, hinvUpper: factor, plan: plan,
+                                     grid: grid, observer: observer, blockSize: blockSize, keep: keep, prune: pruning)
+        return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss,
+                          dampening: prepared.dampening, dampeningRetries: prepared.retries, deadColumns: prepared.deadColumns,
+                          order: prepared.order)
+    }
+
+    /// What every GPTQ variant does before its column loop: dead inputs (H_ii = 0) get H_ii = 1
+    /// and a zero weight column, the act-order permutation (descending diagonal, ties by index),
+    /// and the upper Cholesky factor of the damped inverse, the dampening multiplied by 10 up to
+    /// `maxDampeningRetries` times while H is not positive definite. `beforeFactor` sees the
+    /// dead-masked weight and the processing order (static group parameters are taken there).
+    static func prepare(_ w: Tensor, hessian: Tensor, actOrder: Bool, dampening: Double, maxDampeningRetries: Int,
+                        beforeFactor: (Tensor, [Int]) throws -> Void = { _, _ in }) throws
+        -> (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)
+    {
+        let rows = w.rows, n = w.columns
         var h = hessian, weight = w
         var dead = 0
         for i in 0..<n where h[i, i] == 0 {
@@ -88,25 +119,15 @@ public enum GPTQSolver {
             dead += 1
         }
         let diag = (0..<n).map { h[$0, $0] }
-        let order: [Int]? = args.actorder == nil ? nil
-            : Array(0..<n).sorted { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) }
-        plan.order = order ?? Array(0..<n)
-
-        if args.strategy == .group && plan.usesStaticParameters {
-            // Over original groups (no act-order, or actorder static), or over processing-order
-            // groups (actorder group): llm-compressor's "weight" and "group".
-            let source = args.actorder == .group ? permuteColumns(weight, plan.order) : weight
-            plan.setUpfront(grid.findParameters(source, observer: observer))
-        }
-
+        let order: [Int]? = actOrder ? Array(0..<n).sorted { diag[$0] > diag[$1] || (diag[$0] == diag[$1] && $0 < $1) } : nil
+        try beforeFactor(weight, order ?? Array(0..<n))
         let hp = order.map { permuteSymmetric(h, $0) } ?? h
         let meanDiag = diag.reduce(0.0) { $0 + Double($1) } / Double(max(n, 1))
         var percdamp = dampening, retries = 0
-        var factor: Tensor
         while true {
             do {
-                factor = try upperCholeskyOfInverse(hp, addingToDiagonal: Float(percdamp * meanDiag))
-                break
+                let factor = try upperCholeskyOfInverse(hp, addingToDiagonal: Float(percdamp * meanDiag))
+                return (weight, order, factor, percdamp, retries, dead)
             } catch {
                 guard retries < maxDampeningRetries else {
                     throw GPTQError.hessianNotPositiveDefinite(dampening: percdamp, retries: retries, detail: "\(error)")
@@ -115,15 +136,6 @@ public enum GPTQSolver {
                 percdamp *= 10
             }
         }
-
-        // A pruned weight's exact zero is never updated (llm-compressor ≤ 0.12's masked GPTQ,
-        // FORMATS.md §12.1.8), so the pattern survives into the codes.
-        let keep: [Float]? = preservingZeros ? weight.scalars.map { $0 == 0 ? 0 : 1 } : nil
-        let run = GPTQColumnLoop.run(weight: weight, order: plan.order, hinvUpper: factor, plan: plan,
-                                     grid: grid, observer: observer, blockSize: blockSize, keep: keep, prune: pruning)
-        return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss,
-                          dampening: percdamp, dampeningRetries: retries, deadColumns: dead,
-                          order: order)
     }
 
     /// U upper triangular with `UᵀU = (H + damp·I)⁻¹` (torch: `cholesky(cholesky_inverse(

@@ -1,0 +1,160 @@
+import Foundation
+import QDistIO
+import QDistTensor
+
+/// GPTQ on the grid of a ggml block type (Q4_0 … Q8_0, Q2_K … Q6_K), so its output is a standard
+/// GGUF tensor that llama.cpp runs, with GPTQ's error compensation in its codes.
+///
+/// The scales and mins are llama.cpp's own: the whole weight is first encoded by the reference
+/// encoder of the type (`GGMLQuantize`, bit-identical to ggml's; its `_impl` form with an
+/// importance matrix), which fixes every block's `d`, `dmin` and packed sub-block scales. GPTQ
+/// then chooses every code on that fixed grid (`GGMLBlockCodes`: `a_j·q + b_j` per sub-block),
+/// column by column, pushing each column's rounding error onto the columns not yet quantized
+/// (optionally in act-order: the grid is fixed, so any processing order is allowed), and the
+/// codes are written back into the reference blocks. With an identity Hessian there is no error
+/// to push and the result is round-to-nearest on the reference grid — the reference encoder's
+/// own codes for every k-type (they recompute theirs that way).
+///
+/// A pure function of (weight, Hessian, type, importance, settings); rows are independent, so a
+/// linear may be split across ranks by rows. Errors: `GPTQError` (shapes, non-finite values, a
+/// Hessian that stays indefinite), `GGMLQuantizeError` (a row not a multiple of the block size).
+public enum GGMLBlockGPTQ {
+    /// What the solve produced for one weight.
+    public struct Result: Sendable {
+        /// The encoded rows, `rows × type.byteCount(elements: columns)` bytes: a GGUF tensor's data.
+        public var bytes: [UInt8]
+        /// The weight the bytes decode to (ggml's dequantizer, bit for bit).
+        public var dequantized: Tensor
+        /// gptq's loss `Σ ((w − q)/d)² / 2`.
+        public var loss: Double
+        public var dampening: Double
+        public var dampeningRetries: Int
+    }
+
+    /// The types GPTQ can solve on (those with an affine integer grid).
+    public static func supports(_ type: GGMLType) -> Bool { GGMLBlockCodes.layout(type) != nil }
+
+    /// Quantizes `w` (rows = output features, columns = input features, a multiple of the
+    /// type's block size) to `type`; `importance` (one value per input column, llama.cpp's
+    /// imatrix) drives the reference encoder's choice of scales.
+    public static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
+                                blockSize: Int = 128, dampening: Double = 0.01, maxDampeningRetries: Int = 3,
+                                threads: Int = 1) throws -> Result {
+        guard let layout = GGMLBlockCodes.layout(type) else {
+            throw GPTQError.invalidArguments("\(type.traits.name) has no integer grid GPTQ can solve on")
+        }
+        guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
+            throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
+        }
+        guard blockSize > 0, dampening >= 0 else {
+            throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
+        }
+        guard GPTQSolver.allFinite(w) else { throw GPTQError.nonFinite("weight") }
+        guard GPTQSolver.allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
+        let rows = w.rows, n = w.columns
+        let blockElements = type.traits.blockSize, blockBytes = type.traits.typeSize
+        guard n % blockElements == 0 else {
+            throw GPTQError.invalidArguments("\(type.traits.name) needs rows that are a multiple of \(blockElements); this weight's rows have \(n)")
+        }
+        var bytes = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: importance, threads: threads) }
+
+        // The reference grid, transposed to (sub-block, row) so a column reads contiguous vectors.
+        let blocksPerRow = n / blockElements, subPerBlock = blockElements / layout.subBlock
+        let subPerRow = blocksPerRow * subPerBlock
+        var scalesT = [Float](repeating: 0, count: subPerRow * rows), offsetsT = scalesT
+        bytes.withUnsafeBytes { raw in
+            var a = [Float](repeating: 0, count: subPerBlock), b = a
+            for r in 0..<rows {
+                for blk in 0..<blocksPerRow {
+                    GGMLBlockCodes.grid(type, block: raw.baseAddress! + (r * blocksPerRow + blk) * blockBytes, scales: &a, offsets: &b)
+                    for j in 0..<subPerBlock {
+                        scalesT[(blk * subPerBlock + j) * rows + r] = a[j]
+                        offsetsT[(blk * subPerBlock + j) * rows + r] = b[j]
+                    }
+                }
+            }
+        }
+        let prepared = try GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening,
+                                              maxDampeningRetries: maxDampeningRetries)
+        let order = prepared.order ?? Array(0..<n)
+        // The loop's own grid is not used (the column quantizer replaces it); a static plan
+        // keeps it from computing parameters.
+        let args = QuantizationArgs(numBits: 8, type: .int, symmetric: true, strategy: .channel)
+        var plan = GPTQPlan(args: args, rows: rows, columns: n, groupParameters: .static)
+        plan.order = order
+        let quantizer = BlockGridColumns(scalesT: scalesT, offsetsT: offsetsT, subBlock: layout.subBlock,
+                                         codeMin: Float(layout.codeMin), codeMax: Float(layout.codeMax))
+        let run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
+                                     grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
+                                     columnQuantizer: quantizer)
+        run.weight.codes.withUnsafeBufferPointer { codes in
+            bytes.withUnsafeMutableBytes { raw in
+                for r in 0..<rows {
+                    for c in 0..<n {
+                        let block = raw.baseAddress! + (r * blocksPerRow + c / blockElements) * blockBytes
+                        GGMLBlockCodes.setCode(type, block: block, element: c % blockElements, Int(codes[r * n + c]))
+                    }
+                }
+            }
+        }
+        return Result(bytes: bytes, dequantized: run.dequantized, loss: run.loss,
+                      dampening: prepared.dampening, dampeningRetries: prepared.retries)
+    }
+}
+
+/// A column of GPTQ on a ggml grid: `q = clamp(round((x − b)/a))`, value `a·q + b` (ggml's
+/// dequantization), eight rows at a time. A sub-block whose scale is 0 gives code 0 (value b).
+struct BlockGridColumns: GPTQColumnQuantizer {
+    let scalesT: [Float]
+    let offsetsT: [Float]
+    /// 1/a, or 0 where a is 0.
+    let inverseT: [Float]
+    let subBlock: Int
+    let codeMin: Float, codeMax: Float
+
+    init(scalesT: [Float], offsetsT: [Float], subBlock: Int, codeMin: Float, codeMax: Float) {
+        (self.scalesT, self.offsetsT, self.subBlock, self.codeMin, self.codeMax) = (scalesT, offsetsT, subBlock, codeMin, codeMax)
+        inverseT = scalesT.map { $0 == 0 ? 0 : 1 / $0 }
+    }
+
+    func quantize(column: Int, _ x: UnsafePointer<Float>, d: Float, code c: UnsafeMutablePointer<Float>,
+                  value q: UnsafeMutablePointer<Float>, error e: UnsafeMutablePointer<Float>, rows m: Int) -> Float {
+        let j = column / subBlock
+        return scalesT.withUnsafeBufferPointer { sp in
+            offsetsT.withUnsafeBufferPointer { op in
+                inverseT.withUnsafeBufferPointer { ip in
+                    let s = sp.baseAddress! + j * m, o = op.baseAddress! + j * m, inv = ip.baseAddress! + j * m
+                    typealias V = SIMD8<Float>
+                    let magic: Float = 12_582_912
+                    let lo = V(repeating: codeMin), hi = V(repeating: codeMax), mv = V(repeating: magic), dv = V(repeating: d)
+                    var acc = V()
+                    var r = 0
+                    while r + 8 <= m {
+                        let xv = UnsafeRawPointer(x + r).loadUnaligned(as: V.self)
+                        let sv = UnsafeRawPointer(s + r).loadUnaligned(as: V.self)
+                        let ov = UnsafeRawPointer(o + r).loadUnaligned(as: V.self)
+                        let iv = UnsafeRawPointer(inv + r).loadUnaligned(as: V.self)
+                        let cv = (((xv - ov) * iv).clamped(lowerBound: lo, upperBound: hi) + mv) - mv
+                        let qv = sv * cv + ov
+                        let ev = (xv - qv) / dv
+                        UnsafeMutableRawPointer(c + r).storeBytes(of: cv, as: V.self)
+                        UnsafeMutableRawPointer(q + r).storeBytes(of: qv, as: V.self)
+                        UnsafeMutableRawPointer(e + r).storeBytes(of: ev, as: V.self)
+                        acc += ev * ev
+                        r += 8
+                    }
+                    var loss = acc.sum()
+                    while r < m {
+                        let cv = (min(max((x[r] - o[r]) * inv[r], codeMin), codeMax) + magic) - magic
+                        c[r] = cv
+                        q[r] = s[r] * cv + o[r]
+                        e[r] = (x[r] - q[r]) / d
+                        loss += e[r] * e[r]
+                        r += 1
+                    }
+                    return loss
+                }
+            }
+        }
+    }
+}
