@@ -6,7 +6,7 @@ import QDistPipeline
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize or prune a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant, HQQ, FP8, NF4; SparseGPT, Wanda) into compressed-tensors, GPTQ, bitsandbytes or float-zero format.",
+        abstract: "Quantize or prune a model by a recipe of modifiers (GPTQ, round-to-nearest, AWQ, SmoothQuant, HQQ, FP8, NF4; SparseGPT, Wanda) into compressed-tensors, GPTQ, bitsandbytes, float-zero or GGUF format.",
         discussion: """
             The recipe is YAML in llm-compressor's style (see Configs/quantize/): model, output, \
             format (\(CheckpointFormatTable.rows.map(\.name).joined(separator: " | "))), calibration {data, samples, seq_len, seed, sampler}, \
@@ -30,7 +30,11 @@ struct QuantizeCommand: ParsableCommand {
               qdist quantize --config Configs/quantize/smollm2-rtn-w8a16.yaml --model models/smollm2 --output out/w8
               qdist quantize --config Configs/quantize/smollm2-sq-w8a8-static.yaml --model models/smollm2
               qdist quantize --config Configs/quantize/smollm2-awq-w4a16-asym.yaml --model models/smollm2
+              qdist quantize --config Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml --model models/smollm2
+              qdist quantize --config Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml --gguf-type Q3_K_M --imatrix smollm2.imatrix --output out/q3.gguf
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
+
+            GGUF (--format gguf with scheme: GGUF): every tensor takes the block type of the             llama-quantize mix (--gguf-type); GPTQModifier chooses the codes on the scales             llama.cpp's encoder picks (importance from each linear's Hessian diagonal, or             --imatrix FILE), QuantizationModifier writes exactly llama-quantize's bytes. The             output is the .gguf file itself.
 
             Under mpirun, ranks split the calibration windows, each linear is solved by one rank \
             (or a share of its rows), and each rank writes its own shard of the output. Finished \
@@ -44,11 +48,17 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model folder or .gguf (overrides the recipe's model).", valueName: "path"))
     var model: String?
 
-    @Option(name: .long, help: ArgumentHelp("Output folder (overrides the recipe's output).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("Output folder, or the .gguf file for --format gguf (overrides the recipe's output).", valueName: "path"))
     var output: String?
 
     @Option(name: .long, help: ArgumentHelp("Output format (overrides the recipe): \(CheckpointFormatTable.helpLines.joined(separator: "; ")).", valueName: "format"))
     var format: String?
+
+    @Option(name: .long, help: ArgumentHelp("For --format gguf: the llama-quantize mix (Q4_K_M, Q3_K_M, Q4_0, Q8_0 …; overrides gguf.type).", valueName: "mix"))
+    var ggufType: String?
+
+    @Option(name: .long, help: ArgumentHelp("For --format gguf: importance vectors — hessian (default: each linear's calibration Hessian diagonal), none, or an imatrix file (llama-imatrix's or qdist imatrix's).", valueName: "file"))
+    var imatrix: String?
 
     @Option(name: .long, help: "Scheme preset for every config group (overrides the recipe's scheme).")
     var scheme: String?
@@ -88,7 +98,8 @@ struct QuantizeCommand: ParsableCommand {
             var job = try QuantizeJobSetup.resolve(recipePath: config, model: model, output: output, format: format,
                                                    scheme: scheme, data: data, samples: samples, seqLen: seqLen,
                                                    seed: seed, sampler: sampler,
-                                                   overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock)
+                                                   overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock,
+                                                   ggufType: ggufType, imatrix: imatrix)
             if let spec = injectFailure {
                 let parts = spec.split(separator: ":").compactMap { Int($0) }
                 guard parts.count == 2 else { throw ValidationError("--inject-failure takes RANK:BLOCK") }
@@ -98,7 +109,8 @@ struct QuantizeCommand: ParsableCommand {
                 let what = job.plan.pruneOnly ? "\(job.plan.prunedFloat.count) linears pruned (float output)"
                     : "\(job.plan.entries.count) linears" + (job.plan.prunedFloat.isEmpty ? "" : " + \(job.plan.prunedFloat.count) pruned in float")
                 print("quantize: \(job.recipeName): \(what), \(job.plan.recipeName)"
-                      + (job.plan.pruneOnly && job.format == .compressedTensors ? "" : ", \(job.format.rawValue)") + " → \(job.output.path)")
+                      + (job.plan.pruneOnly && job.format == .compressedTensors ? "" : ", \(job.format.rawValue)")
+                    + (job.plan.gguf.map { " \($0.mix.name)" } ?? "") + " → \(job.output.path)")
             }
             let report = try SequentialQuantizer.run(job, communicator: comm) { line in
                 if comm.isMain && !json { print(line) }

@@ -1,6 +1,7 @@
 import Foundation
 import QDistIO
 import QDistModel
+import QDistQuant
 import QDistTensor
 
 /// Writes a model as one llama.cpp GGUF file: what `convert_hf_to_gguf.py` followed by
@@ -51,20 +52,26 @@ public enum GGUFExport {
     /// llama-quantize would choose it from an F32 GGUF of the same model (`GGUFMix`). With an
     /// importance matrix, its vectors drive the encoders and its provenance is recorded under
     /// the `quantize.imatrix.*` keys llama-quantize writes; `imatrixPath` is the path as the
-    /// user gave it.
+    /// user gave it. `precomputed` holds linears already encoded in their mix type (by GPTQ),
+    /// keyed by Hugging Face tensor name, rows in Hugging Face order; they are written as given
+    /// (Q/K rows permuted like the float weights) instead of being encoded here.
     public static func write(_ bundle: ModelBundle, to destination: URL, mix: GGUFMix, options: GGUFMix.Options = .init(),
                              imatrix: GGUFImatrix? = nil, imatrixPath: String? = nil, overwrite: Bool,
+                             precomputed: [String: QuantizedLinearWeights.GGMLRows] = [:],
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = Date()
         try checkDestination(destination, input: URL(fileURLWithPath: bundle.path), overwrite: overwrite)
         let config = bundle.config
         let quantizerLayout = ![GGUFMix.f32, .f16, .bf16].contains(mix)
-        var planned = try plannedTensors(config, path: bundle.path)
-        if quantizerLayout { planned = llamaQuantizeOrder(planned) }
         var mixOptions = options
-        mixOptions.hasImportanceMatrix = imatrix != nil
-        let chosen = try mix.tensorTypes(for: planned.map { GGUFWriter.TensorSpec(name: $0.gguf, dims: $0.dims, type: .f32) },
-                                         model: .init(configuration: config), options: mixOptions)
+        mixOptions.hasImportanceMatrix = imatrix != nil || options.hasImportanceMatrix
+        let typed = try tensorTypes(config, path: bundle.path, mix: mix, options: mixOptions)
+        let planned = typed.map(\.tensor), chosen = typed.map(\.type)
+        for (p, type) in typed {
+            if let given = precomputed[p.huggingFace], given.type != type {
+                throw QDistIOError(.invalidArgument, path: destination.path, "\(p.gguf) was solved as \(given.type.traits.name) but \(mix.name) gives it \(type.traits.name)")
+            }
+        }
         let importance = imatrix?.importance ?? [:]
         for (p, type) in zip(planned, chosen) where mix.requiresImportanceMatrix(tensorName: p.gguf, type: type) && importance[p.gguf] == nil {
             throw QDistIOError(.invalidArgument, path: destination.path, "\(mix.name) needs an importance matrix for \(p.gguf) (\(type.traits.name)): pass --imatrix")
@@ -98,6 +105,12 @@ public enum GGUFExport {
         var bytes = 0
         try GGUFWriter.write(to: destination, metadata: metadata, tensors: specs) { i in
             let p = planned[i]
+            if let given = precomputed[p.huggingFace] {
+                let encoded = try permutedRows(given.bytes, rows: p.dims.count == 2 ? p.dims[1] : 1, permutation: p.permutation, config: config)
+                bytes += encoded.count
+                progress?(i + 1, planned.count, p.gguf)
+                return encoded
+            }
             var tensor = try bundle.weights.tensor(p.huggingFace)
             switch p.permutation {
             case .none: break
@@ -115,6 +128,37 @@ public enum GGUFExport {
         return Summary(destination: destination, tensors: zip(planned, chosen).map { ($0.gguf, $1) },
                        parameters: planned.reduce(0) { $0 + $1.dims.reduce(1, *) }, bytes: bytes,
                        seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Every tensor of the model with the type `mix` gives it, in the order the file will hold
+    /// them: llama-quantize's for a quantized mix, the converter's for F32/F16/BF16.
+    public static func tensorTypes(_ config: ModelConfiguration, path: String, mix: GGUFMix, options: GGUFMix.Options) throws
+        -> [(tensor: PlannedTensor, type: GGMLType)]
+    {
+        var planned = try plannedTensors(config, path: path)
+        if ![GGUFMix.f32, .f16, .bf16].contains(mix) { planned = llamaQuantizeOrder(planned) }
+        let chosen = try mix.tensorTypes(for: planned.map { GGUFWriter.TensorSpec(name: $0.gguf, dims: $0.dims, type: .f32) },
+                                         model: .init(configuration: config), options: options)
+        return Array(zip(planned, chosen))
+    }
+
+    /// Encoded rows in Hugging Face order → the converter's Q/K row order (rows are encoded
+    /// independently, so permuting whole encoded rows is permuting the weights' rows).
+    static func permutedRows(_ bytes: [UInt8], rows: Int, permutation: GGUFTensorNames.RowPermutation, config: ModelConfiguration) throws -> [UInt8] {
+        let heads: Int
+        switch permutation {
+        case .none: return bytes
+        case .queryHeads: heads = config.numAttentionHeads
+        case .keyValueHeads: heads = config.numKeyValueHeads
+        }
+        // The permutation of a one-column tensor of row numbers is the row map.
+        let map = GGUFRopePermutation.toGGUF(Tensor(shape: [rows, 1], scalars: (0..<rows).map(Float.init)), heads: heads).scalars.map { Int($0) }
+        let rowBytes = bytes.count / max(rows, 1)
+        var out = [UInt8](repeating: 0, count: bytes.count)
+        for (to, from) in map.enumerated() {
+            out.replaceSubrange(to * rowBytes..<(to + 1) * rowBytes, with: bytes[from * rowBytes..<(from + 1) * rowBytes])
+        }
+        return out
     }
 
     /// The order llama-quantize writes tensors in: its loader's `weight_name_comparer` — tensors

@@ -1,4 +1,5 @@
 import Foundation
+import QDistComm
 import QDistIO
 import QDistQuant
 import QDistTensor
@@ -14,8 +15,9 @@ public protocol CheckpointFormatRow: Sendable {
     /// One line for `--help`.
     var summary: String { get }
     /// Reads the written folder back (`qdist eval`, `generate`, `inspect`); its `quantMethod`
-    /// is what config.json's `quantization_config.quant_method` says.
-    var reader: any QuantizedFormatReader { get }
+    /// is what config.json's `quantization_config.quant_method` says. Nil for a row whose output
+    /// is not a folder (GGUF: one file, read by `GGUFCheckpoint`).
+    var reader: (any QuantizedFormatReader)? { get }
     /// Whether it stores quantized input activations (W8A8); checked when the recipe is read.
     var carriesActivations: Bool { get }
     /// Throws the first reason `plan` cannot be written in this format (one line, naming layers).
@@ -37,6 +39,12 @@ public protocol CheckpointFormatRow: Sendable {
     /// (sparsity); the default returns `base` and opens nothing.
     func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
                                  staged: () throws -> CheckpointFolder) throws -> JSONValue?
+    /// Refuses an output path before any work (the default: a folder qdist may write or replace).
+    func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws
+    /// Writes the finished output from the recorded blocks; the default is the folder of
+    /// per-rank safetensors shards (`ShardedQuantizedOutput`), which calls the hooks above.
+    func writeOutput(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
+                     communicator: any Communicator) throws
 }
 
 extension CheckpointFormatRow {
@@ -46,12 +54,21 @@ extension CheckpointFormatRow {
 
     public func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
                                         staged: () throws -> CheckpointFolder) throws -> JSONValue? { base }
+
+    public func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws {
+        try OutputFolderGuard.check(destination, inputs: inputs, overwrite: overwrite)
+    }
+
+    public func writeOutput(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
+                            communicator: any Communicator) throws {
+        try ShardedQuantizedOutput.write(job: job, progress: progress, report: report, communicator: communicator)
+    }
 }
 
 /// The formats `qdist quantize` writes.
 public enum CheckpointFormatTable {
     public static let rows: [any CheckpointFormatRow] = [CompressedTensorsRow(), GPTQRow(), FloatZeroRow(), BitsAndBytesRow(),
-                                                         CompressedTensorsLegacySparseRow()]
+                                                         CompressedTensorsLegacySparseRow(), GGUFRow()]
 
     /// The row named `name`.
     public static func row(named name: String) -> (any CheckpointFormatRow)? { rows.first { $0.name == name } }
@@ -71,7 +88,7 @@ public enum CheckpointFormatTable {
 struct CompressedTensorsRow: CheckpointFormatRow {
     var name: String { "compressed-tensors" }
     var summary: String { "pack-quantized int weights, int-quantized W8A8, float-quantized FP8 (vLLM, transformers + compressed-tensors)" }
-    var reader: any QuantizedFormatReader { CompressedTensorsReader() }
+    var reader: (any QuantizedFormatReader)? { CompressedTensorsReader() }
     var carriesActivations: Bool { true }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -125,7 +142,7 @@ struct CompressedTensorsRow: CheckpointFormatRow {
 struct GPTQRow: CheckpointFormatRow {
     var name: String { "gptq" }
     var summary: String { "AutoGPTQ/GPTQModel qweight, qzeros, scales, g_idx; weights only (transformers, vLLM)" }
-    var reader: any QuantizedFormatReader { GPTQReader() }
+    var reader: (any QuantizedFormatReader)? { GPTQReader() }
     var carriesActivations: Bool { false }
 
     func options(_ plan: QuantizationPlan) -> GPTQFormat.Options { .init(checkpointFormat: .v2, dampPercent: plan.dampening) }
@@ -165,7 +182,7 @@ struct GPTQRow: CheckpointFormatRow {
 struct FloatZeroRow: CheckpointFormatRow {
     var name: String { "float-zero" }
     var summary: String { "pack-quantized codes with float zero points (HQQ); read by qdist eval/generate/convert only" }
-    var reader: any QuantizedFormatReader { FloatZeroReader() }
+    var reader: (any QuantizedFormatReader)? { FloatZeroReader() }
     var carriesActivations: Bool { false }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -199,7 +216,7 @@ struct FloatZeroRow: CheckpointFormatRow {
 struct BitsAndBytesRow: CheckpointFormatRow {
     var name: String { "bitsandbytes" }
     var summary: String { "LLM.int8 (int8 + SCB, outliers in float at run time) or NF4/FP4 4-bit with double-quantized absmax (transformers + bitsandbytes)" }
-    var reader: any QuantizedFormatReader { BitsAndBytesReader() }
+    var reader: (any QuantizedFormatReader)? { BitsAndBytesReader() }
     var carriesActivations: Bool { true }
 
     /// The plan's 4-bit setting (code book, double quantization), nil for an LLM.int8 plan.

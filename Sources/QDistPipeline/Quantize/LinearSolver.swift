@@ -1,3 +1,4 @@
+import QDistIO
 import QDistQuant
 import QDistTensor
 
@@ -29,6 +30,12 @@ public protocol LinearSolver: Sendable {
     /// Whether it prunes inside its own loop (SparseGPT with a scheme): the pipeline then hands
     /// a targeted linear over dense, and `keepingZeros: true` means "prune it while solving".
     var prunesWhileSolving: Bool { get }
+    /// Whether it can encode a linear as a ggml block type (`--format gguf`).
+    var writesGGMLBlocks: Bool { get }
+    /// Encodes `w` (rows, in) as rows of ggml block `type`, the scales chosen by llama.cpp's
+    /// reference encoder with `importance` (an imatrix vector, one value per input column);
+    /// returns the bytes and the solver's own loss where it has one.
+    func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?)
 }
 
 extension LinearSolver {
@@ -36,6 +43,10 @@ extension LinearSolver {
     public var rowsAreIndependent: Bool { true }
     public var keepsZeros: Bool { true }
     public var prunesWhileSolving: Bool { false }
+    public var writesGGMLBlocks: Bool { false }
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+        throw QuantizePlanError(description: "this modifier cannot write ggml block types: use GPTQModifier or QuantizationModifier with scheme: GGUF")
+    }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
         try solve(w, hessian: hessian, args: args)
     }
@@ -79,6 +90,13 @@ public struct RoundToNearestSolver: LinearSolver {
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs) throws -> (weight: QuantizedWeight, loss: Double?) {
         (try QuantizationGrid(args).quantize(w), nil)
     }
+
+    /// llama.cpp's own encoder (`quantize_row_*_ref`, or `_impl` with importance): the bytes
+    /// llama-quantize writes.
+    public var writesGGMLBlocks: Bool { true }
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+        (try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: w.columns, importance: importance) }, nil)
+    }
 }
 
 /// GPTQ (`GPTQModifier`): error-compensating column by column against the input Hessian.
@@ -100,6 +118,15 @@ public struct GPTQLinearSolver: LinearSolver {
         let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening,
                                               preservingZeros: keepingZeros)
         return (r.weight, r.loss)
+    }
+
+    /// GPTQ's codes on the scales llama.cpp's encoder chooses (`GGMLBlockGPTQ`).
+    public var writesGGMLBlocks: Bool { true }
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+        guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
+        let r = try GGMLBlockGPTQ.quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder,
+                                           blockSize: blockSize, dampening: dampening)
+        return (r.bytes, r.loss)
     }
 }
 

@@ -24,6 +24,8 @@ public struct QuantizationPlan: Sendable {
         public var inputActivations: InputActivationScheme? = nil
         /// The recipe's pruning step targets it (pruned just before it is quantized).
         public var pruned: Bool = false
+        /// The ggml block type it is encoded in (`format: gguf`); nil for every other format.
+        public var ggmlType: GGMLType? = nil
         public var name: String { "model.layers.\(block).\(suffix)" }
 
         /// The grid and observer that calibrate a static input scale; nil when the input is not
@@ -58,6 +60,8 @@ public struct QuantizationPlan: Sendable {
     public var pruning: (any LinearPruning)?
     /// The recipe's modifiers joined by `+`, for reports and the resume fingerprint.
     public var recipeName: String
+    /// The GGUF mix and importance source of a `format: gguf` job.
+    public var gguf: GGUFQuantizeTarget? = nil
     /// GPTQ's dampening, for formats that record one.
     public var dampening: Double { solver.dampening }
 
@@ -82,8 +86,11 @@ public struct QuantizationPlan: Sendable {
         Dictionary(uniqueKeysWithValues: entries.filter { $0.block == b }.map { ($0.suffix, $0) })
     }
 
-    public init(recipe: RecipeConfig, config: ModelConfiguration, format: QuantizeJobConfig.OutputFormat) throws {
+    /// `gguf` is required exactly for `format: gguf` (with the recipe's `scheme: GGUF`).
+    public init(recipe: RecipeConfig, config: ModelConfiguration, format: QuantizeJobConfig.OutputFormat,
+                gguf: GGUFQuantizeTarget? = nil) throws {
         let modifier = recipe.modifier
+        self.gguf = gguf
         solver = recipe.solver
         smoothings = recipe.smoothings
         pruning = recipe.pruning
@@ -107,6 +114,9 @@ public struct QuantizationPlan: Sendable {
                 prunedFloat.append(PrunedFloatLinear(block: block, suffix: suffix, inFeatures: shape.inFeatures, outFeatures: shape.outFeatures))
             }
         }
+        if format == .gguf || modifier?.scheme?.uppercased() == SchemePresets.ggufScheme {
+            entries = try Self.ggmlEntries(entries, recipe: recipe, format: format, gguf: gguf, defaultActOrder: defaultActOrder)
+        }
         let planned = Set(entries.map(\.name))
         unquantizedLinears = config.linearLayers.map(\.name).filter { !planned.contains($0) }
         self.entries = entries
@@ -121,6 +131,41 @@ public struct QuantizationPlan: Sendable {
             throw QuantizePlanError(description: "the recipe's targets minus ignore match no linear layer of this model")
         }
         try format.row.validate(self)
+    }
+
+    /// The entries of a GGUF job: each linear's block type from the mix, with arguments that
+    /// describe it for reports (its code bits and sub-block) and the modifier's act-order.
+    static func ggmlEntries(_ entries: [Entry], recipe: RecipeConfig, format: QuantizeJobConfig.OutputFormat, gguf: GGUFQuantizeTarget?,
+                            defaultActOrder: WeightArgsConfig.ActOrder?) throws -> [Entry] {
+        guard format == .gguf else {
+            throw QuantizePlanError(description: "scheme GGUF means the block types of a GGUF mix: use format: gguf with gguf: {type: Q4_K_M}")
+        }
+        guard let gguf else { throw QuantizePlanError(description: "format gguf needs the mix: gguf: {type: Q4_K_M} in the job, or --gguf-type") }
+        guard let modifier = recipe.modifier, modifier.scheme?.uppercased() == SchemePresets.ggufScheme else {
+            throw QuantizePlanError(description: "format gguf writes llama.cpp's block types: give the quantizing modifier scheme: GGUF (its config groups cannot say which type each tensor takes; the mix does)")
+        }
+        guard recipe.solver.writesGGMLBlocks else {
+            throw QuantizePlanError(description: "\(recipe.name) cannot write ggml block types: format gguf takes GPTQModifier or QuantizationModifier")
+        }
+        if !recipe.smoothings.isEmpty || recipe.pruning != nil {
+            throw QuantizePlanError(description: "format gguf takes one GPTQModifier or QuantizationModifier; smoothing and pruning modifiers are not supported with it yet")
+        }
+        let actOrder = modifier.actorderGiven ? modifier.actorder : defaultActOrder
+        return try entries.map { e in
+            guard let type = gguf.types[e.name + ".weight"] else {
+                throw QuantizePlanError(description: "\(e.name): not among the model's GGUF tensors")
+            }
+            guard let layout = GGMLBlockCodes.layout(type) else {
+                throw QuantizePlanError(description: "\(e.name): \(gguf.mix.name) gives it \(type.traits.name), which has no integer grid to solve on (ignore it to have it encoded as llama-quantize would)")
+            }
+            var entry = e
+            entry.ggmlType = type
+            var args = QuantizationArgs(numBits: (layout.codeMax - layout.codeMin + 1).trailingZeroBitCount, type: .int, symmetric: true,
+                                        strategy: .group, groupSize: layout.subBlock)
+            args.actorder = actOrder.map { _ in QuantizationArgs.ActivationOrdering.static }
+            entry.args = args
+            return entry
+        }
     }
 
     /// Recipe weight arguments → the quantizer's.

@@ -8,7 +8,7 @@ public enum QuantizeJobSetup {
     public static func resolve(recipePath: String, model: String?, output: String?, format: String?, scheme: String?,
                                data: String?, samples: Int?, seqLen: Int?, seed: UInt64? = nil, sampler: String? = nil,
                                overwrite: Bool, resume: Bool = true,
-                               stopAfterBlock: Int? = nil) throws -> SequentialQuantizer.Job {
+                               stopAfterBlock: Int? = nil, ggufType: String? = nil, imatrix: String? = nil) throws -> SequentialQuantizer.Job {
         var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
         if let format {
             guard let f = QuantizeJobConfig.OutputFormat(rawValue: format) else {
@@ -26,6 +26,24 @@ public enum QuantizeJobSetup {
             modifier.scheme = scheme
             modifier.configGroups = nil
             recipe.recipe.modifier = modifier
+        }
+        if ggufType != nil || imatrix != nil {
+            guard recipe.format == .gguf else {
+                throw QuantizePlanError(description: "--gguf-type and --imatrix are for --format gguf")
+            }
+            guard let type = ggufType ?? recipe.gguf?.type else {
+                throw QuantizePlanError(description: "--imatrix needs the mix: --gguf-type (or gguf: {type: …} in \(recipePath))")
+            }
+            var gguf = recipe.gguf ?? GGUFOutputConfig(type: type)
+            gguf.type = type
+            if let imatrix { gguf.imatrix = imatrix }
+            recipe.gguf = gguf
+        }
+        if recipe.format == .gguf && recipe.gguf == nil {
+            throw QuantizePlanError(description: "format gguf needs the mix: --gguf-type Q4_K_M (or gguf: {type: Q4_K_M} in \(recipePath))")
+        }
+        if recipe.format != .gguf && recipe.gguf != nil {
+            throw QuantizePlanError(description: "\(recipePath): gguf: applies to format: gguf only")
         }
         if let data { recipe.calibration.data = data }
         if let samples { recipe.calibration.samples = samples }
@@ -48,14 +66,15 @@ public enum QuantizeJobSetup {
         }
         let out = URL(fileURLWithPath: outputPath)
         let inputs = [modelPath, recipePath].map { URL(fileURLWithPath: $0) } + (recipe.calibration.data.map { [URL(fileURLWithPath: expand($0))] } ?? [])
-        try OutputFolderGuard.check(out, inputs: inputs, overwrite: overwrite)
+        try recipe.format.row.checkOutput(out, inputs: inputs, overwrite: overwrite)
         let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || (recipe.recipe.modifier?.weightGroups.contains { $0.inputActivations?.dynamic == false } ?? false)
         if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")
         }
         recipe.calibration.data = recipe.calibration.data.map(expand)
         let bundle = try ModelBundle.open(modelPath)
-        let plan = try QuantizationPlan(recipe: recipe.recipe, config: bundle.config, format: recipe.format)
+        let gguf = try recipe.gguf.map { try GGUFQuantizeTarget($0, model: bundle.config, modelPath: modelPath) }
+        let plan = try QuantizationPlan(recipe: recipe.recipe, config: bundle.config, format: recipe.format, gguf: gguf)
         var job = SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
                                           calibration: recipe.calibration, output: out, overwrite: overwrite,
                                           recipeName: URL(fileURLWithPath: recipePath).lastPathComponent)

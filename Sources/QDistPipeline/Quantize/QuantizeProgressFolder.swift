@@ -17,7 +17,7 @@ import QDistTensor
 /// renamed, so a crash leaves either a complete record or none. The finished output folder is
 /// assembled inside the staging folder and renamed into place, so a reader never sees a partial
 /// output. The folder must be on a filesystem every rank sees (as cluster scratch is).
-struct QuantizeProgressFolder {
+public struct QuantizeProgressFolder {
     let staging: URL
     let blocks: URL
     /// Blocks 0..<completedBlocks are recorded (the same on every rank).
@@ -143,6 +143,13 @@ struct QuantizeProgressFolder {
         }
         for s in staged {
             let l = s.weights
+            if let g = l.ggml {
+                // ggml blocks as encoded, one row of bytes per output row.
+                tensors[l.name + ".ggml"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, g.bytes.count / l.outFeatures], bytes: g.bytes)
+                if let b = l.bias { tensors[l.name + ".bias"] = StoredTensor(b, as: .f32) }
+                metadata[l.name] = "ggml:\(g.type.traits.name),\(l.inFeatures)"
+                continue
+            }
             tensors[l.name + ".codes"] = StoredTensor(dtype: .u8, shape: [l.outFeatures, l.inFeatures], bytes: l.codes.map { UInt8($0) })
             tensors[l.name + ".scales"] = StoredTensor(Tensor(shape: [l.outFeatures, l.groupCount], scalars: l.scales), as: .f32)
             if let z = l.zeroPoints { tensors[l.name + ".zero_points"] = StoredTensor.int32(z, shape: [l.outFeatures, l.groupCount]) }
@@ -243,6 +250,16 @@ struct QuantizeProgressFolder {
         return try reader.metadata.keys.filter { $0 != Self.reportKey }.sorted().map { name in
             let fields = reader.metadata[name]!.split(separator: ",", maxSplits: 2).map(String.init)
             let bitsField = fields.first ?? ""
+            if bitsField.hasPrefix("ggml:") {
+                guard let type = GGMLType(name: String(bitsField.dropFirst(5))), fields.count == 2, let columns = Int(fields[1]) else {
+                    throw QDistIOError(.safetensors, path: url.path, "bad metadata for \(name)")
+                }
+                let blocks = try reader.storedTensor(name + ".ggml")
+                let weights = try QuantizedLinearWeights(name: name, inFeatures: columns, outFeatures: blocks.shape[0],
+                                                         ggml: .init(type: type, bytes: blocks.bytes),
+                                                         bias: reader.contains(name + ".bias") ? try reader.tensor(name + ".bias") : nil)
+                return StagedLinear(weights: weights, input: nil)
+            }
             let perTensor = bitsField.contains("t")
             let codeType: QuantizationArgs.ValueType = bitsField.contains("f") ? .float : bitsField.contains("n") ? .nf4 : bitsField.contains("p") ? .fp4 : .int
             let parts = ([String(bitsField.filter(\.isNumber))] + fields.dropFirst().prefix(1)).compactMap { Int($0) }

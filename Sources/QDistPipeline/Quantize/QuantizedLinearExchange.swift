@@ -1,4 +1,5 @@
 import QDistComm
+import QDistIO
 import QDistQuant
 import QDistTensor
 
@@ -34,6 +35,8 @@ enum QuantizedLinearExchange {
         var doubleQuantized: Bool = false
         var bias: Tensor?
         var kind: String
+        /// The ggml block type of a GGUF linear (its pieces travel as encoded rows).
+        var ggmlType: GGMLType? = nil
 
         init(bits: Int, groupSize: Int?, codeType: QuantizationArgs.ValueType, perTensor: Bool, doubleQuantized: Bool = false,
              bias: Tensor?, kind: String) {
@@ -45,6 +48,7 @@ enum QuantizedLinearExchange {
         init(entry e: QuantizationPlan.Entry, bias: Tensor?, kind: String) {
             self.init(bits: e.args.numBits, groupSize: e.args.strategy == .group ? e.args.groupSize : nil, codeType: e.args.type,
                       perTensor: e.args.strategy == .tensor, doubleQuantized: e.args.doubleQuantize, bias: bias, kind: kind)
+            ggmlType = e.ggmlType
         }
     }
 
@@ -67,6 +71,11 @@ enum QuantizedLinearExchange {
             var codes: [UInt8] = [], ints: [Int32] = [], floats: [Float] = [], stats: [Double] = []
             for p in mine {
                 let w = p.weights
+                if let g = w.ggml {
+                    codes += g.bytes
+                    stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds, p.zeros.map(Double.init) ?? .nan]
+                    continue
+                }
                 ints += [w.zeroPoints == nil ? 0 : 1, w.gIdx == nil ? 0 : 1, w.fractionalZeroPoints == nil ? 0 : 1]
                 codes += w.codes.map { UInt8(truncatingIfNeeded: $0) }
                 if let z = w.zeroPoints { ints += z }
@@ -85,6 +94,15 @@ enum QuantizedLinearExchange {
                 let rows = item.rows.count, columns = item.columns
                 let groups = QuantizedLinearWeights.groupCount(inFeatures: columns, groupSize: meta.groupSize)
                 var c = cursor[r]
+                if let type = meta.ggmlType, let rowBytes = type.byteCount(elements: columns) {
+                    let bytes = Array(allCodes[r][c.codes..<c.codes + rows * rowBytes]); c.codes += rows * rowBytes
+                    let s = Array(allStats[r][c.stats..<c.stats + 5]); c.stats += 5
+                    cursor[r] = c
+                    let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, ggml: .init(type: type, bytes: bytes))
+                    pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
+                                              errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3], zeros: nil))
+                    continue
+                }
                 func takeInts(_ n: Int) -> [Int32] { defer { c.ints += n }; return Array(allInts[r][c.ints..<c.ints + n]) }
                 let flags = takeInts(3)
                 let codes = allCodes[r][c.codes..<c.codes + rows * columns].map { Int32($0) }
@@ -132,6 +150,14 @@ enum QuantizedLinearExchange {
     static func join(_ parts: [QuantizedLinearWeights], bias: Tensor?) throws -> QuantizedLinearWeights {
         precondition(!parts.isEmpty, "join of no pieces")
         let first = parts[0]
+        if let g = first.ggml {
+            // Encoded rows are independent: the pieces' bytes, in row order.
+            guard parts.allSatisfy({ $0.ggml?.type == g.type && $0.inFeatures == first.inFeatures }) else {
+                throw QuantizedFormatError(first.name, "row blocks solved on different ranks disagree on their ggml type")
+            }
+            return try QuantizedLinearWeights(name: first.name, inFeatures: first.inFeatures, outFeatures: parts.reduce(0) { $0 + $1.outFeatures },
+                                              ggml: .init(type: g.type, bytes: parts.flatMap { $0.ggml?.bytes ?? [] }), bias: bias)
+        }
         for p in parts.dropFirst() where p.gIdx != first.gIdx || p.inFeatures != first.inFeatures || (p.zeroPoints == nil) != (first.zeroPoints == nil) {
             throw QuantizedFormatError(first.name, "row blocks solved on different ranks disagree on their group map or grid")
         }

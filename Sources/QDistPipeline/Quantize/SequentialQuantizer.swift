@@ -53,7 +53,8 @@ public enum SequentialQuantizer {
         /// What must match for a rerun to resume: model, recipe, format and calibration.
         var fingerprint: JSONValue {
             // The pruning key only where a recipe prunes, so other jobs keep their fingerprints.
-            .object((plan.pruning.map { [(key: "pruning", value: JSONValue.string(String(describing: $0)))] } ?? []) + [
+            .object((plan.pruning.map { [(key: "pruning", value: JSONValue.string(String(describing: $0)))] } ?? [])
+                + (plan.gguf.map { [(key: "gguf", value: JSONValue.string($0.fingerprint))] } ?? []) + [
                 (key: "model", value: .string(modelPath)), (key: "recipe", value: .string(recipeName)),
                 (key: "format", value: .string(format.rawValue)), (key: "sequential", value: .string(sequential.rawValue)),
                 (key: "algorithm", value: .string(plan.recipeName)),
@@ -178,7 +179,7 @@ public enum SequentialQuantizer {
         report.peakResidentBytesPerRank = try comm.allgather([ProcessMemory.peakResidentBytes ?? 0])
         report.peakAnonymousBytesPerRank = try comm.allgather([timers.peakPrivateBytes])
         report.seconds["total"] = Date().timeIntervalSince(start)
-        try ShardedQuantizedOutput.write(job: job, progress: progressFolder, report: report, communicator: comm)
+        try job.format.row.writeOutput(job: job, progress: progressFolder, report: report, communicator: comm)
         if comm.isMain { QuantizeProgressFolder.removeLock(output: job.output) }
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
         report.seconds["total"] = Date().timeIntervalSince(start)
@@ -351,9 +352,20 @@ public enum SequentialQuantizer {
             guard let hessian else { throw QuantizePlanError(description: "\(entry.name): \(pruning.name) needs the calibration Hessian") }
             pruned = try pruning.prune(w, hessian: hessian)
         }
-        let (result, loss) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args, keepingZeros: entry.pruned)
-        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
+        let stored: QuantizedLinearWeights, loss: Double?
+        if let type = entry.ggmlType {
+            // GGUF: llama.cpp's block type, scales from its encoder (with the linear's importance).
+            let r = try plan.solver.solveGGML(pruned, hessian: hessian, type: type,
+                                              importance: plan.gguf?.importance(forLinear: entry.name, hessian: hessian),
+                                              actOrder: entry.args.actorder != nil)
+            stored = try QuantizedLinearWeights(name: entry.name, inFeatures: w.columns, outFeatures: w.rows, ggml: .init(type: type, bytes: r.bytes))
+            loss = r.loss
+        } else {
+            let (result, l) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args, keepingZeros: entry.pruned)
+            stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
                                                 fractionalZeros: plan.solver.producesFractionalZeroPoints)
+            loss = l
+        }
         // What every rank will run with: the stored form dequantized (so results cannot depend
         // on which rank solved a linear).
         let dequantized = stored.dequantize()

@@ -9,6 +9,7 @@ import Foundation
 /// format: compressed-tensors        # or gptq
 /// calibration: {data: ../shared/data/wikitext-2/valid.txt, samples: 128, seq_len: 512, seed: 0, sampler: splitmix64}
 /// sequential: block                 # block | linear | none
+/// gguf: {type: Q4_K_M}              # with format: gguf (and the recipe's scheme: GGUF)
 /// recipe:
 ///   GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16, block_size: 128, dampening_frac: 0.01}
 /// ```
@@ -20,6 +21,8 @@ public struct QuantizeJobConfig: Decodable, Sendable {
     public var calibration: CalibrationConfig
     public var sequential: SequentialMode
     public var recipe: RecipeConfig
+    /// The mix and importance source of `format: gguf`.
+    public var gguf: GGUFOutputConfig?
 
     /// The checkpoint layout the quantized model is written in: a row of
     /// `CheckpointFormatTable`, named as `--format` names it.
@@ -47,6 +50,8 @@ public struct QuantizeJobConfig: Decodable, Sendable {
         public static let compressedTensors = OutputFormat(rawValue: "compressed-tensors")!
         /// AutoGPTQ / GPTQModel `qweight, qzeros, scales, g_idx` (transformers, vLLM).
         public static let gptq = OutputFormat(rawValue: "gptq")!
+        /// One llama.cpp GGUF file in a llama-quantize mix.
+        public static let gguf = OutputFormat(rawValue: "gguf")!
     }
 
     /// How calibration activations flow between layers.
@@ -61,7 +66,7 @@ public struct QuantizeJobConfig: Decodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, output, format, calibration, sequential, recipe
+        case model, output, format, calibration, sequential, recipe, gguf
     }
 
     public init(from decoder: Decoder) throws {
@@ -73,6 +78,7 @@ public struct QuantizeJobConfig: Decodable, Sendable {
         calibration = try c.decodeIfPresent(CalibrationConfig.self, forKey: .calibration) ?? CalibrationConfig()
         sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
         recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
+        gguf = try c.decodeIfPresent(GGUFOutputConfig.self, forKey: .gguf)
         if !format.row.carriesActivations && recipe.modifier?.quantizesActivations == true {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.format],
                 debugDescription: "the \(format) format cannot carry quantized activations (W8A8): use format: compressed-tensors"))

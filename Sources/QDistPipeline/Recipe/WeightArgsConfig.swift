@@ -137,7 +137,13 @@ public enum SchemePresets {
         ("FP8_DYNAMIC", WeightArgsConfig(numBits: 8, type: .float, symmetric: true, strategy: .channel), .fp8DynamicPerToken),
         ("NF4", WeightArgsConfig(numBits: 4, type: .nf4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: true), nil),
         ("FP4", WeightArgsConfig(numBits: 4, type: .fp4, symmetric: true, strategy: .group, groupSize: 64, doubleQuant: true), nil),
+        // Placeholder arguments: with `format: gguf` each linear takes the block type its mix
+        // gives it (`gguf.type`), and `QuantizationPlan` replaces these.
+        (ggufScheme, WeightArgsConfig(numBits: 4, symmetric: true, strategy: .group, groupSize: 32), nil),
     ]
+
+    /// The scheme that means "the GGUF mix's block type for each linear" (only with format gguf).
+    public static let ggufScheme = "GGUF"
 
     /// Preset names, for `--help` and error messages.
     public static var names: [String] { table.map(\.0) }

@@ -1,3 +1,4 @@
+import QDistIO
 import QDistTensor
 
 /// One quantized `nn.Linear` as the checkpoint formats see it: integer codes on a uniform grid,
@@ -32,6 +33,13 @@ import QDistTensor
 /// is `absmax · codeBook[code]`. With `doubleQuantizedAbsmax` the absmaxes are read back through
 /// QLoRA's double quantization of the whole weight's `scales` (`effectiveScales`); `scales` keep
 /// the exact values the codes were chosen with, so row blocks can be joined before compressing.
+///
+/// **ggml blocks** (`ggml != nil`, GGUF output): the rows are stored as llama.cpp encodes them —
+/// one ggml block type, `outFeatures × type.byteCount(inFeatures)` bytes — because k-quant super
+/// blocks (an fp16 `d`, packed 6-bit sub-block scales) are not a uniform grid with one scale per
+/// group. Then `codes` and `scales` are empty, `numBits` and `groupSize` describe the type's codes
+/// and sub-blocks for reports, and `dequantize()` is ggml's dequantizer. Only the gguf output
+/// takes such layers; every other format's plan validation refuses them first.
 ///
 /// Invalid values (a code out of range, a scale array of the wrong size, a group index past the
 /// last group) are rejected by the initializer with a one-line `QuantizedFormatError` naming the
@@ -69,6 +77,34 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     public let fractionalZeroPoints: [Float]?
     /// NF4/FP4 only: the absmaxes (`scales`) are stored double-quantized (FORMATS.md §6.4).
     public let doubleQuantizedAbsmax: Bool
+    /// The rows as ggml blocks (GGUF), instead of codes and scales; nil for a uniform grid.
+    public let ggml: GGMLRows?
+
+    /// Rows of a linear encoded in one ggml block type, as a GGUF tensor stores them.
+    public struct GGMLRows: Sendable, Equatable {
+        public var type: GGMLType
+        /// `rows × type.byteCount(elements: columns)` bytes, row after row.
+        public var bytes: [UInt8]
+        public init(type: GGMLType, bytes: [UInt8]) { (self.type, self.bytes) = (type, bytes) }
+    }
+
+    /// A linear stored as ggml blocks (see the type's documentation).
+    public init(name: String, inFeatures: Int, outFeatures: Int, ggml: GGMLRows, bias: Tensor? = nil) throws(QuantizedFormatError) {
+        func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
+        guard let layout = GGMLBlockCodes.layout(ggml.type) else { throw fail("\(ggml.type.traits.name) is not a ggml block type with integer codes") }
+        guard inFeatures > 0, outFeatures > 0, let rowBytes = ggml.type.byteCount(elements: inFeatures),
+              ggml.bytes.count == outFeatures * rowBytes else {
+            throw fail("\(ggml.bytes.count) bytes of \(ggml.type.traits.name) do not hold (\(outFeatures), \(inFeatures)) weights")
+        }
+        if let bias, bias.shape != [outFeatures] { throw fail("bias has shape \(bias.shape), expected [\(outFeatures)]") }
+        (self.name, self.inFeatures, self.outFeatures) = (name, inFeatures, outFeatures)
+        numBits = (layout.codeMax - layout.codeMin + 1).trailingZeroBitCount  // codes span 2^bits values
+        groupSize = layout.subBlock
+        (codes, scales, zeroPoints, gIdx) = ([], [], nil, nil)
+        self.bias = bias
+        (codeType, perTensor, fractionalZeroPoints, doubleQuantizedAbsmax) = (.int, false, nil, false)
+        self.ggml = ggml
+    }
 
     /// Validates and stores the parts (see the type's documentation for the convention).
     public init(name: String, inFeatures: Int, outFeatures: Int, numBits: Int, groupSize: Int?,
@@ -156,6 +192,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         self.perTensor = perTensor
         self.fractionalZeroPoints = fractionalZeroPoints
         self.doubleQuantizedAbsmax = doubleQuantizedAbsmax
+        ggml = nil
     }
 
     /// From compressed-tensors' signed convention: codes in `−2^(b−1) ... 2^(b−1) − 1` and signed
@@ -217,6 +254,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// The Float32 weight `(outFeatures, inFeatures)`: `scale · (code − zero)` per element.
     /// Exact for fp16/bf16 scales (an 11-bit mantissa times a ≤ 9-bit integer fits in Float32).
     public func dequantize() -> Tensor {
+        if let ggml { return Tensor(shape: [outFeatures, inFeatures], scalars: ggml.type.dequantize(ggml.bytes)) }
         let groups = groupCount, columns = inFeatures
         let groupOf = effectiveGIdx.map(Int.init)
         let zeros = effectiveZeroPoints
@@ -263,6 +301,7 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// The same layer with scales (and bias) rounded through `dtype`, i.e. exactly what a reader
     /// gets back from a file that stores them as `dtype`.
     public func roundingScales(to dtype: DType) throws(QuantizedFormatError) -> QuantizedLinearWeights {
+        if ggml != nil { return self }  // the blocks hold their own fp16 scales
         let rounded = StoredTensor(Tensor(shape: [scales.count], scalars: scales), as: dtype).toTensor().scalars
         return try QuantizedLinearWeights(name: name, inFeatures: inFeatures, outFeatures: outFeatures, numBits: numBits,
                                           groupSize: groupSize, codes: codes, scales: rounded, zeroPoints: zeroPoints,

@@ -1,0 +1,118 @@
+import Foundation
+import QDistIO
+import QDistTensor
+
+/// `gguf:` of a quantize job written as GGUF (`format: gguf`): the llama-quantize mix that gives
+/// every tensor its block type, and where the importance vectors of the encoders come from.
+///
+/// ```yaml
+/// format: gguf
+/// output: out/smollm2-gptq-q4_k_m.gguf
+/// gguf: {type: Q4_K_M, imatrix: hessian, pure: false}
+/// ```
+/// `imatrix`: `hessian` (default) — each linear's calibration Hessian diagonal, Σx² per input
+/// column, which is what llama-imatrix collects; `none`; or a file (llama-imatrix's GGUF or
+/// .dat, or `qdist imatrix`'s), which also weights the tensors GPTQ does not solve and is recorded
+/// in the file's `quantize.imatrix.*` keys, as llama-quantize records it.
+public struct GGUFOutputConfig: Decodable, Sendable, Equatable {
+    public var type: String
+    public var imatrix: String?
+    public var pure: Bool
+
+    public init(type: String, imatrix: String? = nil, pure: Bool = false) { (self.type, self.imatrix, self.pure) = (type, imatrix, pure) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case type, imatrix, pure }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        imatrix = try c.decodeIfPresent(String.self, forKey: .imatrix)
+        pure = try c.decodeIfPresent(Bool.self, forKey: .pure) ?? false
+    }
+}
+
+/// A GGUF output resolved against one model: the mix, its options, each quantized linear's ggml
+/// type (llama-quantize's rules over the whole model), and the importance vectors.
+public struct GGUFQuantizeTarget: Sendable {
+    /// Where each linear's importance vector comes from.
+    public enum Importance: Sendable {
+        case none
+        /// The calibration Hessian's diagonal of the linear's input (Σx² up to a constant).
+        case hessian
+        /// An imatrix file: vectors by GGUF tensor name, and the path as given.
+        case file(GGUFImatrix, path: String)
+    }
+
+    public var mix: GGUFMix
+    public var options: GGUFMix.Options
+    public var importance: Importance
+    /// The ggml type of every tensor, by Hugging Face name.
+    public var types: [String: GGMLType]
+    /// The GGUF name of every tensor, by Hugging Face name.
+    public var ggufNames: [String: String]
+
+    /// Resolves `config` (the job's `gguf:`) for a model; the imatrix file is read here, so a bad
+    /// one fails before any work.
+    public init(_ output: GGUFOutputConfig, model: ModelConfiguration, modelPath: String) throws {
+        do { mix = try GGUFMix(name: output.type) } catch {
+            throw QuantizePlanError(description: "gguf.type: \(error)")
+        }
+        guard ![GGUFMix.f32, .f16, .bf16].contains(mix) else {
+            throw QuantizePlanError(description: "gguf.type \(mix.name) is a float type: nothing to quantize; use qdist convert MODEL OUT.gguf --gguf-type \(mix.name)")
+        }
+        switch output.imatrix {
+        case nil, "hessian": importance = .hessian
+        case "none": importance = .none
+        case let path?:
+            let expanded = QuantizeJobSetup.expand(path)
+            importance = .file(try GGUFImatrix(contentsOf: URL(fileURLWithPath: expanded)), path: path)
+        }
+        if case .none = importance {
+            options = GGUFMix.Options(hasImportanceMatrix: false, pure: output.pure)
+        } else {
+            options = GGUFMix.Options(hasImportanceMatrix: true, pure: output.pure)
+        }
+        let typed = try GGUFExport.tensorTypes(model, path: modelPath, mix: mix, options: options)
+        types = Dictionary(typed.map { ($0.tensor.huggingFace, $0.type) }, uniquingKeysWith: { a, _ in a })
+        ggufNames = Dictionary(typed.map { ($0.tensor.huggingFace, $0.tensor.gguf) }, uniquingKeysWith: { a, _ in a })
+        if case .file(let matrix, _) = importance {
+            for (hf, type) in types where mix.requiresImportanceMatrix(tensorName: ggufNames[hf] ?? hf, type: type) && matrix.importance[ggufNames[hf] ?? hf] == nil {
+                throw QuantizePlanError(description: "\(mix.name) needs an importance vector for \(ggufNames[hf] ?? hf) (\(type.traits.name)), which \(output.imatrix ?? "") does not hold")
+            }
+        }
+    }
+
+    /// The imatrix file, when the job was given one.
+    public var imatrixFile: (matrix: GGUFImatrix, path: String)? {
+        if case .file(let m, let p) = importance { return (m, p) }
+        return nil
+    }
+
+    /// The importance vector of linear `module` (`model.layers.3.mlp.down_proj`): from the file,
+    /// or the diagonal of `hessian`; a column that never saw input gets a small floor, since the
+    /// encoders divide by a block's total weight.
+    public func importance(forLinear module: String, hessian: Tensor?) -> [Float]? {
+        switch importance {
+        case .none: return nil
+        case .file(let matrix, _): return ggufNames[module + ".weight"].flatMap { matrix.importance[$0] }
+        case .hessian:
+            guard let h = hessian, h.rank == 2 else { return nil }
+            let n = h.shape[0]
+            let diag = (0..<n).map { h[$0, $0] }
+            let floor = max(diag.reduce(0, +) / Float(max(n, 1)) * 1e-6, Float.leastNormalMagnitude)
+            return diag.map { max($0, floor) }
+        }
+    }
+
+    /// A line for the resume fingerprint.
+    public var fingerprint: String {
+        let source: String
+        switch importance {
+        case .none: source = "none"
+        case .hessian: source = "hessian"
+        case .file(_, let path): source = "file:\(path)"
+        }
+        return "\(mix.name) imatrix=\(source) pure=\(options.pure)"
+    }
+}
