@@ -23,6 +23,13 @@ final class GGMLBlockGPTQTests: XCTestCase {
                 XCTAssertEqual(r.bytes, reference, "\(type.traits.name) imatrix \(imatrix != nil)")
             }
         }
+        // Scales re-encoded block by block from the (here unchanged) weights: without importance
+        // the reference encoders are per block, so the bytes are again llama.cpp's.
+        for type in Self.kTypes {
+            let reference = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: 512, importance: nil) }
+            let r = try GGMLBlockGPTQ.quantize(w, hessian: identity, type: type, importance: nil, actOrder: false, scales: .updated)
+            XCTAssertEqual(r.bytes, reference, "\(type.traits.name) updated scales")
+        }
         // Q4_0/Q5_0/Q8_0 round with the unrounded scale, so ties may move; nearly every code agrees.
         for type in Self.legacyTypes {
             let reference = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: 512, importance: nil) }
@@ -40,12 +47,12 @@ final class GGMLBlockGPTQTests: XCTestCase {
         // The imatrix llama.cpp would collect: mean x² per input column.
         let importance = (0..<512).map { h[$0, $0] / 2 }
         for type in Self.kTypes + Self.legacyTypes {
-            for actOrder in [false, true] {
+            for (actOrder, scales) in [(false, GGMLBlockGPTQ.Scales.original), (true, .original), (false, .updated)] {
                 let reference = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: 512, importance: importance) }
-                let r = try GGMLBlockGPTQ.quantize(w, hessian: h, type: type, importance: importance, actOrder: actOrder)
+                let r = try GGMLBlockGPTQ.quantize(w, hessian: h, type: type, importance: importance, actOrder: actOrder, scales: scales)
                 let rtn = QuantTestData.outputError(w, Tensor(shape: [32, 512], scalars: type.dequantize(reference)), x)
                 let gptq = QuantTestData.outputError(w, r.dequantized, x)
-                XCTAssertLessThan(gptq, rtn * 0.95, "\(type.traits.name) act-order \(actOrder): GPTQ \(gptq) vs reference \(rtn)")
+                XCTAssertLessThan(gptq, rtn * 0.95, "\(type.traits.name) act-order \(actOrder) scales \(scales): GPTQ \(gptq) vs reference \(rtn)")
                 // The bytes are what the result says: ggml's dequantizer gives its weight exactly.
                 XCTAssertEqual(type.dequantize(r.bytes), r.dequantized.scalars, type.traits.name)
                 XCTAssertEqual(r.bytes.count, reference.count)
@@ -114,6 +121,8 @@ final class GGMLBlockGPTQTests: XCTestCase {
         for i in 0..<96 { h[i, i] = 1 }
         XCTAssertThrowsError(try GGMLBlockGPTQ.quantize(w, hessian: h, type: .q4_K, importance: nil, actOrder: false))
         XCTAssertThrowsError(try GGMLBlockGPTQ.quantize(w, hessian: h, type: .tq2_0, importance: nil, actOrder: false))
+        XCTAssertThrowsError(try GGMLBlockGPTQ.quantize(w, hessian: h, type: .q4_0, importance: nil, actOrder: true, scales: .updated))
+        XCTAssertThrowsError(try GGMLBlockGPTQ.quantize(w, hessian: h, type: .q4_0, importance: [1, 2], actOrder: false))
     }
 
     static func inverse(_ m: [[Double]]) -> [[Double]] {

@@ -1,5 +1,6 @@
 import Foundation
 import QDistIO
+import QDistQuant
 import QDistTensor
 
 /// `gguf:` of a quantize job written as GGUF (`format: gguf`): the llama-quantize mix that gives
@@ -8,20 +9,26 @@ import QDistTensor
 /// ```yaml
 /// format: gguf
 /// output: out/smollm2-gptq-q4_k_m.gguf
-/// gguf: {type: Q4_K_M, imatrix: hessian, pure: false}
+/// gguf: {type: Q4_K_M, imatrix: hessian, pure: false, scales: updated}
 /// ```
 /// `imatrix`: `hessian` (default) — each linear's calibration Hessian diagonal, Σx² per input
 /// column, which is what llama-imatrix collects; `none`; or a file (llama-imatrix's GGUF or
 /// .dat, or `qdist imatrix`'s), which also weights the tensors GPTQ does not solve and is recorded
-/// in the file's `quantize.imatrix.*` keys, as llama-quantize records it.
+/// in the file's `quantize.imatrix.*` keys, as llama-quantize records it. `scales` (GPTQ):
+/// `updated` encodes each block's scales when GPTQ reaches it, from the weights as its error
+/// feedback has changed them (columns in order); `original` encodes every block from the
+/// original weights first (so act-order can reorder columns).
 public struct GGUFOutputConfig: Decodable, Sendable, Equatable {
     public var type: String
     public var imatrix: String?
     public var pure: Bool
+    public var scales: GGMLBlockGPTQ.Scales?
 
-    public init(type: String, imatrix: String? = nil, pure: Bool = false) { (self.type, self.imatrix, self.pure) = (type, imatrix, pure) }
+    public init(type: String, imatrix: String? = nil, pure: Bool = false, scales: GGMLBlockGPTQ.Scales? = nil) {
+        (self.type, self.imatrix, self.pure, self.scales) = (type, imatrix, pure, scales)
+    }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case type, imatrix, pure }
+    enum CodingKeys: String, CodingKey, CaseIterable { case type, imatrix, pure, scales }
 
     public init(from decoder: Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -29,6 +36,7 @@ public struct GGUFOutputConfig: Decodable, Sendable, Equatable {
         type = try c.decode(String.self, forKey: .type)
         imatrix = try c.decodeIfPresent(String.self, forKey: .imatrix)
         pure = try c.decodeIfPresent(Bool.self, forKey: .pure) ?? false
+        scales = try c.decodeIfPresent(GGMLBlockGPTQ.Scales.self, forKey: .scales)
     }
 }
 
@@ -46,6 +54,8 @@ public struct GGUFQuantizeTarget: Sendable {
 
     public var mix: GGUFMix
     public var options: GGUFMix.Options
+    /// Where GPTQ's block scales come from (see `GGUFOutputConfig`).
+    public var scales: GGMLBlockGPTQ.Scales
     public var importance: Importance
     /// The ggml type of every tensor, by Hugging Face name.
     public var types: [String: GGMLType]
@@ -55,6 +65,7 @@ public struct GGUFQuantizeTarget: Sendable {
     /// Resolves `config` (the job's `gguf:`) for a model; the imatrix file is read here, so a bad
     /// one fails before any work.
     public init(_ output: GGUFOutputConfig, model: ModelConfiguration, modelPath: String) throws {
+        scales = output.scales ?? .original
         do { mix = try GGUFMix(name: output.type) } catch {
             throw QuantizePlanError(description: "gguf.type: \(error)")
         }
@@ -113,6 +124,8 @@ public struct GGUFQuantizeTarget: Sendable {
         case .hessian: source = "hessian"
         case .file(_, let path): source = "file:\(path)"
         }
-        return "\(mix.name) imatrix=\(source) pure=\(options.pure)"
+        return "\(mix.name) imatrix=\(source) pure=\(options.pure) scales=\(scales.rawValue)"
     }
 }
+
+extension GGMLBlockGPTQ.Scales: Decodable {}

@@ -34,8 +34,10 @@ public protocol LinearSolver: Sendable {
     var writesGGMLBlocks: Bool { get }
     /// Encodes `w` (rows, in) as rows of ggml block `type`, the scales chosen by llama.cpp's
     /// reference encoder with `importance` (an imatrix vector, one value per input column);
-    /// returns the bytes and the solver's own loss where it has one.
-    func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?)
+    /// returns the bytes and the solver's own loss where it has one. `scales` says whether a
+    /// solver that updates weights (GPTQ) encodes each block's scales from the original weights
+    /// or from the weights as updated when it reaches the block.
+    func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool, scales: GGMLBlockGPTQ.Scales) throws -> (bytes: [UInt8], loss: Double?)
 }
 
 extension LinearSolver {
@@ -44,7 +46,7 @@ extension LinearSolver {
     public var keepsZeros: Bool { true }
     public var prunesWhileSolving: Bool { false }
     public var writesGGMLBlocks: Bool { false }
-    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool, scales: GGMLBlockGPTQ.Scales) throws -> (bytes: [UInt8], loss: Double?) {
         throw QuantizePlanError(description: "this modifier cannot write ggml block types: use GPTQModifier or QuantizationModifier with scheme: GGUF")
     }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
@@ -94,7 +96,7 @@ public struct RoundToNearestSolver: LinearSolver {
     /// llama.cpp's own encoder (`quantize_row_*_ref`, or `_impl` with importance): the bytes
     /// llama-quantize writes.
     public var writesGGMLBlocks: Bool { true }
-    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool, scales: GGMLBlockGPTQ.Scales) throws -> (bytes: [UInt8], loss: Double?) {
         (try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: w.columns, importance: importance) }, nil)
     }
 }
@@ -122,10 +124,10 @@ public struct GPTQLinearSolver: LinearSolver {
 
     /// GPTQ's codes on the scales llama.cpp's encoder chooses (`GGMLBlockGPTQ`).
     public var writesGGMLBlocks: Bool { true }
-    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool) throws -> (bytes: [UInt8], loss: Double?) {
+    public func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool, scales: GGMLBlockGPTQ.Scales) throws -> (bytes: [UInt8], loss: Double?) {
         guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
         let r = try GGMLBlockGPTQ.quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder,
-                                           blockSize: blockSize, dampening: dampening)
+                                           scales: scales, blockSize: blockSize, dampening: dampening)
         return (r.bytes, r.loss)
     }
 }

@@ -151,6 +151,9 @@ public struct QuantizationPlan: Sendable {
             throw QuantizePlanError(description: "format gguf takes one GPTQModifier or QuantizationModifier; smoothing and pruning modifiers are not supported with it yet")
         }
         let actOrder = modifier.actorderGiven ? modifier.actorder : defaultActOrder
+        if gguf.scales == .updated && actOrder != nil && recipe.solver.needsHessian {
+            throw QuantizePlanError(description: "gguf.scales updated encodes each block when GPTQ reaches it, so columns go in order: set actorder: null in the GPTQModifier")
+        }
         return try entries.map { e in
             guard let type = gguf.types[e.name + ".weight"] else {
                 throw QuantizePlanError(description: "\(e.name): not among the model's GGUF tensors")

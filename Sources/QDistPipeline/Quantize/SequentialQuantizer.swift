@@ -357,7 +357,7 @@ public enum SequentialQuantizer {
             // GGUF: llama.cpp's block type, scales from its encoder (with the linear's importance).
             let r = try plan.solver.solveGGML(pruned, hessian: hessian, type: type,
                                               importance: plan.gguf?.importance(forLinear: entry.name, hessian: hessian),
-                                              actOrder: entry.args.actorder != nil)
+                                              actOrder: entry.args.actorder != nil, scales: plan.gguf?.scales ?? .original)
             stored = try QuantizedLinearWeights(name: entry.name, inFeatures: w.columns, outFeatures: w.rows, ggml: .init(type: type, bytes: r.bytes))
             loss = r.loss
         } else {

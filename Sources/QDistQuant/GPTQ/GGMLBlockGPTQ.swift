@@ -34,12 +34,23 @@ public enum GGMLBlockGPTQ {
     /// The types GPTQ can solve on (those with an affine integer grid).
     public static func supports(_ type: GGMLType) -> Bool { GGMLBlockCodes.layout(type) != nil }
 
+    /// Where the block scales come from.
+    public enum Scales: String, Sendable, CaseIterable {
+        /// The reference encoder on the original weight, all blocks before the loop (any
+        /// processing order, act-order included).
+        case original
+        /// The reference encoder on each block's weights as GPTQ has updated them when the loop
+        /// reaches the block (gptq's dynamic groups; columns in order only). The encoder's
+        /// `_impl` row statistic (σ² = mean x²) is then the block's, not the whole row's.
+        case updated
+    }
+
     /// Quantizes `w` (rows = output features, columns = input features, a multiple of the
     /// type's block size) to `type`; `importance` (one value per input column, llama.cpp's
     /// imatrix) drives the reference encoder's choice of scales.
     public static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
-                                blockSize: Int = 128, dampening: Double = 0.01, maxDampeningRetries: Int = 3,
-                                threads: Int = 1) throws -> Result {
+                                scales: Scales = .original, blockSize: Int = 128, dampening: Double = 0.01,
+                                maxDampeningRetries: Int = 3, threads: Int = 1) throws -> Result {
         guard let layout = GGMLBlockCodes.layout(type) else {
             throw GPTQError.invalidArguments("\(type.traits.name) has no integer grid GPTQ can solve on")
         }
@@ -49,31 +60,20 @@ public enum GGMLBlockGPTQ {
         guard blockSize > 0, dampening >= 0 else {
             throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
         }
+        guard !(actOrder && scales == .updated) else {
+            throw GPTQError.invalidArguments("scales from the updated weights need columns in order: no act-order")
+        }
         guard GPTQSolver.allFinite(w) else { throw GPTQError.nonFinite("weight") }
         guard GPTQSolver.allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
         let rows = w.rows, n = w.columns
-        let blockElements = type.traits.blockSize, blockBytes = type.traits.typeSize
+        let blockElements = type.traits.blockSize
         guard n % blockElements == 0 else {
             throw GPTQError.invalidArguments("\(type.traits.name) needs rows that are a multiple of \(blockElements); this weight's rows have \(n)")
         }
-        var bytes = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: importance, threads: threads) }
-
-        // The reference grid, transposed to (sub-block, row) so a column reads contiguous vectors.
-        let blocksPerRow = n / blockElements, subPerBlock = blockElements / layout.subBlock
-        let subPerRow = blocksPerRow * subPerBlock
-        var scalesT = [Float](repeating: 0, count: subPerRow * rows), offsetsT = scalesT
-        bytes.withUnsafeBytes { raw in
-            var a = [Float](repeating: 0, count: subPerBlock), b = a
-            for r in 0..<rows {
-                for blk in 0..<blocksPerRow {
-                    GGMLBlockCodes.grid(type, block: raw.baseAddress! + (r * blocksPerRow + blk) * blockBytes, scales: &a, offsets: &b)
-                    for j in 0..<subPerBlock {
-                        scalesT[(blk * subPerBlock + j) * rows + r] = a[j]
-                        offsetsT[(blk * subPerBlock + j) * rows + r] = b[j]
-                    }
-                }
-            }
+        if let importance, importance.count != n {
+            throw GPTQError.shapeMismatch("\(importance.count) importance values for \(n) input columns")
         }
+        let initial = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: importance, threads: threads) }
         let prepared = try GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening,
                                               maxDampeningRetries: maxDampeningRetries)
         let order = prepared.order ?? Array(0..<n)
@@ -82,11 +82,14 @@ public enum GGMLBlockGPTQ {
         let args = QuantizationArgs(numBits: 8, type: .int, symmetric: true, strategy: .channel)
         var plan = GPTQPlan(args: args, rows: rows, columns: n, groupParameters: .static)
         plan.order = order
-        let quantizer = BlockGridColumns(scalesT: scalesT, offsetsT: offsetsT, subBlock: layout.subBlock,
-                                         codeMin: Float(layout.codeMin), codeMax: Float(layout.codeMax))
+        let grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: initial, importance: importance,
+                                    updated: scales == .updated)
         let run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
                                      grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
-                                     columnQuantizer: quantizer)
+                                     columnQuantizer: grid)
+        if let failure = grid.failure { throw failure }
+        var bytes = grid.bytes
+        let blocksPerRow = n / blockElements, blockBytes = type.traits.typeSize
         run.weight.codes.withUnsafeBufferPointer { codes in
             bytes.withUnsafeMutableBytes { raw in
                 for r in 0..<rows {
@@ -104,17 +107,69 @@ public enum GGMLBlockGPTQ {
 
 /// A column of GPTQ on a ggml grid: `q = clamp(round((x − b)/a))`, value `a·q + b` (ggml's
 /// dequantization), eight rows at a time. A sub-block whose scale is 0 gives code 0 (value b).
-struct BlockGridColumns: GPTQColumnQuantizer {
-    let scalesT: [Float]
-    let offsetsT: [Float]
-    /// 1/a, or 0 where a is 0.
-    let inverseT: [Float]
-    let subBlock: Int
+/// Holds the encoded blocks whose scale fields define the grid; with `updated`, each block is
+/// re-encoded from the current weights when the loop reaches it.
+final class BlockGridColumns: GPTQColumnQuantizer {
+    let type: GGMLType
+    let rows: Int, blockElements: Int, blockBytes: Int, blocksPerRow: Int, subBlock: Int
     let codeMin: Float, codeMax: Float
+    let importance: [Float]?
+    let updated: Bool
+    /// Every block, row after row (scale fields final; codes are written by the caller).
+    var bytes: [UInt8]
+    /// a, b and 1/a (0 where a is 0) per (sub-block, row).
+    var scalesT: [Float], offsetsT: [Float], inverseT: [Float]
+    /// A re-encoding that failed (cannot happen for validated shapes; reported, not trapped).
+    var failure: (any Error)?
 
-    init(scalesT: [Float], offsetsT: [Float], subBlock: Int, codeMin: Float, codeMax: Float) {
-        (self.scalesT, self.offsetsT, self.subBlock, self.codeMin, self.codeMax) = (scalesT, offsetsT, subBlock, codeMin, codeMax)
-        inverseT = scalesT.map { $0 == 0 ? 0 : 1 / $0 }
+    init(type: GGMLType, layout: GGMLBlockCodes.Layout, rows: Int, columns: Int, bytes: [UInt8], importance: [Float]?, updated: Bool) {
+        (self.type, self.rows, self.bytes, self.importance, self.updated) = (type, rows, bytes, importance, updated)
+        blockElements = type.traits.blockSize
+        blockBytes = type.traits.typeSize
+        blocksPerRow = columns / blockElements
+        subBlock = layout.subBlock
+        (codeMin, codeMax) = (Float(layout.codeMin), Float(layout.codeMax))
+        let subPerRow = columns / subBlock
+        scalesT = [Float](repeating: 0, count: subPerRow * rows)
+        offsetsT = scalesT
+        inverseT = scalesT
+        for blk in 0..<blocksPerRow { readGrid(block: blk) }
+    }
+
+    /// Decodes the (a, b) of block column `blk` of every row into the transposed arrays.
+    func readGrid(block blk: Int) {
+        let perBlock = blockElements / subBlock
+        var a = [Float](repeating: 0, count: perBlock), b = a
+        bytes.withUnsafeBytes { raw in
+            for r in 0..<rows {
+                GGMLBlockCodes.grid(type, block: raw.baseAddress! + (r * blocksPerRow + blk) * blockBytes, scales: &a, offsets: &b)
+                for j in 0..<perBlock {
+                    let i = (blk * perBlock + j) * rows + r
+                    (scalesT[i], offsetsT[i], inverseT[i]) = (a[j], b[j], a[j] == 0 ? 0 : 1 / a[j])
+                }
+            }
+        }
+    }
+
+    func willQuantize(position: Int, column: Int, current: (Int) -> UnsafePointer<Float>) {
+        guard updated, position % blockElements == 0 else { return }
+        let blk = position / blockElements, m = rows
+        var values = [Float](repeating: 0, count: m * blockElements)
+        for j in 0..<blockElements {
+            let col = current(position + j)
+            for r in 0..<m { values[r * blockElements + j] = col[r] }
+        }
+        do {
+            let encoded = try GGMLQuantize.quantize(type, values, rowLength: blockElements,
+                                                    importance: importance.map { Array($0[position..<position + blockElements]) })
+            for r in 0..<m {
+                let dst = (r * blocksPerRow + blk) * blockBytes
+                bytes.replaceSubrange(dst..<dst + blockBytes, with: encoded[r * blockBytes..<(r + 1) * blockBytes])
+            }
+            readGrid(block: blk)
+        } catch {
+            failure = failure ?? error
+        }
     }
 
     func quantize(column: Int, _ x: UnsafePointer<Float>, d: Float, code c: UnsafeMutablePointer<Float>,

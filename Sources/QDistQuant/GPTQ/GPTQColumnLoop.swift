@@ -80,7 +80,11 @@ struct GPTQPlan {
 /// Quantizes one column of GPTQ's loop on a grid fixed before the loop: for every row r, the
 /// code `code[r]`, its value `value[r]` and the scaled error `error[r] = (x[r] − value[r])/d`;
 /// returns Σ error². `column` is the original column index (groups follow it under act-order).
-protocol GPTQColumnQuantizer {
+protocol GPTQColumnQuantizer: AnyObject {
+    /// Called before the column at processing `position` (original index `column`) is quantized;
+    /// `current(p)` is the column at position p as it stands (all rows), for a grid that sets its
+    /// parameters from the updated weights. At a 16-column boundary every later column is current.
+    func willQuantize(position: Int, column: Int, current: (Int) -> UnsafePointer<Float>)
     func quantize(column: Int, _ x: UnsafePointer<Float>, d: Float, code: UnsafeMutablePointer<Float>,
                   value: UnsafeMutablePointer<Float>, error: UnsafeMutablePointer<Float>, rows: Int) -> Float
 }
@@ -182,6 +186,12 @@ enum GPTQColumnLoop {
                     }
                     let g = plan.group(atPosition: k), d = up[k * n + k]
                     let x = w1 + i * m, e = errT + i * m, c = codeT + k * m, q = wt + k * m
+                    // Column p's weights as they stand now: in-block-updated inside this block
+                    // (complete for every later column at a 16-column sub-block boundary), lazily
+                    // updated beyond it.
+                    columnQuantizer?.willQuantize(position: k, column: order[k]) { p in
+                        UnsafePointer(p < i2 ? w1 + (p - i1) * m : wt + p * m)
+                    }
                     let columnLoss = columnQuantizer.map { $0.quantize(column: order[k], x, d: d, code: c, value: q, error: e, rows: m) }
                         ?? plan.scalesT.withUnsafeBufferPointer { sc in
                         plan.zerosT.withUnsafeBufferPointer { zp in

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Issue 15's GPTQ-quality GGUF on SmolLM2: `qdist quantize --format gguf` (GPTQ's codes on
+# llama.cpp's block scales) against llama-quantize's own encoders with the same importance
+# matrix, per mix; both files scored by qdist eval and by llama.cpp's llama-perplexity on the
+# same windows (wikitext-2 test, second half of each 512-token window, llama-perplexity's rule).
+#
+#   bash Benchmarks/gguf_gptq_vs_llamacpp.sh [MIXES...]      (default: Q4_0 Q3_K_M)
+#
+# Needs a release build, SmolLM2 (Launch/get-smollm2.sh) and llama.cpp's tools (LLAMA_BIN; see
+# Benchmarks/gguf_vs_llamacpp.sh for the two-command build). The imatrix is qdist imatrix's over
+# the calibration windows GPTQ uses (128 × 512 of valid.txt); IMATRIX=file takes another (e.g.
+# llama-imatrix's). GPTQ runs twice per mix: importance from that file (the like-for-like row)
+# and from each linear's own Hessian diagonal (the recipe's default). WINDOWS (40) sets the
+# evaluation windows. Heavy (about 10 minutes per mix on 2 cores): not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
+model=${MODEL:-$HOME/.cache/qdist/smollm2-135m-instruct}
+out=${OUT:-/tmp/qdist-gguf-gptq}
+bin=.build/release/qdist
+test=../shared/data/wikitext-2/test.txt
+windows=${WINDOWS:-40}
+recipe=Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml
+mixes=("${@:-Q4_0 Q3_K_M}")
+read -r -a mixes <<< "${mixes[*]}"
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$llama:${LD_LIBRARY_PATH:-}"
+
+"$bin" convert "$model" "$out/F32.gguf" --gguf-type F32 --overwrite > /dev/null
+imatrix=${IMATRIX:-$out/smollm2.imatrix.gguf}
+if [ -z "${IMATRIX:-}" ]; then
+  "$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --seq-len 512 \
+    --output "$imatrix" --overwrite > /dev/null 2>&1
+fi
+
+ppl_qdist() { "$bin" eval --model "$1" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
+  | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ppl"], 4))'; }
+ppl_llama() { "$llama/llama-perplexity" -m "$1" -f "$test" -c 512 --chunks "$windows" -t 2 2>&1 \
+  | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
+seconds() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
+
+printf '%-8s %-34s %8s %9s %10s %11s\n' mix encoder bpw seconds qdist_ppl llama_ppl
+for mix in "${mixes[@]}"; do
+  t0=$(date +%s.%N)
+  "$llama/llama-quantize" --imatrix "$imatrix" "$out/F32.gguf" "$out/llama-$mix.gguf" "$mix" 2 > "$out/llama-$mix.log" 2>&1
+  t1=$(date +%s.%N)
+  bpw=$("$bin" inspect "$out/llama-$mix.gguf" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(8 * d["total_bytes"] / d["parameter_count"], 3))')
+  printf '%-8s %-34s %8s %9s %10s %11s\n' "$mix" "llama-quantize --imatrix" "$bpw" "$(seconds "$t0" "$t1")" \
+    "$(ppl_qdist "$out/llama-$mix.gguf")" "$(ppl_llama "$out/llama-$mix.gguf")"
+  for importance in "$imatrix" hessian; do
+    name=gptq-$mix-$( [ "$importance" = hessian ] && echo hessian || echo imatrix )
+    t0=$(date +%s.%N)
+    "$bin" quantize --config "$recipe" --model "$model" --gguf-type "$mix" --imatrix "$importance" \
+      --output "$out/$name.gguf" --overwrite --no-resume > "$out/$name.log" 2>&1
+    t1=$(date +%s.%N)
+    label="qdist GPTQ, importance $( [ "$importance" = hessian ] && echo "Hessian diag" || echo "same imatrix")"
+    printf '%-8s %-34s %8s %9s %10s %11s\n' "$mix" "$label" "$bpw" "$(seconds "$t0" "$t1")" \
+      "$(ppl_qdist "$out/$name.gguf")" "$(ppl_llama "$out/$name.gguf")"
+  done
+done
