@@ -158,13 +158,15 @@ public struct QuantizationPlan: Sendable {
             guard let type = gguf.types[e.name + ".weight"] else {
                 throw QuantizePlanError(description: "\(e.name): not among the model's GGUF tensors")
             }
-            guard let layout = GGMLBlockCodes.layout(type) else {
-                throw QuantizePlanError(description: "\(e.name): \(gguf.mix.name) gives it \(type.traits.name), which has no integer grid to solve on (ignore it to have it encoded as llama-quantize would)")
+            let layout = GGMLBlockCodes.layout(type)
+            guard layout != nil || !recipe.solver.needsHessian, type.traits.isQuantized else {
+                throw QuantizePlanError(description: "\(e.name): \(gguf.mix.name) gives it \(type.traits.name), which has no integer grid GPTQ can solve on (use QuantizationModifier, or ignore the layer to have it encoded as llama-quantize would)")
             }
             var entry = e
             entry.ggmlType = type
-            var args = QuantizationArgs(numBits: (layout.codeMax - layout.codeMin + 1).trailingZeroBitCount, type: .int, symmetric: true,
-                                        strategy: .group, groupSize: layout.subBlock)
+            // Reports show the codes' bits and the sub-block (ternary types: 2 bits, the block).
+            var args = QuantizationArgs(numBits: layout.map { ($0.codeMax - $0.codeMin + 1).trailingZeroBitCount } ?? 2, type: .int, symmetric: true,
+                                        strategy: .group, groupSize: layout?.subBlock ?? type.traits.blockSize)
             args.actorder = actOrder.map { _ in QuantizationArgs.ActivationOrdering.static }
             entry.args = args
             return entry

@@ -18,6 +18,9 @@ public struct QuantizationReport: Sendable {
         public var seconds: Double
         /// The fraction of exact zeros in the written weight, for pruned linears (nil otherwise).
         public var sparsity: Double? = nil
+        /// GGUF with GPTQ: the relative error of llama.cpp's own encoder for the same linear and
+        /// importance, on the same calibration inputs (what GPTQ improves on); nil otherwise.
+        public var referenceRelativeError: Double? = nil
     }
 
     public var layers: [Layer] = []
@@ -73,6 +76,13 @@ public struct QuantizationReport: Sendable {
         lines.append("mean relative error by kind: " + kinds.keys.sorted().map { k in
             String(format: "%@ %.4f", k, kinds[k]!.reduce(0) { $0 + $1.relativeError } / Double(kinds[k]!.count))
         }.joined(separator: ", "))
+        let referenced = layers.filter { $0.referenceRelativeError != nil }
+        if !referenced.isEmpty {
+            let ours = referenced.reduce(0) { $0 + $1.relativeError } / Double(referenced.count)
+            let theirs = referenced.reduce(0) { $0 + $1.referenceRelativeError! } / Double(referenced.count)
+            lines.append(String(format: "mean relative output error %.4f, llama.cpp's encoder on the same grid and inputs %.4f (%+.1f%%)",
+                                ours, theirs, 100 * (ours / max(theirs, .leastNonzeroMagnitude) - 1)))
+        }
         let sparse = layers.filter { $0.sparsity != nil }
         if !sparse.isEmpty {
             lines.append(String(format: "pruned linears: %d, mean sparsity %.1f%%", sparse.count,

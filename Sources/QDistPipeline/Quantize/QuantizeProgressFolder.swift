@@ -335,7 +335,8 @@ extension QuantizationReport.Layer {
             (key: "gptq_loss", value: gptqLoss.map { .number($0) } ?? .null),
             (key: "relative_error", value: .number(relativeError)), (key: "error_kind", value: .string(errorKind)),
             (key: "seconds", value: .number(seconds)),
-        ] + (sparsity.map { [(key: "sparsity", value: JSONValue.number($0))] } ?? []))
+        ] + (sparsity.map { [(key: "sparsity", value: JSONValue.number($0))] } ?? [])
+          + (referenceRelativeError.map { [(key: "reference_relative_error", value: JSONValue.number($0))] } ?? []))
     }
 
     init(json: JSONValue, path: String) throws {
@@ -345,6 +346,7 @@ extension QuantizationReport.Layer {
             throw QDistIOError(.config, path: path, "a layer line lacks name, bits, relative_error, error_kind or seconds")
         }
         self.init(name: name, bits: bits, groupSize: json["group_size"]?.intValue, gptqLoss: json["gptq_loss"]?.doubleValue,
-                  relativeError: relative, errorKind: kind, seconds: seconds, sparsity: json["sparsity"]?.doubleValue)
+                  relativeError: relative, errorKind: kind, seconds: seconds, sparsity: json["sparsity"]?.doubleValue,
+                  referenceRelativeError: json["reference_relative_error"]?.doubleValue)
     }
 }

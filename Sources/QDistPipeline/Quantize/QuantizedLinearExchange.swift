@@ -22,6 +22,8 @@ enum QuantizedLinearExchange {
         var seconds: Double
         /// Exact zeros among these rows' dequantized weights, for pruned linears.
         var zeros: Int? = nil
+        /// tr(E·H·Eᵀ) of llama.cpp's own encoding of these rows (GGUF with GPTQ), for the report.
+        var referenceErrorQuadratic: Double? = nil
     }
 
     /// What every rank knows of a linear before it is solved: bits, group size, code type,
@@ -73,7 +75,7 @@ enum QuantizedLinearExchange {
                 let w = p.weights
                 if let g = w.ggml {
                     codes += g.bytes
-                    stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds, p.zeros.map(Double.init) ?? .nan]
+                    stats += [p.gptqLoss ?? .nan, p.errorQuadratic, p.weightQuadratic, p.seconds, p.referenceErrorQuadratic ?? .nan]
                     continue
                 }
                 ints += [w.zeroPoints == nil ? 0 : 1, w.gIdx == nil ? 0 : 1, w.fractionalZeroPoints == nil ? 0 : 1]
@@ -100,7 +102,8 @@ enum QuantizedLinearExchange {
                     cursor[r] = c
                     let weights = try QuantizedLinearWeights(name: item.name, inFeatures: columns, outFeatures: rows, ggml: .init(type: type, bytes: bytes))
                     pieces.append(SolvedPiece(item: item, weights: weights, gptqLoss: s[0].isNaN ? nil : s[0],
-                                              errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3], zeros: nil))
+                                              errorQuadratic: s[1], weightQuadratic: s[2], seconds: s[3], zeros: nil,
+                                              referenceErrorQuadratic: s[4].isNaN ? nil : s[4]))
                     continue
                 }
                 func takeInts(_ n: Int) -> [Int32] { defer { c.ints += n }; return Array(allInts[r][c.ints..<c.ints + n]) }
@@ -141,7 +144,9 @@ enum QuantizedLinearExchange {
             relativeError: (eq / max(wq, .leastNonzeroMagnitude)).squareRoot(), errorKind: meta.kind,
             seconds: parts.reduce(0) { $0 + $1.seconds },
             sparsity: parts.allSatisfy({ $0.zeros != nil })
-                ? Double(parts.compactMap(\.zeros).reduce(0, +)) / Double(joined.inFeatures * joined.outFeatures) : nil)
+                ? Double(parts.compactMap(\.zeros).reduce(0, +)) / Double(joined.inFeatures * joined.outFeatures) : nil,
+            referenceRelativeError: parts.allSatisfy({ $0.referenceErrorQuadratic != nil })
+                ? (parts.reduce(0) { $0 + $1.referenceErrorQuadratic! } / max(wq, .leastNonzeroMagnitude)).squareRoot() : nil)
         return SolvedLinear(weights: joined, report: layer)
     }
 

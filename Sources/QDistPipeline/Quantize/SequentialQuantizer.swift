@@ -353,13 +353,20 @@ public enum SequentialQuantizer {
             pruned = try pruning.prune(w, hessian: hessian)
         }
         let stored: QuantizedLinearWeights, loss: Double?
+        var referenceError: Double? = nil
         if let type = entry.ggmlType {
             // GGUF: llama.cpp's block type, scales from its encoder (with the linear's importance).
+            let importance = plan.gguf?.importance(forLinear: entry.name, hessian: hessian)
             let r = try plan.solver.solveGGML(pruned, hessian: hessian, type: type,
-                                              importance: plan.gguf?.importance(forLinear: entry.name, hessian: hessian),
+                                              importance: importance,
                                               actOrder: entry.args.actorder != nil, scales: plan.gguf?.scales ?? .original)
             stored = try QuantizedLinearWeights(name: entry.name, inFeatures: w.columns, outFeatures: w.rows, ggml: .init(type: type, bytes: r.bytes))
             loss = r.loss
+            if let hessian, plan.solver.needsHessian {
+                // llama.cpp's own encoding of the same rows, scored on the same inputs.
+                let reference = try RoundToNearestSolver().solveGGML(w, hessian: nil, type: type, importance: importance, actOrder: false, scales: .original)
+                referenceError = quadratic(w - Tensor(shape: [w.rows, w.columns], scalars: type.dequantize(reference.bytes)), hessian)
+            }
         } else {
             let (result, l) = try plan.solver.solve(pruned, hessian: hessian, args: entry.args, keepingZeros: entry.pruned)
             stored = try QuantizedLinearWeights(quantizedWeight: result, name: entry.name, bias: nil,
@@ -380,7 +387,8 @@ public enum SequentialQuantizer {
         }
         return .init(item: item, weights: stored, gptqLoss: loss, errorQuadratic: errorQuadratic, weightQuadratic: weightQuadratic,
                      seconds: Date().timeIntervalSince(t0),
-                     zeros: entry.pruned ? dequantized.scalars.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : nil)
+                     zeros: entry.pruned ? dequantized.scalars.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : nil,
+                     referenceErrorQuadratic: referenceError)
     }
 
     /// Σ_ij (A·H)_ij · A_ij = tr(A H Aᵀ), in Double.

@@ -91,15 +91,17 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
     /// A linear stored as ggml blocks (see the type's documentation).
     public init(name: String, inFeatures: Int, outFeatures: Int, ggml: GGMLRows, bias: Tensor? = nil) throws(QuantizedFormatError) {
         func fail(_ message: String) -> QuantizedFormatError { QuantizedFormatError(name, message) }
-        guard let layout = GGMLBlockCodes.layout(ggml.type) else { throw fail("\(ggml.type.traits.name) is not a ggml block type with integer codes") }
+        guard ggml.type.traits.isQuantized, ggml.type.canDequantize else { throw fail("\(ggml.type.traits.name) is not a ggml block type qdist reads") }
+        let layout = GGMLBlockCodes.layout(ggml.type)
         guard inFeatures > 0, outFeatures > 0, let rowBytes = ggml.type.byteCount(elements: inFeatures),
               ggml.bytes.count == outFeatures * rowBytes else {
             throw fail("\(ggml.bytes.count) bytes of \(ggml.type.traits.name) do not hold (\(outFeatures), \(inFeatures)) weights")
         }
         if let bias, bias.shape != [outFeatures] { throw fail("bias has shape \(bias.shape), expected [\(outFeatures)]") }
         (self.name, self.inFeatures, self.outFeatures) = (name, inFeatures, outFeatures)
-        numBits = (layout.codeMax - layout.codeMin + 1).trailingZeroBitCount  // codes span 2^bits values
-        groupSize = layout.subBlock
+        // Codes span 2^bits values; the ternary types' are 2-bit, one scale per block.
+        numBits = layout.map { ($0.codeMax - $0.codeMin + 1).trailingZeroBitCount } ?? 2
+        groupSize = layout?.subBlock ?? ggml.type.traits.blockSize
         (codes, scales, zeroPoints, gIdx) = ([], [], nil, nil)
         self.bias = bias
         (codeType, perTensor, fractionalZeroPoints, doubleQuantizedAbsmax) = (.int, false, nil, false)

@@ -39,7 +39,7 @@ final class GGUFQuantizeTests: XCTestCase {
         let made = try QdistProcess.run(["imatrix", "--model", model.path, "--data", QdistProcess.wikitext("valid").path,
                                          "--samples", "3", "--seq-len", "64", "--output", imatrix.path])
         XCTAssertEqual(made.status, 0, made.stderr)
-        for (mix, importance) in [("Q4_K_M", "none"), ("Q3_K_M", imatrix.path), ("Q4_0", imatrix.path)] {
+        for (mix, importance) in [("Q4_K_M", "none"), ("Q3_K_M", imatrix.path), ("Q4_0", imatrix.path), ("TQ2_0", "none")] {
             let ours = dir.appendingPathComponent("q-\(mix).gguf"), export = dir.appendingPathComponent("e-\(mix).gguf")
             try quantize(rtn, model, ours, ["--gguf-type", mix, "--imatrix", importance])
             let e = try QdistProcess.run(["convert", model.path, export.path, "--gguf-type", mix] + (importance == "none" ? [] : ["--imatrix", importance]))
@@ -92,7 +92,7 @@ final class GGUFQuantizeTests: XCTestCase {
         XCTAssertLessThan(Double(changedCodes) / Double(totalCodes), 0.9)
     }
 
-    /// Calibration windows over 1, 2 or 3 ranks and 1 or 2 BLAS threads: the same file, byte for
+    /// Calibration windows over 1 to 4 ranks and 1 or 2 BLAS threads: the same file, byte for
     /// byte; gguf-py (llama.cpp's own reader) dequantizes every tensor to what qdist reads.
     func testGPTQFileIsTheSameForAnyRankAndThreadCountAndGGUFPyReadsIt() throws {
         let dir = try QdistProcess.temporaryDirectory(self)
@@ -101,7 +101,7 @@ final class GGUFQuantizeTests: XCTestCase {
         let reference = dir.appendingPathComponent("p1.gguf")
         try quantize(gptq, model, reference, ["--gguf-type", "Q4_K_M"])
         let bytes = try Data(contentsOf: reference)
-        for (ranks, threads) in [(2, 1), (3, 1), (1, 2)] {
+        for (ranks, threads) in [(2, 1), (3, 1), (4, 1), (1, 2)] {
             let out = dir.appendingPathComponent("p\(ranks)t\(threads).gguf")
             try quantize(gptq, model, out, ["--gguf-type", "Q4_K_M"], ranks: ranks, threads: threads)
             XCTAssertTrue(try Data(contentsOf: out) == bytes, "\(ranks) ranks × \(threads) threads differ from one process")
