@@ -47,7 +47,7 @@ final class GGMLBlockGPTQTests: XCTestCase {
         // The imatrix llama.cpp would collect: mean x² per input column.
         let importance = (0..<512).map { h[$0, $0] / 2 }
         for type in Self.kTypes + Self.legacyTypes {
-            for (actOrder, scales) in [(false, GGMLBlockGPTQ.Scales.original), (true, .original), (false, .updated)] {
+            for (actOrder, scales) in [(false, GGMLBlockGPTQ.Scales.original), (true, .original), (false, .updated), (true, .refined)] {
                 let reference = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: 512, importance: importance) }
                 let r = try GGMLBlockGPTQ.quantize(w, hessian: h, type: type, importance: importance, actOrder: actOrder, scales: scales)
                 let rtn = QuantTestData.outputError(w, Tensor(shape: [32, 512], scalars: type.dequantize(reference)), x)

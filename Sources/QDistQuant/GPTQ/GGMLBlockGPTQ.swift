@@ -43,6 +43,10 @@ public enum GGMLBlockGPTQ {
         /// reaches the block (gptq's dynamic groups; columns in order only). The encoder's
         /// `_impl` row statistic (σ² = mean x²) is then the block's, not the whole row's.
         case updated
+        /// Two passes: GPTQ on the original weights' scales, then the reference encoder on the
+        /// weights as that pass left them just before each was rounded (every column updated by
+        /// all earlier errors), and GPTQ again on those scales. Works with act-order.
+        case refined
     }
 
     /// Quantizes `w` (rows = output features, columns = input features, a multiple of the
@@ -82,12 +86,23 @@ public enum GGMLBlockGPTQ {
         let args = QuantizationArgs(numBits: 8, type: .int, symmetric: true, strategy: .channel)
         var plan = GPTQPlan(args: args, rows: rows, columns: n, groupParameters: .static)
         plan.order = order
-        let grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: initial, importance: importance,
-                                    updated: scales == .updated)
-        let run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
+        var grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: initial, importance: importance,
+                                    updated: scales == .updated, recording: scales == .refined)
+        var run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
                                      grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
                                      columnQuantizer: grid)
         if let failure = grid.failure { throw failure }
+        if scales == .refined, let seen = grid.recorded {
+            // The weights each column had when it was rounded, back to (rows, columns).
+            var updatedWeights = [Float](repeating: 0, count: rows * n)
+            for c in 0..<n { for r in 0..<rows { updatedWeights[r * n + c] = seen[c * rows + r] } }
+            let rescaled = try GGMLQuantize.quantize(type, updatedWeights, rowLength: n, importance: importance)
+            grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: rescaled, importance: importance,
+                                    updated: false, recording: false)
+            run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
+                                     grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
+                                     columnQuantizer: grid)
+        }
         var bytes = grid.bytes
         let blocksPerRow = n / blockElements, blockBytes = type.traits.typeSize
         run.weight.codes.withUnsafeBufferPointer { codes in
@@ -121,9 +136,14 @@ final class BlockGridColumns: GPTQColumnQuantizer {
     var scalesT: [Float], offsetsT: [Float], inverseT: [Float]
     /// A re-encoding that failed (cannot happen for validated shapes; reported, not trapped).
     var failure: (any Error)?
+    /// With `recording`: each column's weights as they were when rounded, (column, row) by
+    /// original column index.
+    var recorded: [Float]?
 
-    init(type: GGMLType, layout: GGMLBlockCodes.Layout, rows: Int, columns: Int, bytes: [UInt8], importance: [Float]?, updated: Bool) {
+    init(type: GGMLType, layout: GGMLBlockCodes.Layout, rows: Int, columns: Int, bytes: [UInt8], importance: [Float]?, updated: Bool,
+         recording: Bool = false) {
         (self.type, self.rows, self.bytes, self.importance, self.updated) = (type, rows, bytes, importance, updated)
+        recorded = recording ? [Float](repeating: 0, count: rows * columns) : nil
         blockElements = type.traits.blockSize
         blockBytes = type.traits.typeSize
         blocksPerRow = columns / blockElements
@@ -174,6 +194,9 @@ final class BlockGridColumns: GPTQColumnQuantizer {
 
     func quantize(column: Int, _ x: UnsafePointer<Float>, d: Float, code c: UnsafeMutablePointer<Float>,
                   value q: UnsafeMutablePointer<Float>, error e: UnsafeMutablePointer<Float>, rows m: Int) -> Float {
+        _ = recorded?.withUnsafeMutableBufferPointer { (buffer: inout UnsafeMutableBufferPointer<Float>) in
+            (buffer.baseAddress! + column * m).update(from: x, count: m)
+        }
         let j = column / subBlock
         return scalesT.withUnsafeBufferPointer { sp in
             offsetsT.withUnsafeBufferPointer { op in
