@@ -34,7 +34,11 @@ struct QuantizeCommand: ParsableCommand {
               qdist quantize --config Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml --gguf-type Q3_K_M --imatrix smollm2.imatrix --output out/q3.gguf
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
 
-            GGUF (--format gguf with scheme: GGUF): every tensor takes the block type of the             llama-quantize mix (--gguf-type); GPTQModifier chooses the codes on the scales             llama.cpp's encoder picks (importance from each linear's Hessian diagonal, or             --imatrix FILE), QuantizationModifier writes exactly llama-quantize's bytes. The             output is the .gguf file itself.
+            GGUF (--format gguf with scheme: GGUF): every tensor takes the block type of the \
+            llama-quantize mix (--gguf-type); GPTQModifier chooses the codes on the scales \
+            llama.cpp's encoder picks (importance from each linear's Hessian diagonal, or --imatrix \
+            FILE), QuantizationModifier writes exactly llama-quantize's bytes. The output is the \
+            .gguf file itself.
 
             Under mpirun, ranks split the calibration windows, each linear is solved by one rank \
             (or a share of its rows), and each rank writes its own shard of the output. Finished \

@@ -18,6 +18,8 @@ public enum GGMLBlockCodes {
         public var subBlock: Int
         public var codeMin: Int
         public var codeMax: Int
+        /// Bits per code (the codes span 2^bits values).
+        public var bits: Int { (codeMax - codeMin + 1).trailingZeroBitCount }
     }
 
     /// The layout of `type`; nil for the float types and the ternary ones (no per-weight

@@ -165,7 +165,7 @@ public struct QuantizationPlan: Sendable {
             var entry = e
             entry.ggmlType = type
             // Reports show the codes' bits and the sub-block (ternary types: 2 bits, the block).
-            var args = QuantizationArgs(numBits: layout.map { ($0.codeMax - $0.codeMin + 1).trailingZeroBitCount } ?? 2, type: .int, symmetric: true,
+            var args = QuantizationArgs(numBits: layout?.bits ?? 2, type: .int, symmetric: true,
                                         strategy: .group, groupSize: layout?.subBlock ?? type.traits.blockSize)
             args.actorder = actOrder.map { _ in QuantizationArgs.ActivationOrdering.static }
             entry.args = args

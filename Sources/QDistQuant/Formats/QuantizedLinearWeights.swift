@@ -99,8 +99,8 @@ public struct QuantizedLinearWeights: Sendable, Equatable {
         }
         if let bias, bias.shape != [outFeatures] { throw fail("bias has shape \(bias.shape), expected [\(outFeatures)]") }
         (self.name, self.inFeatures, self.outFeatures) = (name, inFeatures, outFeatures)
-        // Codes span 2^bits values; the ternary types' are 2-bit, one scale per block.
-        numBits = layout.map { ($0.codeMax - $0.codeMin + 1).trailingZeroBitCount } ?? 2
+        // The ternary types' codes are 2-bit, one scale per block.
+        numBits = layout?.bits ?? 2
         groupSize = layout?.subBlock ?? ggml.type.traits.blockSize
         (codes, scales, zeroPoints, gIdx) = ([], [], nil, nil)
         self.bias = bias
