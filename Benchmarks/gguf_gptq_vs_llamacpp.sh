@@ -11,7 +11,7 @@
 # the calibration windows GPTQ uses (128 × 512 of valid.txt); IMATRIX=file takes another (e.g.
 # llama-imatrix's). GPTQ runs twice per mix: importance from that file (the like-for-like row)
 # and from each linear's own Hessian diagonal (the recipe's default). WINDOWS (40) sets the
-# evaluation windows. Heavy (about 10 minutes per mix on 2 cores): not part of CI.
+# evaluation windows, SAMPLES (128) the calibration windows. Heavy (about 10 minutes per mix on 2 cores): not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
@@ -20,6 +20,7 @@ out=${OUT:-/tmp/qdist-gguf-gptq}
 bin=.build/release/qdist
 test=../shared/data/wikitext-2/test.txt
 windows=${WINDOWS:-40}
+samples=${SAMPLES:-128}
 recipe=Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml
 mixes=("${@:-Q4_0 Q3_K_M}")
 read -r -a mixes <<< "${mixes[*]}"
@@ -29,7 +30,7 @@ export LD_LIBRARY_PATH="$llama:${LD_LIBRARY_PATH:-}"
 "$bin" convert "$model" "$out/F32.gguf" --gguf-type F32 --overwrite > /dev/null
 imatrix=${IMATRIX:-$out/smollm2.imatrix.gguf}
 if [ -z "${IMATRIX:-}" ]; then
-  "$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --seq-len 512 \
+  "$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples "$samples" --seq-len 512 \
     --output "$imatrix" --overwrite > /dev/null 2>&1
 fi
 
@@ -50,7 +51,7 @@ for mix in "${mixes[@]}"; do
   for importance in "$imatrix" hessian; do
     name=gptq-$mix-$( [ "$importance" = hessian ] && echo hessian || echo imatrix )
     t0=$(date +%s.%N)
-    "$bin" quantize --config "$recipe" --model "$model" --gguf-type "$mix" --imatrix "$importance" \
+    "$bin" quantize --config "$recipe" --model "$model" --gguf-type "$mix" --imatrix "$importance" --samples "$samples" \
       --output "$out/$name.gguf" --overwrite --no-resume > "$out/$name.log" 2>&1
     t1=$(date +%s.%N)
     label="qdist GPTQ, importance $( [ "$importance" = hessian ] && echo "Hessian diag" || echo "same imatrix")"
