@@ -1,26 +1,43 @@
 import CBLAS
 import Foundation
 
-/// The OpenBLAS thread count, and the rule qdist uses to pick it.
+/// The thread count of qdist's matrix products, and the rule qdist uses to pick it.
 ///
-/// Under mpirun, N ranks × T BLAS threads on fewer cores fight each other and MPI's busy
-/// polling, so each rank gets `cores / ranksOnThisNode` threads (at least 1). A user's
+/// OpenBLAS itself always runs on one thread: its threaded drivers round differently from its
+/// one-thread driver (`BLAS` explains), so `BLAS` cuts every large product into fixed tiles
+/// and runs them on `current` workers. The first use reads the count OpenBLAS took from the
+/// environment (OPENBLAS_NUM_THREADS, or the cores) and then pins OpenBLAS to one thread.
+///
+/// Under mpirun, N ranks × T threads on fewer cores fight each other and MPI's busy polling,
+/// so each rank gets `cores / ranksOnThisNode` threads (at least 1). A user's
 /// OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) always wins: qdist never overrides it silently.
 public enum BLASThreads {
-    /// The threads OpenBLAS will use for the next call.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// The product thread count, behind a lock (products read it from any thread).
+    private final class Count: @unchecked Sendable {
+        private let lock = NSLock()
+        private var threads: Int
+        init() {
+            threads = max(1, Int(openblas_get_num_threads()))
+            openblas_set_num_threads(1)
+        }
+        var value: Int {
+            get { lock.lock(); defer { lock.unlock() }; return threads }
+            set { lock.lock(); threads = max(1, newValue); lock.unlock() }
+        }
+    }
+    private static let count = Count()
 
-    /// Sets the OpenBLAS thread count (clamped to ≥ 1).
-    public static func set(_ threads: Int) { openblas_set_num_threads(Int32(max(1, threads))) }
+    /// The workers the next product may use.
+    public static var current: Int { count.value }
 
-    /// Runs `body` with OpenBLAS on one thread, then restores the count. For LAPACK calls:
-    /// OpenBLAS's threaded factorizations (spotrf, strtri) are other algorithms than its
-    /// one-thread ones and round differently, and `BLAS`'s depth split cannot reach inside them.
+    /// Sets the product thread count (clamped to ≥ 1). OpenBLAS stays on one thread.
+    public static func set(_ threads: Int) { count.value = threads }
+
+    /// Runs `body` with OpenBLAS on one thread — which it always is: kept for the LAPACK call
+    /// sites, whose factorizations (spotrf, strtri) must never run threaded, and so that the
+    /// count is read (and OpenBLAS pinned) before their first call.
     public static func withOneThread<T>(_ body: () throws -> T) rethrows -> T {
-        let threads = current
-        if threads == 1 { return try body() }
-        set(1)
-        defer { set(threads) }
+        _ = count
         return try body()
     }
 

@@ -67,16 +67,14 @@ extension BLAS {
         beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        // The depth split of `sgemm`, so references too are the same for any thread count.
+        // Tiled like `sgemm`, so references too are the same for any thread count.
         let ta = transposeA ? CblasTrans : CblasNoTrans, tb = transposeB ? CblasTrans : CblasNoTrans
-        let (main, rest) = depthSplit(k)
-        if main == 0 || rest == 0 {
-            cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-            return
+        let pointers = Pointers(a: a, b: b, c: c)
+        forEachTile(tiling(m: m, n: n, k: k), m: m, n: n) { r0, rows, c0, columns in
+            let a0 = transposeA ? pointers.a + r0 : pointers.a + r0 * lda
+            let b0 = transposeB ? pointers.b + c0 * ldb : pointers.b + c0
+            cblas_dgemm(CblasRowMajor, ta, tb, Int32(rows), Int32(columns), Int32(k), alpha, a0, Int32(lda), b0, Int32(ldb),
+                        beta, pointers.c + r0 * ldc + c0, Int32(ldc))
         }
-        cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(main), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        cblas_dgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(rest), alpha,
-                    transposeA ? a + main * lda : a + main, Int32(lda), transposeB ? b + main : b + main * ldb, Int32(ldb),
-                    1, c, Int32(ldc))
     }
 }

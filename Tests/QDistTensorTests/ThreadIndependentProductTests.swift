@@ -1,10 +1,11 @@
 import XCTest
 @testable import QDistTensor
 
-/// Products give the same bits for any OpenBLAS thread count (`BLAS`'s depth split): the shapes
-/// are the real model's (tokens 512, hidden 576, intermediate 1536) and depths that OpenBLAS's
-/// one-thread and threaded drivers block differently (between GEMM_Q and 2·GEMM_Q, not a multiple
-/// of 32), large enough that OpenBLAS really uses every thread it is given.
+/// Products give the same bits for any thread count (`BLAS`'s fixed tiles, OpenBLAS on one
+/// thread): the shapes are the real model's (tokens 512, hidden 576, intermediate 1536), with
+/// depths OpenBLAS blocks in different ways, large enough to be cut into many tiles; and the
+/// tiled products (edges, strides, alpha and beta, the Gram's upper triangle) equal a float64
+/// product.
 final class ThreadIndependentProductTests: XCTestCase {
     private var savedThreads = 1
     override func setUp() { savedThreads = BLASThreads.current }
@@ -48,18 +49,45 @@ final class ThreadIndependentProductTests: XCTestCase {
         }
     }
 
-    func testDepthSplitStillComputesTheProduct() {
-        // 37 = 32 + 5: the remainder call must add, not overwrite, and honour alpha and beta.
-        let a = LinearAlgebraTests.random([9, 37], seed: 5), b = LinearAlgebraTests.random([37, 7], seed: 6)
-        var c = LinearAlgebraTests.random([9, 7], seed: 7)
-        let c0 = c
-        Tensor.gemm(a, b, into: &c, alpha: 0.5, beta: 2)
-        let ref = LinearAlgebraTests.referenceProduct(a, b, ta: false, tb: false)
-        for i in 0..<63 {
-            XCTAssertEqual(Double(c.scalars[i]), 0.5 * ref[i] + 2 * Double(c0.scalars[i]), accuracy: 1e-5)
+    func testTiledProductsEqualAFloat64ProductAtTheEdges() {
+        // Several row and column tiles with partial edges, decoding's one row, alpha and beta.
+        for (m, n, k) in [(300, 2100, 37), (1, 700, 576), (130, 129, 512), (9, 7, 37)] {
+            for (ta, tb) in [(false, true), (false, false), (true, false)] {
+                let a = LinearAlgebraTests.random(ta ? [k, m] : [m, k], seed: 5), b = LinearAlgebraTests.random(tb ? [n, k] : [k, n], seed: 6)
+                var c = LinearAlgebraTests.random([m, n], seed: 7)
+                let c0 = c
+                Tensor.gemm(a, b, into: &c, transposeA: ta, transposeB: tb, alpha: 0.5, beta: 2)
+                let ref = LinearAlgebraTests.referenceProduct(a, b, ta: ta, tb: tb)
+                var worst = 0.0
+                for i in 0..<(m * n) { worst = max(worst, abs(Double(c.scalars[i]) - (0.5 * ref[i] + 2 * Double(c0.scalars[i])))) }
+                XCTAssertLessThan(worst, 1e-4, "\(m)×\(n)×\(k) ta=\(ta) tb=\(tb)")
+            }
         }
-        var empty = c0
+        var empty = LinearAlgebraTests.random([9, 7], seed: 7)
+        let c0 = empty
         Tensor.gemm(Tensor.zeros([9, 0]), Tensor.zeros([0, 7]), into: &empty, alpha: 1, beta: 3)
         XCTAssertEqual(empty.scalars, c0.scalars.map { $0 * 3 })
+    }
+
+    func testTiledGramWritesTheUpperTriangleOnly() {
+        // 300 columns: three diagonal blocks of 128 (the last partial) and the blocks above them.
+        let (k, n) = (200, 300)
+        let x = LinearAlgebraTests.random([k, n], seed: 3)
+        var g = Tensor(repeating: 7, shape: [n, n])
+        x.withUnsafeBufferPointer { a in
+            g.withUnsafeMutableBufferPointer { c in
+                BLAS.ssyrkUpperTransposed(n: n, k: k, alpha: 2, a: a.baseAddress!, lda: n, beta: 0.5, c: c.baseAddress!, ldc: n)
+            }
+        }
+        var worst = 0.0
+        for i in 0..<n {
+            for j in 0..<n {
+                if j < i { XCTAssertEqual(g.scalars[i * n + j], 7, "lower (\(i), \(j)) touched"); continue }
+                var dot = 0.0
+                for r in 0..<k { dot += Double(x.scalars[r * n + i]) * Double(x.scalars[r * n + j]) }
+                worst = max(worst, abs(Double(g.scalars[i * n + j]) - (2 * dot + 3.5)))
+            }
+        }
+        XCTAssertLessThan(worst, 1e-3)
     }
 }
