@@ -101,7 +101,7 @@ final class BlockSmoothingSearchTests: XCTestCase {
         for (c, e) in zip(candidates, expected) {
             for j in c.indices { XCTAssertEqual(Double(c[j]), e[j], accuracy: 1e-5 * max(1, e[j]), "\(mapping) scale \(j)") }
         }
-        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, args: balance.map { _ in args },
+        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, grids: balance.map { _ in SmoothingSearchGrid(args: args) },
                                                              calibration: calibration, windows: 3, tokens: 36, communicator: comm)
         let weights = balance.map { rows($0.weight) }
         let referenceLosses = expected.map { s -> Double in
@@ -167,7 +167,7 @@ final class BlockSmoothingSearchTests: XCTestCase {
         let candidates = try SmoothQuantSmoothing(strength: .auto, ignore: []).candidates(statistic: range, balance: balance, args: [w8, w8])
         XCTAssertEqual(candidates.count, SmoothQuantSmoothing.Strength.autoGrid.count)
         let input = try XCTUnwrap(try SequentialQuantizer.candidateInputQuantizer(entries: entries, calibration: calibration, block: block, communicator: comm))
-        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, args: [w8, w8], calibration: calibration,
+        let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block, grids: [SmoothingSearchGrid(args: w8), SmoothingSearchGrid(args: w8)], calibration: calibration,
                                                              windows: 3, tokens: 36, communicator: comm, inputQuantizer: input)
         let weights = balance.map { rows($0.weight) }
         let down = rows(block.weights.down.weight)
@@ -201,5 +201,50 @@ final class BlockSmoothingSearchTests: XCTestCase {
         }
         for (l, r) in zip(losses, reference) { XCTAssertEqual(l, r, accuracy: 2e-3 * r, "loss with input quantization") }
         XCTAssertEqual(losses.indices.min { losses[$0] < losses[$1] }, reference.indices.min { reference[$0] < reference[$1] })
+    }
+}
+
+/// The smoothing search at shapes where OpenBLAS threads its products (hidden 256, windows of
+/// 64 tokens): every statistic and every candidate's loss has the same bits for 1, 2 and 3 BLAS
+/// threads, so the chosen scales cannot depend on the thread count.
+final class BlockSmoothingThreadIndependenceTests: XCTestCase {
+    func testSearchLossesHaveTheSameBitsForAnyBLASThreadCount() throws {
+        let comm = SingleProcessCommunicator()
+        let config = RandomModelWeights.configuration(layers: 1, hidden: 256, heads: 4, kvHeads: 2, intermediate: 512)
+        let weights = try LlamaBlockWeights.load(block: 0, from: InMemoryWeights(RandomModelWeights.make(for: config, seed: 5)), config: config)
+        let block = LlamaBlock(index: 0, weights: weights, config: config, rotary: LlamaModel.rotary(for: config))
+        var rng = SeededGenerator(seed: 8)
+        let windows = (0..<6).map { _ in Tensor(shape: [64, 256], scalars: (0..<(64 * 256)).map { i in rng.normal() * (i % 256 < 5 ? 6 : 1) }) }
+        let args = QuantizationArgs(numBits: 4, type: .int, symmetric: false, strategy: .group, groupSize: 32)
+        func run() throws -> [[Double]] {
+            var results: [[Double]] = []
+            for mapping in SmoothingMapping.allCases {
+                var calibration = LinearStageCalibration(activations: windows)
+                for g in LinearGroup.allCases.prefix(through: LinearGroup.allCases.firstIndex(of: mapping.group)!) {
+                    calibration.advance(to: g, block: block)
+                }
+                let statistic = try SequentialQuantizer.channelStatistic(.meanAbsolute, calibration: calibration, block: block,
+                                                                         tokens: 6 * 64, windows: 6, communicator: comm)
+                let balance = mapping.balance(block.weights)
+                let candidates = try AWQSmoothing().candidates(statistic: statistic, balance: balance, args: balance.map { _ in args })
+                let losses = try SequentialQuantizer.candidateLosses(candidates, mapping: mapping, block: block,
+                                                                     grids: balance.map { _ in SmoothingSearchGrid(args: args) },
+                                                                     calibration: calibration, windows: 6, tokens: 6 * 64, communicator: comm)
+                results.append(statistic)
+                results.append(losses)
+            }
+            return results
+        }
+        let threads = BLASThreads.current
+        defer { BLASThreads.set(threads) }
+        BLASThreads.set(1)
+        let one = try run()
+        for t in [2, 3] {
+            BLASThreads.set(t)
+            let other = try run()
+            for (i, (a, b)) in zip(one, other).enumerated() {
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(t) threads: \(SmoothingMapping.allCases[i / 2]) \(i % 2 == 0 ? "statistic" : "losses")")
+            }
+        }
     }
 }

@@ -54,10 +54,13 @@ public enum GGUFExport {
     /// the `quantize.imatrix.*` keys llama-quantize writes; `imatrixPath` is the path as the
     /// user gave it. `precomputed` holds linears already encoded in their mix type (by GPTQ),
     /// keyed by Hugging Face tensor name, rows in Hugging Face order; they are written as given
-    /// (Q/K rows permuted like the float weights) instead of being encoded here.
+    /// (Q/K rows permuted like the float weights) instead of being encoded here. `replacements`
+    /// are float tensors (by Hugging Face name) that take the place of the model's own before
+    /// encoding: a smoothing's norms and the unquantized linears it scaled.
     public static func write(_ bundle: ModelBundle, to destination: URL, mix: GGUFMix, options: GGUFMix.Options = .init(),
                              imatrix: GGUFImatrix? = nil, imatrixPath: String? = nil, overwrite: Bool,
                              precomputed: [String: QuantizedLinearWeights.GGMLRows] = [:],
+                             replacements: [String: Tensor] = [:],
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = Date()
         try checkDestination(destination, input: URL(fileURLWithPath: bundle.path), overwrite: overwrite)
@@ -111,7 +114,7 @@ public enum GGUFExport {
                 progress?(i + 1, planned.count, p.gguf)
                 return encoded
             }
-            var tensor = try bundle.weights.tensor(p.huggingFace)
+            var tensor = try replacements[p.huggingFace] ?? bundle.weights.tensor(p.huggingFace)
             switch p.permutation {
             case .none: break
             case .queryHeads: tensor = GGUFRopePermutation.toGGUF(tensor, heads: config.numAttentionHeads)

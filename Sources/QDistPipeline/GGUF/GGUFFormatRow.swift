@@ -48,6 +48,11 @@ struct GGUFRow: CheckpointFormatRow {
         if comm.isMain {
             guard let target = job.plan.gguf else { throw QuantizePlanError(description: "format gguf without a mix") }
             var solved: [String: QuantizedLinearWeights.GGMLRows] = [:]
+            // A smoothing's norms (and unquantized linears it scaled) replace the model's own.
+            var smoothed: [String: Tensor] = [:]
+            for b in 0..<job.bundle.config.numHiddenLayers {
+                if let f = try progress.record(b).floatFile { smoothed.merge(try progress.readFloatTensors(file: f)) { a, _ in a } }
+            }
             for file in try progress.allFiles(blockCount: job.bundle.config.numHiddenLayers) {
                 for staged in try progress.readLinears(file: file) {
                     guard let rows = staged.weights.ggml else {
@@ -58,7 +63,7 @@ struct GGUFRow: CheckpointFormatRow {
             }
             _ = try GGUFExport.write(job.bundle, to: job.output, mix: target.mix, options: target.options,
                                      imatrix: target.imatrixFile?.matrix, imatrixPath: target.imatrixFile?.path,
-                                     overwrite: job.overwrite, precomputed: solved)
+                                     overwrite: job.overwrite, precomputed: solved, replacements: smoothed)
             try FileManager.default.removeItem(at: progress.staging)
         }
         try comm.barrier()

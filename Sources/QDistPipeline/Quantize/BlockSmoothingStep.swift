@@ -49,14 +49,17 @@ extension SequentialQuantizer {
                 let statistic = try channelStatistic(smoothing.statistic, calibration: calibration, block: block,
                                                      tokens: windows * job.calibration.seqLen, windows: windows, communicator: comm)
                 let balanceNames = mapping.group.members.map { "model.layers.\(b).\($0)" }
-                let args = mapping.group.members.map { entries[$0].map { searchArgs($0.args) } }
-                let candidates = try smoothing.candidates(statistic: statistic, balance: mapping.balance(weights), args: args)
+                let squares = try ggufImportanceStatistic(job: job, members: mapping.group.members.compactMap { entries[$0] },
+                                                          calibration: calibration, block: block,
+                                                          tokens: windows * job.calibration.seqLen, windows: windows, communicator: comm)
+                let grids = mapping.group.members.map { entries[$0].map { SmoothingSearchGrid($0, meanSquares: squares) } }
+                let candidates = try smoothing.candidates(statistic: statistic, balance: mapping.balance(weights), args: grids.map { $0?.args })
                 var choice = 0, losses: [Double] = []
                 if candidates.count > 1 {
                     // W8A8: each candidate is judged with the input quantization it implies.
                     let input = try candidateInputQuantizer(entries: mapping.group.members.compactMap { entries[$0] },
                                                             calibration: calibration, block: block, communicator: comm)
-                    losses = try candidateLosses(candidates, mapping: mapping, block: block, args: args, calibration: calibration,
+                    losses = try candidateLosses(candidates, mapping: mapping, block: block, grids: grids, calibration: calibration,
                                                  windows: windows, tokens: windows * job.calibration.seqLen, communicator: comm,
                                                  inputQuantizer: input)
                     for (i, l) in losses.enumerated() where l < losses[choice] { choice = i }
@@ -96,7 +99,7 @@ extension SequentialQuantizer {
                                      tokens: windows * job.calibration.seqLen, communicator: comm)
             for m in members {
                 let layer = weights.linears[m]!
-                let clipped = try clip.clipped(layer.weight, hessian: h, args: searchArgs(entries[m]!.args))
+                let clipped = try clip.clipped(layer.weight, hessian: h, args: SmoothingSearchGrid(entries[m]!).args)
                 weights.linears = [m: LinearLayer(weight: clipped, bias: layer.bias, inputQuantizer: layer.inputQuantizer)]
             }
         }
@@ -111,13 +114,16 @@ extension SequentialQuantizer {
             .allreduced(communicator: comm)
     }
 
-    /// The quantizer a search applies to Q(W·s): the recipe's grid with a plain min/max range
-    /// (llm-compressor swaps in `memoryless_minmax`), in column order.
-    static func searchArgs(_ a: QuantizationArgs) -> QuantizationArgs {
-        var b = a
-        b.observer = .minmax
-        b.actorder = nil
-        return b
+    /// For a GGUF job whose encoders take importance (imatrix: hessian), mean x_j² of the
+    /// group's inputs over every rank's tokens, summed in window order (the same bits for any
+    /// P); nil otherwise.
+    static func ggufImportanceStatistic(job: Job, members: [QuantizationPlan.Entry], calibration: LinearStageCalibration,
+                                        block: LlamaBlock, tokens: Int, windows: Int,
+                                        communicator comm: any Communicator) throws -> [Double]? {
+        guard let target = job.plan.gguf, members.contains(where: { $0.ggmlType != nil }) else { return nil }
+        if case .none = target.importance { return nil }
+        return try channelMeans(calibration: calibration, block: block, tokens: tokens, windows: windows,
+                                communicator: comm) { $0 * $0 }
     }
 
     /// For balance linears that quantize their input (W8A8), the input quantizer a candidate
@@ -173,38 +179,46 @@ extension SequentialQuantizer {
             let (mins, maxs) = try channelExtremes(calibration: calibration, block: block, communicator: comm)
             return zip(mins, maxs).map { Double($1) - Double($0) }
         case .meanAbsolute:
-            var perWindow: [[Double]] = []
-            var length = 0
-            calibration.forEachInput(block: block) { x in
-                let n = x.columns
-                length = n
-                var sums = [Double](repeating: 0, count: n)
-                x.withUnsafeBufferPointer { p in
-                    for r in 0..<x.rows {
-                        for j in 0..<n { sums[j] += Double(abs(p[r * n + j])) }
-                    }
-                }
-                perWindow.append(sums)
-            }
-            if comm.size > 1 {
-                var n = [Double(length)]
-                try comm.allreduce(&n, op: .max)
-                length = Int(n[0])
-            }
-            let total = try WindowOrderedSum.vectors(perWindow, length: length, windows: windows, communicator: comm)
-            return total.map { $0 / Double(max(tokens, 1)) }
+            return try channelMeans(calibration: calibration, block: block, tokens: tokens, windows: windows,
+                                    communicator: comm) { abs($0) }
         }
+    }
+
+    /// Mean f(x_j) per channel of the group's inputs over every rank's tokens: each window's
+    /// sums in float64, summed in window order (the same bits for any P).
+    static func channelMeans(calibration: LinearStageCalibration, block: LlamaBlock, tokens: Int, windows: Int,
+                             communicator comm: any Communicator, _ f: (Double) -> Double) throws -> [Double] {
+        var perWindow: [[Double]] = []
+        var length = 0
+        calibration.forEachInput(block: block) { x in
+            let n = x.columns
+            length = n
+            var sums = [Double](repeating: 0, count: n)
+            x.withUnsafeBufferPointer { p in
+                for r in 0..<x.rows {
+                    for j in 0..<n { sums[j] += f(Double(p[r * n + j])) }
+                }
+            }
+            perWindow.append(sums)
+        }
+        if comm.size > 1 {
+            var n = [Double(length)]
+            try comm.allreduce(&n, op: .max)
+            length = Int(n[0])
+        }
+        let total = try WindowOrderedSum.vectors(perWindow, length: length, windows: windows, communicator: comm)
+        return total.map { $0 / Double(max(tokens, 1)) }
     }
 
     /// Σ over every rank's windows of ‖parent(x) − parent_c(x)‖² for each candidate c, where
     /// parent_c has every balance weight W replaced by Q(W·s_c)/s_c (and, for W8A8 balance
     /// layers, runs x/s_c through the input quantizer into Q(W·s_c)).
-    static func candidateLosses(_ candidates: [[Float]], mapping: SmoothingMapping, block: LlamaBlock, args: [QuantizationArgs?],
+    static func candidateLosses(_ candidates: [[Float]], mapping: SmoothingMapping, block: LlamaBlock, grids: [SmoothingSearchGrid?],
                                 calibration: LinearStageCalibration, windows: Int, tokens: Int,
                                 communicator comm: any Communicator,
                                 inputQuantizer: (([Float]) throws -> InputQuantizer)? = nil) throws -> [Double] {
         if inputQuantizer == nil, mapping == .valueToOutput || mapping == .upToDown {
-            return try linearParentLosses(candidates, mapping: mapping, block: block, args: args, calibration: calibration,
+            return try linearParentLosses(candidates, mapping: mapping, block: block, grids: grids, calibration: calibration,
                                           tokens: tokens, communicator: comm)
         }
         var inputs: [Tensor] = []
@@ -217,9 +231,9 @@ extension SequentialQuantizer {
             // With input quantization the trial runs as the smoothed model will: inputs x/s into
             // Q(W·s) behind the input quantizer s implies. Without, as llm-compressor: x into Q(W·s)/s.
             let input = try inputQuantizer?(s)
-            for i in layers.indices where args[i] != nil || input != nil {
+            for i in layers.indices where grids[i] != nil || input != nil {
                 let scaled = layers[i].scalingColumns(by: s)
-                let w = try args[i].map { try QuantizationGrid($0).quantize(scaled.weight).dequantized() } ?? scaled.weight
+                let w = try grids[i].map { try $0.roundTrip(scaled.weight, scales: s) } ?? scaled.weight
                 layers[i] = input != nil ? LinearLayer(weight: w, bias: scaled.bias, inputQuantizer: input)
                     : LinearLayer(weight: w, bias: scaled.bias).dividingColumns(by: s)
             }
@@ -257,14 +271,14 @@ extension SequentialQuantizer {
     /// once (exact on every rank: `HessianAccumulator`'s fixed-point sum, as GPTQ's) and one
     /// out × in × in product per candidate instead of a pass over every token. The losses are
     /// H's normalisation (2/N) times the direct sums: the same argmin.
-    static func linearParentLosses(_ candidates: [[Float]], mapping: SmoothingMapping, block: LlamaBlock, args: [QuantizationArgs?],
+    static func linearParentLosses(_ candidates: [[Float]], mapping: SmoothingMapping, block: LlamaBlock, grids: [SmoothingSearchGrid?],
                                    calibration: LinearStageCalibration, tokens: Int, communicator comm: any Communicator) throws -> [Double] {
         let layer = mapping.balance(block.weights)[0]
         let h = try exactHessian(calibration: calibration, block: block, columns: layer.inFeatures, tokens: tokens, communicator: comm)
-        guard let a = args[0] else { return candidates.map { _ in 0 } }
+        guard let grid = grids[0] else { return candidates.map { _ in 0 } }
         return try candidates.map { s in
             let scaled = layer.scalingColumns(by: s)
-            let q = LinearLayer(weight: try QuantizationGrid(a).quantize(scaled.weight).dequantized()).dividingColumns(by: s)
+            let q = LinearLayer(weight: try grid.roundTrip(scaled.weight, scales: s)).dividingColumns(by: s)
             let delta = q.weight - layer.weight
             return quadratic(delta, h)
         }

@@ -147,8 +147,16 @@ public struct QuantizationPlan: Sendable {
         guard recipe.solver.writesGGMLBlocks else {
             throw QuantizePlanError(description: "\(recipe.name) cannot write ggml block types: format gguf takes GPTQModifier or QuantizationModifier")
         }
-        if !recipe.smoothings.isEmpty || recipe.pruning != nil {
-            throw QuantizePlanError(description: "format gguf takes one GPTQModifier or QuantizationModifier; smoothing and pruning modifiers are not supported with it yet")
+        if recipe.pruning != nil {
+            throw QuantizePlanError(description: "format gguf writes dense block types: remove the pruning modifier")
+        }
+        if !recipe.smoothings.isEmpty {
+            if recipe.smoothings.contains(where: { $0.weightClip != nil }) {
+                throw QuantizePlanError(description: "format gguf: AWQ's apply_clip searches the recipe's integer grid, not llama.cpp's block scales: set apply_clip: false")
+            }
+            if gguf.imatrixFile != nil {
+                throw QuantizePlanError(description: "format gguf with a smoothing modifier: an imatrix file describes the unsmoothed inputs; use gguf.imatrix: hessian (or none)")
+            }
         }
         let actOrder = modifier.actorderGiven ? modifier.actorder : defaultActOrder
         if gguf.scales == .updated && actOrder != nil && recipe.solver.needsHessian {

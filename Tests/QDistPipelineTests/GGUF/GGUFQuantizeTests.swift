@@ -119,12 +119,60 @@ final class GGUFQuantizeTests: XCTestCase {
         XCTAssertEqual(file.metadata.string("general.quantized_by"), "qdist")
     }
 
+    /// AWQ before a GGUF quantizer: the scales are searched on llama.cpp's block types and
+    /// folded into the norms, and the file holds the smoothed norms, so each norm-scaled linear
+    /// still computes the float model's function (checked on Q8_0, where rounding is small, as
+    /// diag(norm)·Wᵀ against the model's own); AWQ + GPTQ on Q4_0 with Hessian importance gives
+    /// the same bytes for any rank and thread count.
+    func testAWQScalesAreFoldedIntoTheFilesNormsAndTheFileIsTheSameForAnyRank() throws {
+        let dir = try QdistProcess.temporaryDirectory(self)
+        let model = try tinyModel(dir)
+        let rtn = try recipe(dir, "awq-rtn.yaml", modifier: "- AWQModifier: {duo_scaling: true}\n  - QuantizationModifier: {scheme: GGUF}")
+        let q8 = dir.appendingPathComponent("awq-q8.gguf")
+        try quantize(rtn, model, q8, ["--gguf-type", "Q8_0"])
+        let file = try GGUFFile(url: q8)
+        let float = try SafetensorsReader(url: model.appendingPathComponent("model.safetensors"))
+        func tensor(_ name: String) throws -> [Float] {
+            let info = try XCTUnwrap(file.tensorInfos.first { $0.name == name }, name)
+            var out = [Float](repeating: 0, count: info.elementCount)
+            try file.dequantize(info, into: &out)
+            return out
+        }
+        for b in 0..<2 {
+            let norm = try tensor("blk.\(b).ffn_norm.weight"), gate = try tensor("blk.\(b).ffn_gate.weight")
+            let norm0 = try float.tensor("model.layers.\(b).post_attention_layernorm.weight").scalars
+            let gate0 = try float.tensor("model.layers.\(b).mlp.gate_proj.weight").scalars
+            let n = norm.count
+            XCTAssertGreaterThan(zip(norm, norm0).map { abs(Double($0 / $1) - 1) }.max() ?? 0, 0.05, "block \(b): AWQ left the norm as it was")
+            var err = 0.0, ref = 0.0
+            for i in gate.indices {
+                let a = Double(gate[i]) * Double(norm[i % n]), e = Double(gate0[i]) * Double(norm0[i % n])
+                err += (a - e) * (a - e); ref += e * e
+            }
+            XCTAssertLessThan((err / ref).squareRoot(), 0.01, "block \(b): diag(norm)·Wᵀ of the file is not the model's")
+        }
+        let gptq = try recipe(dir, "awq-gptq.yaml", modifier: "- AWQModifier: {duo_scaling: true}\n  - GPTQModifier: {scheme: GGUF}")
+        let reference = dir.appendingPathComponent("p1.gguf")
+        try quantize(gptq, model, reference, ["--gguf-type", "Q4_0"])
+        let bytes = try Data(contentsOf: reference)
+        for (ranks, threads) in [(2, 1), (3, 2)] {
+            let out = dir.appendingPathComponent("p\(ranks)t\(threads).gguf")
+            try quantize(gptq, model, out, ["--gguf-type", "Q4_0"], ranks: ranks, threads: threads)
+            XCTAssertTrue(try Data(contentsOf: out) == bytes, "\(ranks) ranks × \(threads) threads differ from one process")
+        }
+    }
+
     func testRefusesRecipesAndPathsItCannotWrite() throws {
         let dir = try QdistProcess.temporaryDirectory(self)
         let model = try QdistProcess.tinyModel(in: dir, layers: 1, seed: 3)
         let gguf = try recipe(dir, "g.yaml", modifier: "GPTQModifier: {scheme: GGUF}")
         let w4 = try recipe(dir, "w4.yaml", modifier: "GPTQModifier: {scheme: W4A16}")
         let hqq = try recipe(dir, "hqq.yaml", modifier: "HQQModifier: {scheme: GGUF}")
+        let clip = try recipe(dir, "clip.yaml", modifier: "- AWQModifier: {apply_clip: true}\n  - GPTQModifier: {scheme: GGUF}")
+        let awq = try recipe(dir, "awq.yaml", modifier: "- AWQModifier: {}\n  - GPTQModifier: {scheme: GGUF}")
+        let imatrix = dir.appendingPathComponent("tiny.imatrix.gguf")
+        XCTAssertEqual(try QdistProcess.run(["imatrix", "--model", model.path, "--data", QdistProcess.wikitext("valid").path,
+                                             "--samples", "2", "--seq-len", "32", "--output", imatrix.path]).status, 0)
         let out = dir.appendingPathComponent("o.gguf")
         for (args, needle) in [
             (["--config", gguf.path], "--gguf-type"),
@@ -133,6 +181,8 @@ final class GGUFQuantizeTests: XCTestCase {
             (["--config", gguf.path, "--gguf-type", "Q9_X"], "Q9_X"),
             (["--config", gguf.path, "--gguf-type", "F16"], "float type"),
             (["--config", gguf.path, "--gguf-type", "Q4_0", "--imatrix", dir.appendingPathComponent("missing.gguf").path], "missing.gguf"),
+            (["--config", clip.path, "--gguf-type", "Q4_0"], "apply_clip"),
+            (["--config", awq.path, "--gguf-type", "Q4_0", "--imatrix", imatrix.path], "imatrix: hessian"),
         ] {
             let r = try QdistProcess.run(["quantize", "--model", model.path, "--output", out.path] + args)
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
