@@ -11,7 +11,7 @@
 # the calibration windows GPTQ uses (128 × 512 of valid.txt); IMATRIX=file takes another (e.g.
 # llama-imatrix's). GPTQ runs twice per mix: importance from that file (the like-for-like row)
 # and from each linear's own Hessian diagonal (the recipe's default). WINDOWS (40) sets the
-# evaluation windows, SAMPLES (128) the calibration windows. Heavy (about 10 minutes per mix on 2 cores): not part of CI.
+# evaluation windows, SAMPLES (128) the calibration windows; AWQ=1 adds AWQ + GPTQ (AWQ_SAMPLES windows). Heavy (about 10 minutes per mix on 2 cores): not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
@@ -58,4 +58,15 @@ for mix in "${mixes[@]}"; do
     printf '%-8s %-34s %8s %9s %10s %11s\n' "$mix" "$label" "$bpw" "$(seconds "$t0" "$t1")" \
       "$(ppl_qdist "$out/$name.gguf")" "$(ppl_llama "$out/$name.gguf")"
   done
+  if [ -n "${AWQ:-}" ]; then
+    # AWQ then GPTQ on the mix's blocks (importance from the Hessians; AWQ_SAMPLES windows, 32 by
+    # default: the search runs the attention and MLP forward per candidate, about 25 minutes here).
+    name=awq-gptq-$mix
+    t0=$(date +%s.%N)
+    "$bin" quantize --config Configs/quantize/smollm2-awq-gptq-gguf-q4_0.yaml --model "$model" --gguf-type "$mix" \
+      --samples "${AWQ_SAMPLES:-32}" --output "$out/$name.gguf" --overwrite --no-resume > "$out/$name.log" 2>&1
+    t1=$(date +%s.%N)
+    printf '%-8s %-34s %8s %9s %10s %11s\n' "$mix" "qdist AWQ + GPTQ, Hessian diag" "$bpw" "$(seconds "$t0" "$t1")" \
+      "$(ppl_qdist "$out/$name.gguf")" "$(ppl_llama "$out/$name.gguf")"
+  fi
 done
