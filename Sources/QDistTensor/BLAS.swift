@@ -86,7 +86,6 @@ public enum BLAS {
 
     /// Runs `body(row0, rows, column0, columns)` for every tile of `grid` over an (m, n) output,
     /// spread over `BLASThreads.current` workers.
-    @usableFromInline
     static func forEachTile(_ grid: (rows: Int, columns: Int), m: Int, n: Int, _ body: (Int, Int, Int, Int) -> Void) {
         if grid.rows * grid.columns == 1 { return body(0, m, 0, n) }
         let w = tileColumns(rows: m)
@@ -99,7 +98,6 @@ public enum BLAS {
 
     /// `body(0..<count)` on up to `BLASThreads.current` workers, worker w taking w, w + W, ….
     /// Which worker runs an index never changes what the index computes.
-    @usableFromInline
     static func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         let workers = min(BLASThreads.current, count)
         if workers <= 1 {
@@ -115,16 +113,14 @@ public enum BLAS {
     }
 
     /// The three operands' base pointers, handed to the workers (each writes its own tiles).
-    @usableFromInline
     struct Pointers<T>: @unchecked Sendable {
         let a: UnsafePointer<T>, b: UnsafePointer<T>, c: UnsafeMutablePointer<T>
-        @usableFromInline init(a: UnsafePointer<T>, b: UnsafePointer<T>, c: UnsafeMutablePointer<T>) { (self.a, self.b, self.c) = (a, b, c) }
+        init(a: UnsafePointer<T>, b: UnsafePointer<T>, c: UnsafeMutablePointer<T>) { (self.a, self.b, self.c) = (a, b, c) }
     }
 
     /// A value the caller guarantees is safe to share with the workers.
-    @usableFromInline
     struct UncheckedSendable<T>: @unchecked Sendable {
         let value: T
-        @usableFromInline init(_ value: T) { self.value = value }
+        init(_ value: T) { self.value = value }
     }
 }

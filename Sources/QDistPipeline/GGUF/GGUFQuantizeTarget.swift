@@ -101,19 +101,23 @@ public struct GGUFQuantizeTarget: Sendable {
     }
 
     /// The importance vector of linear `module` (`model.layers.3.mlp.down_proj`): from the file,
-    /// or the diagonal of `hessian`; a column that never saw input gets a small floor, since the
-    /// encoders divide by a block's total weight.
+    /// or the diagonal of `hessian` (`floored`).
     public func importance(forLinear module: String, hessian: Tensor?) -> [Float]? {
         switch importance {
         case .none: return nil
         case .file(let matrix, _): return ggufNames[module + ".weight"].flatMap { matrix.importance[$0] }
         case .hessian:
             guard let h = hessian, h.rank == 2 else { return nil }
-            let n = h.shape[0]
-            let diag = (0..<n).map { h[$0, $0] }
-            let floor = max(diag.reduce(0, +) / Float(max(n, 1)) * 1e-6, Float.leastNormalMagnitude)
-            return diag.map { max($0, floor) }
+            return Self.floored((0..<h.shape[0]).map { h[$0, $0] })
         }
+    }
+
+    /// Importance vectors with every column raised to a small floor (1e-6 of the mean): a
+    /// column that never saw input would otherwise zero a block's total weight, which the
+    /// encoders divide by.
+    public static func floored(_ importance: [Float]) -> [Float] {
+        let floor = max(importance.reduce(0, +) / Float(max(importance.count, 1)) * 1e-6, Float.leastNormalMagnitude)
+        return importance.map { max($0, floor) }
     }
 
     /// A line for the resume fingerprint.

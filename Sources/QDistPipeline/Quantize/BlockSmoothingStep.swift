@@ -49,13 +49,14 @@ extension SequentialQuantizer {
                 let statistic = try channelStatistic(smoothing.statistic, calibration: calibration, block: block,
                                                      tokens: windows * job.calibration.seqLen, windows: windows, communicator: comm)
                 let balanceNames = mapping.group.members.map { "model.layers.\(b).\($0)" }
-                let squares = try ggufImportanceStatistic(job: job, members: mapping.group.members.compactMap { entries[$0] },
-                                                          calibration: calibration, block: block,
-                                                          tokens: windows * job.calibration.seqLen, windows: windows, communicator: comm)
-                let grids = mapping.group.members.map { entries[$0].map { SmoothingSearchGrid($0, meanSquares: squares) } }
+                var grids = mapping.group.members.map { entries[$0].map { SmoothingSearchGrid($0) } }
                 let candidates = try smoothing.candidates(statistic: statistic, balance: mapping.balance(weights), args: grids.map { $0?.args })
                 var choice = 0, losses: [Double] = []
                 if candidates.count > 1 {
+                    let squares = try ggufImportanceStatistic(job: job, members: mapping.group.members.compactMap { entries[$0] },
+                                                              calibration: calibration, block: block,
+                                                              tokens: windows * job.calibration.seqLen, windows: windows, communicator: comm)
+                    grids = grids.map { $0.map { var g = $0; g.meanSquares = g.ggmlType == nil ? nil : squares; return g } }
                     // W8A8: each candidate is judged with the input quantization it implies.
                     let input = try candidateInputQuantizer(entries: mapping.group.members.compactMap { entries[$0] },
                                                             calibration: calibration, block: block, communicator: comm)

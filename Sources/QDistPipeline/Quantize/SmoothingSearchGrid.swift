@@ -18,13 +18,12 @@ struct SmoothingSearchGrid {
     /// importance matrix); nil encodes without importance.
     var meanSquares: [Double]?
 
-    init(_ entry: QuantizationPlan.Entry, meanSquares: [Double]? = nil) {
+    init(_ entry: QuantizationPlan.Entry) {
         var b = entry.args
         b.observer = .minmax
         b.actorder = nil
         args = b
         ggmlType = entry.ggmlType
-        self.meanSquares = entry.ggmlType == nil ? nil : meanSquares
     }
 
     init(args: QuantizationArgs) {
@@ -40,11 +39,7 @@ struct SmoothingSearchGrid {
             guard m.count == columns, s.count == columns else {
                 throw QuantizePlanError(description: "smoothing search: \(m.count) input statistics for \(columns) columns")
             }
-            let raw = (0..<columns).map { m[$0] / (Double(s[$0]) * Double(s[$0])) }
-            // Same floor as GGUFQuantizeTarget's Hessian importance: the encoders divide by a
-            // block's total weight.
-            let floor = max(raw.reduce(0, +) / Double(max(columns, 1)) * 1e-6, Double(Float.leastNormalMagnitude))
-            importance = raw.map { Float(max($0, floor)) }
+            importance = GGUFQuantizeTarget.floored((0..<columns).map { Float(m[$0] / (Double(s[$0]) * Double(s[$0]))) })
         }
         let bytes = try scaled.withUnsafeBufferPointer {
             try GGMLQuantize.quantize(type, rows: $0, rowLength: columns, importance: importance,
