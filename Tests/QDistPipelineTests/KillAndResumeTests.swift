@@ -76,7 +76,19 @@ final class KillAndResumeTests: XCTestCase {
         }
         let waitUntil = Date().addingTimeInterval(60)
         while job.isRunning && Date() < waitUntil { Thread.sleep(forTimeInterval: 0.02) }
-        if job.isRunning { job.terminate() }
+        if job.isRunning {
+            // mpirun can hang after a rank's SIGKILL and then ignore SIGTERM too (seen on an
+            // AVX2 EPYC with Open MPI 4.1.4: a CI run waited on it for good). Its ranks first,
+            // then the launcher, by SIGKILL.
+            let leftover = before == nil ? [] : ranks(of: job)
+            job.terminate()
+            let termUntil = Date().addingTimeInterval(10)
+            while job.isRunning && Date() < termUntil { Thread.sleep(forTimeInterval: 0.02) }
+            if job.isRunning {
+                for pid in leftover { kill(pid, SIGKILL) }
+                kill(job.processIdentifier, SIGKILL)
+            }
+        }
         job.waitUntilExit()
         // A kill after the finished output was in place (while the job reported or exited) hit
         // nothing left to resume: a rerun would rightly refuse to redo it.
