@@ -27,6 +27,21 @@ final class GGUFQuantizeTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
     }
 
+    /// Quantizes once in one process, then under each (ranks, threads): the same file, byte for
+    /// byte. Returns the one-process file.
+    private func assertSameFileForRanksAndThreads(_ recipe: URL, _ model: URL, _ dir: URL, mix: String, _ runs: [(Int, Int)],
+                                                  file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let reference = dir.appendingPathComponent("p1.gguf")
+        try quantize(recipe, model, reference, ["--gguf-type", mix], file: file, line: line)
+        let bytes = try Data(contentsOf: reference)
+        for (ranks, threads) in runs {
+            let out = dir.appendingPathComponent("p\(ranks)t\(threads).gguf")
+            try quantize(recipe, model, out, ["--gguf-type", mix], ranks: ranks, threads: threads, file: file, line: line)
+            XCTAssertTrue(try Data(contentsOf: out) == bytes, "\(ranks) ranks × \(threads) threads differ from one process", file: file, line: line)
+        }
+        return reference
+    }
+
     private func tinyModel(_ dir: URL) throws -> URL {
         try QdistProcess.tinyModel(in: dir, layers: 2, seed: 9, hidden: 256, intermediate: 512)
     }
@@ -98,14 +113,7 @@ final class GGUFQuantizeTests: XCTestCase {
         let dir = try QdistProcess.temporaryDirectory(self)
         let model = try tinyModel(dir)
         let gptq = try recipe(dir, "gptq.yaml", modifier: "GPTQModifier: {scheme: GGUF}")
-        let reference = dir.appendingPathComponent("p1.gguf")
-        try quantize(gptq, model, reference, ["--gguf-type", "Q4_K_M"])
-        let bytes = try Data(contentsOf: reference)
-        for (ranks, threads) in [(2, 1), (3, 1), (4, 1), (1, 2)] {
-            let out = dir.appendingPathComponent("p\(ranks)t\(threads).gguf")
-            try quantize(gptq, model, out, ["--gguf-type", "Q4_K_M"], ranks: ranks, threads: threads)
-            XCTAssertTrue(try Data(contentsOf: out) == bytes, "\(ranks) ranks × \(threads) threads differ from one process")
-        }
+        let reference = try assertSameFileForRanksAndThreads(gptq, model, dir, mix: "Q4_K_M", [(2, 1), (3, 1), (4, 1), (1, 2)])
         let expected = dir.appendingPathComponent("expected.safetensors")
         let script = QdistProcess.repositoryRoot.appendingPathComponent("Tests/Reference/gguf_reference.py").path
         let r = try QdistProcess.runProcess(try QdistProcess.python(), [script, "dequantize", reference.path, expected.path], environment: [:], timeout: 300)
@@ -152,14 +160,7 @@ final class GGUFQuantizeTests: XCTestCase {
             XCTAssertLessThan((err / ref).squareRoot(), 0.01, "block \(b): diag(norm)·Wᵀ of the file is not the model's")
         }
         let gptq = try recipe(dir, "awq-gptq.yaml", modifier: "- AWQModifier: {duo_scaling: true}\n  - GPTQModifier: {scheme: GGUF}")
-        let reference = dir.appendingPathComponent("p1.gguf")
-        try quantize(gptq, model, reference, ["--gguf-type", "Q4_0"])
-        let bytes = try Data(contentsOf: reference)
-        for (ranks, threads) in [(2, 1), (3, 2)] {
-            let out = dir.appendingPathComponent("p\(ranks)t\(threads).gguf")
-            try quantize(gptq, model, out, ["--gguf-type", "Q4_0"], ranks: ranks, threads: threads)
-            XCTAssertTrue(try Data(contentsOf: out) == bytes, "\(ranks) ranks × \(threads) threads differ from one process")
-        }
+        _ = try assertSameFileForRanksAndThreads(gptq, model, dir, mix: "Q4_0", [(2, 1), (3, 2)])
     }
 
     func testRefusesRecipesAndPathsItCannotWrite() throws {
