@@ -12,7 +12,10 @@
 #   cmake -B build -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF
 #   cmake --build build -j2 --target llama-quantize llama-perplexity llama-imatrix
 # (LLAMA_BIN points at build/bin.) For the converter check, CONVERT_PY: a python with torch,
-# transformers and llama.cpp's gguf-py (skipped when unset). PPL=0 skips the perplexities.
+# transformers and llama.cpp's gguf-py (skipped when unset). PPL=0 skips the perplexities;
+# PLAIN=0 skips qdist eval's own column (float32 activations), keeping the llama.cpp-rounded one
+# (`eval --llamacpp-activations`) and llama-perplexity's; IMATRIX=FILE reuses an importance matrix;
+# ROWS="no" (or "yes") runs only the rows without (with) it.
 # Heavy (tens of minutes on 2 cores): not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,16 +48,20 @@ EOF
 fi
 
 # One importance matrix (qdist's, 128 windows of valid.txt) for the imatrix rows.
-"$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --output "$out/smollm2.imatrix.gguf" --overwrite > /dev/null 2>&1
+if [ -n "${IMATRIX:-}" ]; then
+  cp "$IMATRIX" "$out/smollm2.imatrix.gguf"
+else
+  "$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --output "$out/smollm2.imatrix.gguf" --overwrite > /dev/null 2>&1
+fi
 
-ppl_qdist() { "$bin" eval --model "$1" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
+ppl_qdist() { "$bin" eval --model "$@" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
   | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ppl"], 4))'; }
 ppl_llama() { "$llama/llama-perplexity" -m "$1" -f "$test" -c 512 --chunks "$windows" -t 2 2>&1 \
   | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
 
-printf '%-8s %-8s %8s %9s %9s %10s %10s %11s\n' mix imatrix bpw qdist_s llama_s identical qdist_ppl llama_ppl
+printf '%-8s %-8s %8s %9s %9s %10s %10s %14s %11s\n' mix imatrix bpw qdist_s llama_s identical qdist_ppl qdist_llamacpp llama_ppl
 for mix in "${mixes[@]}"; do
-  for im in no yes; do
+  for im in ${ROWS:-no yes}; do
     extra_q=(); extra_l=()
     if [ "$im" = yes ]; then extra_q=(--imatrix "$out/smollm2.imatrix.gguf"); extra_l=(--imatrix "$out/smollm2.imatrix.gguf"); fi
     t0=$(date +%s.%N)
@@ -64,8 +71,12 @@ for mix in "${mixes[@]}"; do
     t2=$(date +%s.%N)
     same=$(cmp -s "$out/qdist-$mix-$im.gguf" "$out/llama-$mix-$im.gguf" && echo yes || echo NO)
     bpw=$(echo "$json" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["bits_per_weight"], 3))')
-    qp=-; lp=-
-    if [ "${PPL:-1}" = 1 ]; then qp=$(ppl_qdist "$out/qdist-$mix-$im.gguf"); lp=$(ppl_llama "$out/qdist-$mix-$im.gguf"); fi
-    printf '%-8s %-8s %8s %9.1f %9.1f %10s %10s %11s\n' "$mix" "$im" "$bpw" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$same" "$qp" "$lp"
+    qp=-; qe=-; lp=-
+    if [ "${PPL:-1}" = 1 ]; then
+      if [ "${PLAIN:-1}" = 1 ]; then qp=$(ppl_qdist "$out/qdist-$mix-$im.gguf"); fi
+      qe=$(ppl_qdist "$out/qdist-$mix-$im.gguf" --llamacpp-activations)
+      lp=$(ppl_llama "$out/qdist-$mix-$im.gguf")
+    fi
+    printf '%-8s %-8s %8s %9.1f %9.1f %10s %10s %14s %11s\n' "$mix" "$im" "$bpw" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$same" "$qp" "$qe" "$lp"
   done
 done

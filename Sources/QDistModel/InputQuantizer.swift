@@ -1,4 +1,5 @@
 import QDistTensor
+import QDistIO
 
 /// Fake quantization of a linear layer's input (W8A8 activations): each value is quantized to a
 /// signed integer grid and immediately dequantized, `x̂ = (round(clamp(x/scale + zero)) − zero)·scale`
@@ -36,6 +37,10 @@ public struct InputQuantizer: Sendable, Equatable {
         /// weight `CB·SCB/127` is bitsandbytes' `i32 · s · SCB · 6.200124e-05`. A threshold of 0
         /// turns the decomposition off (pure vector-wise int8), as in bitsandbytes.
         case llmInt8(threshold: Float)
+        /// llama.cpp's CPU kernels: each row converted to the weight type's `vec_dot_type`
+        /// (Q8_0, Q8_1, Q8_K blocks or F16/BF16) and back (`GGMLActivationRounding`), so a
+        /// dequantized GGUF weight times this input is what llama.cpp multiplies.
+        case ggml(GGMLActivationRounding)
     }
 
     public let numBits: Int
@@ -86,6 +91,8 @@ public struct InputQuantizer: Sendable, Equatable {
         out.withUnsafeMutableBufferPointer { v in
             switch mode {
             case .llmInt8: break
+            case .ggml(let rounding):
+                for r in 0..<rows { rounding.round(UnsafeMutableBufferPointer(rebasing: v[(r * columns)..<((r + 1) * columns)])) }
             case .staticTensor(let scale, let zero):
                 fakeQuantize(v, scale: scale, zeroPoint: zero)
             case .dynamicTensor:

@@ -16,6 +16,9 @@ public struct LlamaModel: Sendable {
     public var finalNorm: Tensor  // (hidden)
     /// (vocab, hidden); the embedding itself when `tie_word_embeddings`.
     public var outputHead: Tensor
+    /// What the output head does to its input first (`WeightSource.inputQuantizer(forLinear:
+    /// "lm_head")`): nil for every checkpoint but a GGUF read with llama.cpp's activation rounding.
+    public var outputHeadInputQuantizer: InputQuantizer?
 
     public init(config: ModelConfiguration, embedding: Tensor, blocks: [LlamaBlock], finalNorm: Tensor, outputHead: Tensor) {
         self.config = config
@@ -44,7 +47,9 @@ public struct LlamaModel: Sendable {
             head = try source.tensor("lm_head.weight", expectedShape: [config.vocabSize, config.hiddenSize])
         }
         let norm = try source.tensor("model.norm.weight", expectedShape: [config.hiddenSize])
-        return LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
+        var model = LlamaModel(config: config, embedding: embedding, blocks: blocks, finalNorm: norm, outputHead: head)
+        model.outputHeadInputQuantizer = try source.inputQuantizer(forLinear: "lm_head")
+        return model
     }
 
     /// Gives every decoder linear whose weight is 2:4 or at least half zeros its compressed
@@ -102,7 +107,8 @@ public struct LlamaModel: Sendable {
 
     /// Logits (tokens, vocab) for every position.
     public func logits(_ tokens: [Int], cache: inout KVCache?) -> Tensor {
-        Tensor.matmul(hiddenStates(tokens, cache: &cache), outputHead, transposeB: true)
+        let hidden = hiddenStates(tokens, cache: &cache)
+        return Tensor.matmul(outputHeadInputQuantizer.map { $0(hidden) } ?? hidden, outputHead, transposeB: true)
     }
 
     /// Logits without a cache.
@@ -123,7 +129,8 @@ public struct LlamaModel: Sendable {
     public func negativeLogLikelihood(_ tokens: [Int], scoreFrom: Int = 0) -> (sum: Double, predicted: Int) {
         guard tokens.count > 1, scoreFrom < tokens.count - 1 else { return (0, 0) }
         var cache: KVCache? = nil
-        let hidden = hiddenStates(Array(tokens.dropLast()), cache: &cache)
+        var hidden = hiddenStates(Array(tokens.dropLast()), cache: &cache)
+        if let q = outputHeadInputQuantizer { hidden = q(hidden) }
         // The output head runs 64 rows at a time into one reused buffer: the full
         // (tokens, vocab) logits would be a 100 MB allocation per 512-token window.
         let chunk = 64

@@ -41,6 +41,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "llama.cpp's llama-perplexity protocol: score only the second half of every window (positions ≥ seq-len/2), for numbers comparable with it.")
     var secondHalf = false
 
+    @Flag(name: .long, help: "With a .gguf MODEL: round every linear's input as llama.cpp's CPU kernels do before their dot products (Q8_0/Q8_1 blocks of 32 for Q4_0…Q8_0 weights, Q8_K blocks of 256 for k-quants and TQ types, F16/BF16 for half weights), so the perplexity is what llama-perplexity measures on the file. Default: float32 inputs, the file's own quality.")
+    var llamacppActivations = false
+
     @Flag(name: .long, help: "Print one JSON object (keys: ppl, tokens, tokens_per_s, peak_rss_bytes, ...; outlier_columns per LLM.int8 linear).")
     var json = false
 
@@ -54,6 +57,9 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if seqLen < 2 { throw ValidationError("--seq-len must be at least 2") }
         if let w = windows, w < 1 { throw ValidationError("--windows must be at least 1") }
+        if llamacppActivations, adapterOptions.adapter != nil || adapterOptions.useNF4 {
+            throw ValidationError("--llamacpp-activations evaluates a .gguf as llama.cpp runs it; it does not combine with --adapter or --nf4")
+        }
     }
 
     func run() throws {
@@ -70,6 +76,11 @@ struct EvalCommand: ParsableCommand {
                 let base = try NF4FrozenBase.build(from: bundle.weights, config: bundle.config)
                 nf4Base = (base.memory, Date().timeIntervalSince(loadStart))
                 llama = try base.dequantizedModel()
+            } else if llamacppActivations {
+                guard let gguf = bundle.gguf else {
+                    throw ValidationError("--llamacpp-activations needs a .gguf model; \(model) is a folder")
+                }
+                llama = try LlamaModel.load(config: bundle.config, from: LlamaCppActivationWeights(gguf))
             } else {
                 llama = try bundle.loadModel()
             }
@@ -109,7 +120,7 @@ struct EvalCommand: ParsableCommand {
                     "windows": result.windows, "seq_len": seqLen, "file_tokens": tokens.count,
                     "tokens_per_s": result.tokensPerSecond, "seconds": result.seconds, "load_seconds": loadSeconds,
                     "peak_rss_bytes": peak, "peak_rss_bytes_per_rank": result.peakResidentBytesPerRank,
-                    "world_size": comm.size, "second_half": secondHalf, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
+                    "world_size": comm.size, "second_half": secondHalf, "llamacpp_activations": llamacppActivations, "model": model, "data": data, "nf4": adapterOptions.useNF4, "adapter": adapterOptions.adapter ?? NSNull(),
                 ]
                 report.merge(sparseLinears.jsonFields) { a, _ in a }
                 if !outliers.isEmpty {

@@ -149,4 +149,45 @@ final class GGUFExportTests: XCTestCase {
         XCTAssertEqual(quantized / float, 1, accuracy: 0.05, "Q4_K_M ppl \(quantized) vs float \(float)")
         XCTAssertNotEqual(quantized, float, "the weights must actually be quantized")
     }
+
+    /// `eval --llamacpp-activations`: every linear of a Q4_K_M file rounds its input to its
+    /// weight's vec_dot type (Q8_K for the k-quants, Q8_0/Q8_1 for the legacy fallbacks), the tied
+    /// output head to the embedding's; the perplexity moves a little, and a folder is refused.
+    func testLlamaCppActivationsRoundEachLinearInputByItsStoredWeightType() throws {
+        let dir = try QdistProcess.temporaryDirectory(self)
+        let model = try QdistProcess.tinyModel(in: dir, layers: 2, seed: 4, hidden: 256, intermediate: 512)
+        let gguf = dir.appendingPathComponent("q4km.gguf")
+        var r = try QdistProcess.run(["convert", model.path, gguf.path, "--gguf-type", "Q4_K_M"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let checkpoint = try GGUFCheckpoint(url: gguf), source = LlamaCppActivationWeights(checkpoint)
+        var seen = Set<GGMLActivationRounding>()
+        for name in checkpoint.tensorNames where name.hasSuffix("_proj.weight") {
+            let module = String(name.dropLast(".weight".count))
+            let type = try checkpoint.file.info(XCTUnwrap(checkpoint.ggufName(for: name))).type
+            let mode = try XCTUnwrap(source.inputQuantizer(forLinear: module)).mode
+            XCTAssertEqual(mode, .ggml(GGMLActivationRounding(weightType: type)), name)
+            seen.insert(GGMLActivationRounding(weightType: type))
+        }
+        XCTAssertTrue(seen.contains(.q8_K), "the k-quant linears must be among those checked: \(seen)")
+        let embedding = try checkpoint.file.info("token_embd.weight").type
+        let head = try ModelBundle.open(gguf.path).config.tieWordEmbeddings
+            ? XCTUnwrap(source.inputQuantizer(forLinear: "lm_head")).mode : nil
+        if let head { XCTAssertEqual(head, .ggml(GGMLActivationRounding(weightType: embedding)), "tied head: the embedding's type") }
+        XCTAssertNil(try source.inputQuantizer(forLinear: "model.layers.0.mlp.no_such_proj"))
+        func eval(_ path: URL, _ extra: [String]) throws -> (ppl: Double?, result: QdistProcess.Result) {
+            let r = try QdistProcess.run(["eval", "--model", path.path, "--data", QdistProcess.wikitext("test").path,
+                                          "--windows", "2", "--seq-len", "128", "--json"] + extra)
+            return (r.status == 0 ? try JSONParser.parse(r.stdout)["ppl"]?.doubleValue : nil, r)
+        }
+        let plain = try XCTUnwrap(eval(gguf, []).ppl)
+        let emulated = try eval(gguf, ["--llamacpp-activations"])
+        XCTAssertEqual(emulated.result.status, 0, emulated.result.stderr)
+        XCTAssertEqual(try JSONParser.parse(emulated.result.stdout)["llamacpp_activations"]?.boolValue, true)
+        let ppl = try XCTUnwrap(emulated.ppl)
+        XCTAssertNotEqual(ppl, plain, "8-bit inputs must change the numbers")
+        XCTAssertEqual(ppl / plain, 1, accuracy: 0.02, "8-bit inputs move perplexity by well under 2 %: \(ppl) vs \(plain)")
+        r = try eval(model, ["--llamacpp-activations"]).result
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("needs a .gguf model"), r.stderr)
+    }
 }
