@@ -16,8 +16,8 @@ final class CheckpointFormatTableTests: XCTestCase {
         let int8 = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {QuantizationModifier: {scheme: LLM_INT8}}", path: "r.yaml")
         let pruned = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: [{SparseGPTModifier: {mask_structure: \"2:4\"}}, {QuantizationModifier: {scheme: W4A16}}]", path: "r.yaml")
         XCTAssertGreaterThanOrEqual(CheckpointFormatTable.rows.count, 4)
-        for row in CheckpointFormatTable.rows {
-            guard let rowReader = row.reader else { XCTAssertEqual(row.name, "gguf", "only the single-file row has no folder reader"); continue }
+        for row in CheckpointFormatTable.rows.compactMap({ $0 as? any FolderFormatRow }) {
+            let rowReader = row.reader
             let format = try XCTUnwrap(QuantizeJobConfig.OutputFormat(rawValue: row.name), row.name)
             // Each row with a recipe it holds: integer grids, HQQ's float zero points, LLM.int8.
             // (The legacy sparse row holds pruned models only.)
@@ -46,7 +46,10 @@ final class CheckpointFormatTableTests: XCTestCase {
         let job = try StrictYAML.decode(QuantizeJobConfig.self, from: "recipe: {WandaPruningModifier: {mask_structure: \"2:4\"}}", path: "r.yaml")
         let weight = Tensor(shape: [2, 4], scalars: [0, 1.5, 0, -2, 3, 0, 0, 4])
         struct NotOpened: Error {}
-        for row in CheckpointFormatTable.rows where row.name != "compressed-tensors-legacy-sparse" {
+        let folderRows = CheckpointFormatTable.rows.compactMap { $0 as? any FolderFormatRow }
+        XCTAssertEqual(Set(folderRows.map(\.name)), Set(CheckpointFormatTable.rows.map(\.name)).subtracting(["gguf"]),
+                       "every row but GGUF (one file) writes a safetensors folder")
+        for row in folderRows where row.name != "compressed-tensors-legacy-sparse" {
             let plan = try QuantizationPlan(recipe: job.recipe, config: config, format: .compressedTensors)
             XCTAssertEqual(try row.prunedFloatTensors(module: "m", weight: weight, dtype: .bf16, plan: plan), ["m.weight": StoredTensor(weight, as: .bf16)], row.name)
             XCTAssertNil(try row.finalQuantizationConfig(nil, plan: plan, model: config, staged: { throw NotOpened() }), row.name)

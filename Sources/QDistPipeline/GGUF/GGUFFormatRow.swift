@@ -13,7 +13,6 @@ import QDistQuant
 struct GGUFRow: CheckpointFormatRow {
     var name: String { "gguf" }
     var summary: String { "one llama.cpp GGUF file in a llama-quantize mix (gguf.type / --gguf-type), GPTQ codes on llama.cpp's block scales (llama.cpp, qdist)" }
-    var reader: (any QuantizedFormatReader)? { nil }
     var carriesActivations: Bool { false }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -23,16 +22,6 @@ struct GGUFRow: CheckpointFormatRow {
         if plan.entries.contains(where: { $0.inputActivations != nil }) {
             throw QuantizePlanError(description: "format gguf stores weights only; llama.cpp quantizes activations itself: remove input_activations")
         }
-    }
-
-    func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
-                 scaleType: DType) throws -> [String: StoredTensor] {
-        throw QuantizePlanError(description: "the gguf format writes one file (GGUFRow.writeOutput), not safetensors tensors")
-    }
-
-    func quantizationConfig(schemes: [(name: String, scheme: QuantizedLinearScheme)], plan: QuantizationPlan,
-                            scaleType: DType) throws -> JSONValue {
-        throw QuantizePlanError(description: "the gguf format keeps its settings in GGUF metadata, not in a quantization_config")
     }
 
     func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws {

@@ -5,23 +5,34 @@ import QDistQuant
 import QDistTensor
 
 /// One row of the checkpoint-format table: a layout `qdist quantize` writes. The row says what
-/// it can hold (`validate`, run before any work), the tensors of each quantized linear, the
-/// `quantization_config` of config.json, and the reader (`QuantizedFormatReader`) that loads it
-/// back. `--format` parsing, `--help`, validation, writing and reading all come from
-/// `CheckpointFormatTable.rows`; a new format is a new row (and its reader, if it is new).
+/// it can hold (`validate`, run before any work), which destinations it accepts, how the finished
+/// output is written from the staged blocks. `--format` parsing, `--help`, validation, writing and reading all come from
+/// `CheckpointFormatTable.rows`; a new format is a new row (and its reader, if it is new). Rows
+/// that write a safetensors folder refine this as `FolderFormatRow`, which supplies the writing.
 public protocol CheckpointFormatRow: Sendable {
     /// The `--format` / `format:` name.
     var name: String { get }
     /// One line for `--help`.
     var summary: String { get }
-    /// Reads the written folder back (`qdist eval`, `generate`, `inspect`); its `quantMethod`
-    /// is what config.json's `quantization_config.quant_method` says. Nil for a row whose output
-    /// is not a folder (GGUF: one file, read by `GGUFCheckpoint`).
-    var reader: (any QuantizedFormatReader)? { get }
     /// Whether it stores quantized input activations (W8A8); checked when the recipe is read.
     var carriesActivations: Bool { get }
     /// Throws the first reason `plan` cannot be written in this format (one line, naming layers).
     func validate(_ plan: QuantizationPlan) throws
+    /// Refuses an output path before any work.
+    func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws
+    /// Writes the finished output from the recorded blocks (every rank calls it).
+    func writeOutput(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
+                     communicator: any Communicator) throws
+}
+
+/// A format whose output is a Hugging Face folder of per-rank safetensors shards
+/// (`ShardedQuantizedOutput`): the row only says which tensors each linear becomes, what
+/// config.json's `quantization_config` holds, and which reader (`QuantizedFormatReader`) loads it
+/// back (a GGUF file is read by `GGUFCheckpoint`).
+public protocol FolderFormatRow: CheckpointFormatRow {
+    /// Reads the written folder back (`qdist eval`, `generate`, `inspect`); its `quantMethod`
+    /// is what config.json's `quantization_config.quant_method` says.
+    var reader: any QuantizedFormatReader { get }
     /// The stored tensors of one quantized linear (and its input parameters, W8A8).
     func tensors(for linear: QuantizedLinearWeights, input: InputActivationParameters?, plan: QuantizationPlan,
                  scaleType: DType) throws -> [String: StoredTensor]
@@ -39,15 +50,9 @@ public protocol CheckpointFormatRow: Sendable {
     /// (sparsity); the default returns `base` and opens nothing.
     func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
                                  staged: () throws -> CheckpointFolder) throws -> JSONValue?
-    /// Refuses an output path before any work (the default: a folder qdist may write or replace).
-    func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws
-    /// Writes the finished output from the recorded blocks; the default is the folder of
-    /// per-rank safetensors shards (`ShardedQuantizedOutput`), which calls the hooks above.
-    func writeOutput(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
-                     communicator: any Communicator) throws
 }
 
-extension CheckpointFormatRow {
+extension FolderFormatRow {
     public func prunedFloatTensors(module: String, weight: Tensor, dtype: DType, plan: QuantizationPlan) throws -> [String: StoredTensor] {
         ["\(module).weight": StoredTensor(weight, as: dtype)]
     }
@@ -55,13 +60,15 @@ extension CheckpointFormatRow {
     public func finalQuantizationConfig(_ base: JSONValue?, plan: QuantizationPlan, model: ModelConfiguration,
                                         staged: () throws -> CheckpointFolder) throws -> JSONValue? { base }
 
+    /// A folder qdist may write or replace (`OutputFolderGuard`).
     public func checkOutput(_ destination: URL, inputs: [URL], overwrite: Bool) throws {
         try OutputFolderGuard.check(destination, inputs: inputs, overwrite: overwrite)
     }
 
+    /// The folder of per-rank safetensors shards, built with this row's tensors and config.
     public func writeOutput(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
                             communicator: any Communicator) throws {
-        try ShardedQuantizedOutput.write(job: job, progress: progress, report: report, communicator: communicator)
+        try ShardedQuantizedOutput.write(row: self, job: job, progress: progress, report: report, communicator: communicator)
     }
 }
 
@@ -85,10 +92,10 @@ public enum CheckpointFormatTable {
 
 /// compressed-tensors `pack-quantized` (int2–8 weights, vLLM and transformers) and
 /// `int-quantized` (W8A8 with input scales).
-struct CompressedTensorsRow: CheckpointFormatRow {
+struct CompressedTensorsRow: FolderFormatRow {
     var name: String { "compressed-tensors" }
     var summary: String { "pack-quantized int weights, int-quantized W8A8, float-quantized FP8 (vLLM, transformers + compressed-tensors)" }
-    var reader: (any QuantizedFormatReader)? { CompressedTensorsReader() }
+    var reader: any QuantizedFormatReader { CompressedTensorsReader() }
     var carriesActivations: Bool { true }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -139,10 +146,10 @@ struct CompressedTensorsRow: CheckpointFormatRow {
 }
 
 /// AutoGPTQ / GPTQModel `qweight, qzeros, scales, g_idx` (v2 zero points).
-struct GPTQRow: CheckpointFormatRow {
+struct GPTQRow: FolderFormatRow {
     var name: String { "gptq" }
     var summary: String { "AutoGPTQ/GPTQModel qweight, qzeros, scales, g_idx; weights only (transformers, vLLM)" }
-    var reader: (any QuantizedFormatReader)? { GPTQReader() }
+    var reader: any QuantizedFormatReader { GPTQReader() }
     var carriesActivations: Bool { false }
 
     func options(_ plan: QuantizationPlan) -> GPTQFormat.Options { .init(checkpointFormat: .v2, dampPercent: plan.dampening) }
@@ -179,10 +186,10 @@ struct GPTQRow: CheckpointFormatRow {
 
 /// qdist's float-zero layout: pack-quantized tensors with F32 zero points, for HQQ (only qdist
 /// reads it; `qdist convert` turns it into a float folder every tool loads).
-struct FloatZeroRow: CheckpointFormatRow {
+struct FloatZeroRow: FolderFormatRow {
     var name: String { "float-zero" }
     var summary: String { "pack-quantized codes with float zero points (HQQ); read by qdist eval/generate/convert only" }
-    var reader: (any QuantizedFormatReader)? { FloatZeroReader() }
+    var reader: any QuantizedFormatReader { FloatZeroReader() }
     var carriesActivations: Bool { false }
 
     func validate(_ plan: QuantizationPlan) throws {
@@ -213,10 +220,10 @@ struct FloatZeroRow: CheckpointFormatRow {
 /// `load_in_8bit`, outlier decomposition at run time) or NF4/FP4 (packed 4-bit codes, block
 /// absmaxes, optionally double-quantized, `load_in_4bit`). One model is one or the other, with one
 /// setting for all its linears, as `BitsAndBytesConfig` has.
-struct BitsAndBytesRow: CheckpointFormatRow {
+struct BitsAndBytesRow: FolderFormatRow {
     var name: String { "bitsandbytes" }
     var summary: String { "LLM.int8 (int8 + SCB, outliers in float at run time) or NF4/FP4 4-bit with double-quantized absmax (transformers + bitsandbytes)" }
-    var reader: (any QuantizedFormatReader)? { BitsAndBytesReader() }
+    var reader: any QuantizedFormatReader { BitsAndBytesReader() }
     var carriesActivations: Bool { true }
 
     /// The plan's 4-bit setting (code book, double quantization), nil for an LLM.int8 plan.

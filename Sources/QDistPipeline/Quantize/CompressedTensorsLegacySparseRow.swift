@@ -27,12 +27,12 @@ import QDistTensor
 /// (`CompressedTensorsSparsityConfig.targetsAndIgnore`). When the shards are staged they are
 /// read back through the reader `qdist eval` uses, which both checks the layout and counts the
 /// zeros for `global_sparsity`.
-struct CompressedTensorsLegacySparseRow: CheckpointFormatRow {
+struct CompressedTensorsLegacySparseRow: FolderFormatRow {
     var name: String { "compressed-tensors-legacy-sparse" }
     var summary: String {
         "pruned models for llm-compressor ≤0.10 / compressed-tensors ≤0.14 (transformers 4.x): sparse-24-bitmask (2:4, float or W8A8) or sparse-bitmask (unstructured float); weight-only quantized as pack-quantized with a dense sparsity_config"
     }
-    var reader: (any QuantizedFormatReader)? { CompressedTensorsReader() }
+    var reader: any QuantizedFormatReader { CompressedTensorsReader() }
     var carriesActivations: Bool { true }
 
     /// Where the pruned linears' zeros go (see the type's documentation).

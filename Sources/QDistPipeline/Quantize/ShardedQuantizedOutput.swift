@@ -14,7 +14,7 @@ import QDistTensor
 /// A rank that wrote nothing writes no shard (the index lists only the shards that exist).
 /// Block files of ranks beyond the current world (a resume on fewer ranks) go to rank `r mod P`.
 enum ShardedQuantizedOutput {
-    static func write(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
+    static func write(row: any FolderFormatRow, job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
                       communicator comm: any Communicator) throws {
         let config = job.bundle.config
         let floatType = DType.modelDType(torchDtype: config.torchDtype)
@@ -27,7 +27,7 @@ enum ShardedQuantizedOutput {
         for file in mine {
             for staged in try progress.readLinears(file: file) {
                 let linear = staged.weights
-                let produced = try job.format.row.tensors(for: linear, input: staged.input, plan: job.plan, scaleType: scaleType)
+                let produced = try row.tensors(for: linear, input: staged.input, plan: job.plan, scaleType: scaleType)
                 tensors.merge(produced) { a, _ in a }
                 var scheme = linear.scheme
                 scheme.inputActivations = staged.input?.scheme
@@ -46,7 +46,7 @@ enum ShardedQuantizedOutput {
             for (name, _) in config.tensorShapes where !quantized.contains(name) {
                 let weight = try smoothed[name] ?? job.bundle.weights.tensor(name)
                 if prunedFloat.contains(name) {
-                    let stored = try job.format.row.prunedFloatTensors(module: String(name.dropLast(".weight".count)), weight: weight,
+                    let stored = try row.prunedFloatTensors(module: String(name.dropLast(".weight".count)), weight: weight,
                                                                        dtype: floatType, plan: job.plan)
                     tensors.merge(stored) { a, _ in a }
                 } else {
@@ -102,13 +102,13 @@ enum ShardedQuantizedOutput {
                 }
             }
             allSchemes.sort { QuantizedCheckpointTensors.naturalOrder($0.name, $1.name) }
-            try finish(job: job, progress: progress, report: report, shards: shards, schemes: allSchemes, scaleType: scaleType)
+            try finish(row: row, job: job, progress: progress, report: report, shards: shards, schemes: allSchemes, scaleType: scaleType)
         }
         try comm.barrier()
     }
 
     /// Rank 0: index, config, tokenizer, report; then the staging folder becomes the output.
-    static func finish(job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
+    static func finish(row: any FolderFormatRow, job: SequentialQuantizer.Job, progress: QuantizeProgressFolder, report: QuantizationReport,
                        shards: [(file: String, tensorBytes: [String: Int])], schemes: [(name: String, scheme: QuantizedLinearScheme)],
                        scaleType: DType) throws {
         let staging = progress.staging, fm = FileManager.default
@@ -121,8 +121,8 @@ enum ShardedQuantizedOutput {
         // the format describes the sparsity (the legacy sparse row).
         // (`JSONValue` takes `nil` as JSON null: say Optional.none.)
         let base = job.plan.pruneOnly ? Optional<JSONValue>.none
-            : try job.format.row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
-        config.quantizationConfig = try job.format.row.finalQuantizationConfig(base, plan: job.plan, model: job.bundle.config,
+            : try row.quantizationConfig(schemes: schemes, plan: job.plan, scaleType: scaleType)
+        config.quantizationConfig = try row.finalQuantizationConfig(base, plan: job.plan, model: job.bundle.config,
                                                                              staged: { try CheckpointFolder(url: staging) })
         try config.write(to: staging.appendingPathComponent("config.json"))
         let files = try job.bundle.tokenizerFileContents()
