@@ -201,36 +201,8 @@ final class BlockGridColumns: GPTQColumnQuantizer {
         return scalesT.withUnsafeBufferPointer { sp in
             offsetsT.withUnsafeBufferPointer { op in
                 inverseT.withUnsafeBufferPointer { ip in
-                    let s = sp.baseAddress! + j * m, o = op.baseAddress! + j * m, inv = ip.baseAddress! + j * m
-                    typealias V = SIMD8<Float>
-                    let magic: Float = 12_582_912
-                    let lo = V(repeating: codeMin), hi = V(repeating: codeMax), mv = V(repeating: magic), dv = V(repeating: d)
-                    var acc = V()
-                    var r = 0
-                    while r + 8 <= m {
-                        let xv = UnsafeRawPointer(x + r).loadUnaligned(as: V.self)
-                        let sv = UnsafeRawPointer(s + r).loadUnaligned(as: V.self)
-                        let ov = UnsafeRawPointer(o + r).loadUnaligned(as: V.self)
-                        let iv = UnsafeRawPointer(inv + r).loadUnaligned(as: V.self)
-                        let cv = (((xv - ov) * iv).clamped(lowerBound: lo, upperBound: hi) + mv) - mv
-                        let qv = sv * cv + ov
-                        let ev = (xv - qv) / dv
-                        UnsafeMutableRawPointer(c + r).storeBytes(of: cv, as: V.self)
-                        UnsafeMutableRawPointer(q + r).storeBytes(of: qv, as: V.self)
-                        UnsafeMutableRawPointer(e + r).storeBytes(of: ev, as: V.self)
-                        acc += ev * ev
-                        r += 8
-                    }
-                    var loss = acc.sum()
-                    while r < m {
-                        let cv = (min(max((x[r] - o[r]) * inv[r], codeMin), codeMax) + magic) - magic
-                        c[r] = cv
-                        q[r] = s[r] * cv + o[r]
-                        e[r] = (x[r] - q[r]) / d
-                        loss += e[r] * e[r]
-                        r += 1
-                    }
-                    return loss
+                    let grid = GGMLColumnGrid(scale: sp.baseAddress! + j * m, offset: op.baseAddress! + j * m, inverse: ip.baseAddress! + j * m)
+                    return AffineColumnRounding.round(x, on: grid, codeMin: codeMin, codeMax: codeMax, d: d, code: c, value: q, error: e, count: m)
                 }
             }
         }

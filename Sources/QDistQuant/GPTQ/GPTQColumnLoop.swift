@@ -273,44 +273,15 @@ enum GPTQColumnLoop {
         }
     }
 
-    /// Quantizes one column on an integer grid, eight rows at a time: codes, values, and the
-    /// scaled error `(x − q)/d`; returns `Σ err²`. Rounds half to even with the `+1.5·2²³`
-    /// trick (exact for |v| < 2²², and codes are clamped to ±128 first), which equals
-    /// `rounded(.toNearestOrEven)` — what the grid uses — but vectorizes without SSE4.1.
+    /// Quantizes one column on an integer grid (`AffineColumnRounding` on the uniform grid):
+    /// codes, values, and the scaled error `(x − q)/d`; returns `Σ err²`.
     @inline(__always)
     static func quantizeIntColumn(_ x: UnsafePointer<Float>, scale s: UnsafePointer<Float>, zero z: UnsafePointer<Float>,
                                   d: Float, grid: QuantizationGrid, code c: UnsafeMutablePointer<Float>,
                                   value q: UnsafeMutablePointer<Float>, error e: UnsafeMutablePointer<Float>,
                                   count m: Int) -> Float {
-        typealias V = SIMD8<Float>
-        let magic: Float = 12_582_912
-        let lo = V(repeating: grid.codeMin), hi = V(repeating: grid.codeMax)
-        let dv = V(repeating: d), mv = V(repeating: magic)
-        var acc = V()
-        var r = 0
-        while r + 8 <= m {
-            let xv = UnsafeRawPointer(x + r).loadUnaligned(as: V.self)
-            let sv = UnsafeRawPointer(s + r).loadUnaligned(as: V.self)
-            let zv = UnsafeRawPointer(z + r).loadUnaligned(as: V.self)
-            let cv = ((xv / sv + zv).clamped(lowerBound: lo, upperBound: hi) + mv) - mv
-            let qv = (cv - zv) * sv
-            let ev = (xv - qv) / dv
-            UnsafeMutableRawPointer(c + r).storeBytes(of: cv, as: V.self)
-            UnsafeMutableRawPointer(q + r).storeBytes(of: qv, as: V.self)
-            UnsafeMutableRawPointer(e + r).storeBytes(of: ev, as: V.self)
-            acc += ev * ev
-            r += 8
-        }
-        var loss = acc.sum()
-        while r < m {
-            let cv = (min(max(x[r] / s[r] + z[r], grid.codeMin), grid.codeMax) + magic) - magic
-            c[r] = cv
-            q[r] = (cv - z[r]) * s[r]
-            e[r] = (x[r] - q[r]) / d
-            loss += e[r] * e[r]
-            r += 1
-        }
-        return loss
+        AffineColumnRounding.round(x, on: UniformColumnGrid(scale: s, zero: z), codeMin: grid.codeMin, codeMax: grid.codeMax,
+                                   d: d, code: c, value: q, error: e, count: m)
     }
 
     /// The same for any grid (FP8), one value at a time through `QuantizationGrid.code`.
