@@ -20,7 +20,11 @@ struct InspectCommand: ParsableCommand {
 
             After the table come the totals: tensor count, parameter count (stored elements), \
             total data bytes, bytes per dtype, the files' __metadata__, and the \
-            quantization_config from config.json next to the weights, when there is one.
+            quantization_config from config.json next to the weights, when there is one. A \
+            quantized model (a folder with a quantization_config qdist reads, or a GGUF) also \
+            gets its size per weight, all-in: every stored byte of the quantized linears \
+            (codes, scales, zero points, g_idx; GGUF: the decoder linears' blocks) over their \
+            weight count — W4 g128 with fp16 scales is just over 4.125, not 4.
 
             Examples:
               qdist inspect ./SmolLM2-135M
@@ -37,7 +41,9 @@ struct InspectCommand: ParsableCommand {
 
             With --json, one JSON object is printed: {"path", "files", "tensors": [{"name", \
             "dtype", "shape", "bytes", "file"}], "tensor_count", "parameter_count", \
-            "total_bytes", "dtype_bytes", "metadata", "quantization_config"}.
+            "total_bytes", "dtype_bytes", "metadata", "quantization_config"}, plus \
+            "bits_per_weight", "quantized_linears", "quantized_linear_weights" and \
+            "quantized_linear_bytes" for a quantized model (GGUF too).
 
             A GGUF file (a .gguf name, or a file that starts with "GGUF") is listed the same \
             way, with ggml type names (Q4_K, F16, ...), row-major shapes and block bytes, then \
@@ -65,10 +71,10 @@ struct InspectCommand: ParsableCommand {
             FileHandle.standardError.write(Data("qdist inspect: error: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        let folder = URL(fileURLWithPath: path).hasDirectoryPath || !path.hasSuffix(".safetensors") ? path : URL(fileURLWithPath: path).deletingLastPathComponent().path
         var sparse: SparsityReport? = nil
         if sparsity {
             do {
-                let folder = URL(fileURLWithPath: path).hasDirectoryPath || !path.hasSuffix(".safetensors") ? path : URL(fileURLWithPath: path).deletingLastPathComponent().path
                 let bundle = try ModelBundle.open(folder)
                 sparse = try SparsityReport.measure(bundle.weights, config: bundle.config)
             } catch {
@@ -76,17 +82,40 @@ struct InspectCommand: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        // A folder whose quantization qdist cannot read (AWQ, say) is still inspected: its size
+        // per weight is left out with the reason.
+        var bits: QuantizedBitsPerWeight? = nil
+        if summary.quantizationConfig != nil {
+            do { bits = try QuantizedBitsPerWeight.measure(folder: folder) } catch {
+                FileHandle.standardError.write(Data("qdist inspect: note: bits per weight not measured: \(error)\n".utf8))
+            }
+        }
         if json {
             var value = summary.jsonValue
-            if let sparse, case .object(var pairs) = value {
-                pairs.append((key: "sparsity", value: sparse.jsonValue))
+            if case .object(var pairs) = value {
+                if let sparse { pairs.append((key: "sparsity", value: sparse.jsonValue)) }
+                pairs += Self.bitsJSON(bits)
                 value = .object(pairs)
             }
             print(value.compactText)
         } else {
             print(Self.report(summary), terminator: "")
+            if let line = Self.bitsLine(bits) { print(line) }
             if let sparse { print("sparsity of the decoder linears (as the model runs them):\n" + sparse.table) }
         }
+    }
+
+    /// `bits_per_weight` and its parts, when measured.
+    static func bitsJSON(_ b: QuantizedBitsPerWeight?) -> [(key: String, value: JSONValue)] {
+        guard let b else { return [] }
+        return [(key: "bits_per_weight", value: .number(b.bitsPerWeight)), (key: "quantized_linears", value: .integer(b.linears)),
+                (key: "quantized_linear_weights", value: .integer(b.weights)), (key: "quantized_linear_bytes", value: .integer(b.bits / 8))]
+    }
+
+    static func bitsLine(_ b: QuantizedBitsPerWeight?) -> String? {
+        guard let b else { return nil }
+        return String(format: "quantized:   %d linears, %@ weights in %@: %.4f bits per weight (all-in: codes, scales, zero points, g_idx)",
+                      b.linears, grouped(b.weights), humanBytes(b.bits / 8), b.bitsPerWeight)
     }
 
     /// The human-readable table and totals.
@@ -204,6 +233,7 @@ extension InspectCommand {
             let percent = total > 0 ? Double(entry.bytes) * 100 / Double(total) : 0
             out += (i == 0 ? "by type:     " : "             ") + "\(entry.name) \(grouped(entry.bytes)) (\(String(format: "%.1f", percent))%)\n"
         }
+        if let line = bitsLine(QuantizedBitsPerWeight.measure(gguf: file)) { out += line + "\n" }
         out += "metadata:\n"
         for (key, value) in file.metadata.entries { out += "  \(key) = \(value)\n" }
         return out
@@ -228,6 +258,7 @@ extension InspectCommand {
             (key: "parameter_count", value: .integer(file.tensorInfos.reduce(0) { $0 + $1.elementCount })),
             (key: "total_bytes", value: .integer(file.tensorInfos.reduce(0) { $0 + $1.byteCount })),
             (key: "type_bytes", value: .object(typeBytes(file).map { (key: $0.name, value: .integer($0.bytes)) })),
+        ] + bitsJSON(QuantizedBitsPerWeight.measure(gguf: file)) + [
             (key: "metadata", value: .object(file.metadata.entries.map { (key: $0.key, value: abbreviated($0.value)) })),
         ])
     }
