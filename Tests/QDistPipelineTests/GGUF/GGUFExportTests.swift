@@ -174,9 +174,9 @@ final class GGUFExportTests: XCTestCase {
             ? XCTUnwrap(source.inputQuantizer(forLinear: "lm_head")).mode : nil
         if let head { XCTAssertEqual(head, .ggml(GGMLActivationRounding(weightType: embedding)), "tied head: the embedding's type") }
         XCTAssertNil(try source.inputQuantizer(forLinear: "model.layers.0.mlp.no_such_proj"))
-        func eval(_ path: URL, _ extra: [String]) throws -> (ppl: Double?, result: QdistProcess.Result) {
+        func eval(_ path: URL, _ extra: [String], ranks: Int? = nil) throws -> (ppl: Double?, result: QdistProcess.Result) {
             let r = try QdistProcess.run(["eval", "--model", path.path, "--data", QdistProcess.wikitext("test").path,
-                                          "--windows", "2", "--seq-len", "128", "--json"] + extra)
+                                          "--windows", "3", "--seq-len", "128", "--json"] + extra, ranks: ranks)
             return (r.status == 0 ? try JSONParser.parse(r.stdout)["ppl"]?.doubleValue : nil, r)
         }
         let plain = try XCTUnwrap(eval(gguf, []).ppl)
@@ -186,6 +186,9 @@ final class GGUFExportTests: XCTestCase {
         let ppl = try XCTUnwrap(emulated.ppl)
         XCTAssertNotEqual(ppl, plain, "8-bit inputs must change the numbers")
         XCTAssertEqual(ppl / plain, 1, accuracy: 0.02, "8-bit inputs move perplexity by well under 2 %: \(ppl) vs \(plain)")
+        let twoRanks = try eval(gguf, ["--llamacpp-activations"], ranks: 2)
+        XCTAssertEqual(twoRanks.result.status, 0, twoRanks.result.stderr)
+        XCTAssertEqual(twoRanks.ppl, ppl, "the rounding is per token: the same perplexity with the windows split over two ranks")
         r = try eval(model, ["--llamacpp-activations"]).result
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("needs a .gguf model"), r.stderr)
