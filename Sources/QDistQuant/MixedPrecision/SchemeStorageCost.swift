@@ -25,8 +25,8 @@ public enum SchemeStorageCost {
               (1...8).contains(scheme.numBits) else {
             throw Unsupported(description: "\(scheme): only weight-only integer schemes of 1–8 bits without a g_idx are costed (pack-quantized)")
         }
-        let perWord = 32 / scheme.numBits
-        let words = { (n: Int) in (n + perWord - 1) / perWord }
+        let b = scheme.numBits
+        let words = { (n: Int) throws -> Int in try PackedInt32.packedLength(n, bits: b, layout: .wordAligned) }
         let groups: Int
         if scheme.perTensor {
             groups = 0
@@ -36,10 +36,10 @@ public enum SchemeStorageCost {
         } else {
             groups = 1
         }
-        var bits = out * words(inF) * 32                       // weight_packed
+        var bits = try out * words(inF) * 32                       // weight_packed
         bits += (scheme.perTensor ? 1 : out * groups) * scaleBits  // weight_scale
         bits += 2 * 64                                          // weight_shape
-        if !scheme.symmetric { bits += words(out) * max(groups, 1) * 32 }  // weight_zero_point
+        if !scheme.symmetric { bits += try words(out) * max(groups, 1) * 32 }  // weight_zero_point
         return bits
     }
 
