@@ -7,25 +7,20 @@
 #   bash Benchmarks/gguf_gptq_vs_llamacpp.sh [MIXES...]      (default: Q4_0 Q3_K_M)
 #
 # Needs a release build, SmolLM2 (Launch/get-smollm2.sh) and llama.cpp's tools (LLAMA_BIN; see
-# Benchmarks/gguf_vs_llamacpp.sh for the two-command build). The imatrix is qdist imatrix's over
+# Benchmarks/llamacpp_env.sh for the build). The imatrix is qdist imatrix's over
 # the calibration windows GPTQ uses (128 × 512 of valid.txt); IMATRIX=file takes another (e.g.
 # llama-imatrix's). GPTQ runs twice per mix: importance from that file (the like-for-like row)
 # and from each linear's own Hessian diagonal (the recipe's default). WINDOWS (40) sets the
 # evaluation windows, SAMPLES (128) the calibration windows; AWQ=1 adds AWQ + GPTQ (AWQ_SAMPLES windows). Heavy (about 10 minutes per mix on 2 cores): not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
-model=${MODEL:-$HOME/.cache/qdist/smollm2-135m-instruct}
+source Benchmarks/llamacpp_env.sh
 out=${OUT:-/tmp/qdist-gguf-gptq}
-bin=.build/release/qdist
-test=../shared/data/wikitext-2/test.txt
-windows=${WINDOWS:-40}
 samples=${SAMPLES:-128}
 recipe=Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml
 mixes=("${@:-Q4_0 Q3_K_M}")
 read -r -a mixes <<< "${mixes[*]}"
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$llama:${LD_LIBRARY_PATH:-}"
 
 "$bin" convert "$model" "$out/F32.gguf" --gguf-type F32 --overwrite > /dev/null
 imatrix=${IMATRIX:-$out/smollm2.imatrix.gguf}
@@ -34,10 +29,6 @@ if [ -z "${IMATRIX:-}" ]; then
     --output "$imatrix" --overwrite > /dev/null 2>&1
 fi
 
-ppl_qdist() { "$bin" eval --model "$1" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
-  | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ppl"], 4))'; }
-ppl_llama() { "$llama/llama-perplexity" -m "$1" -f "$test" -c 512 --chunks "$windows" -t 2 2>&1 \
-  | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
 seconds() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 
 printf '%-8s %-34s %8s %9s %10s %11s\n' mix encoder bpw seconds qdist_ppl llama_ppl

@@ -6,12 +6,7 @@
 #   bash Benchmarks/gguf_vs_llamacpp.sh [MIXES...]      (default: every mix qdist offers)
 #
 # Needs a release build (.build/release/qdist), SmolLM2 in ~/.cache/qdist (Launch/get-smollm2.sh)
-# and llama.cpp's tools, built once (minutes) from the llama.cpp that llama-cpp-python vendors:
-#   pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d ~/.cache/qdist/llamacpp
-#   tar xzf …/llama_cpp_python-0.3.36.tar.gz; cd …/vendor/llama.cpp
-#   cmake -B build -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF
-#   cmake --build build -j2 --target llama-quantize llama-perplexity llama-imatrix
-# (LLAMA_BIN points at build/bin.) For the converter check, CONVERT_PY: a python with torch,
+# and llama.cpp's tools (Benchmarks/llamacpp_env.sh says how to build them). For the converter check, CONVERT_PY: a python with torch,
 # transformers and llama.cpp's gguf-py (skipped when unset). PPL=0 skips the perplexities;
 # PLAIN=0 skips qdist eval's own column (float32 activations), keeping the llama.cpp-rounded one
 # (`eval --llamacpp-activations`) and llama-perplexity's; IMATRIX=FILE reuses an importance matrix;
@@ -19,16 +14,11 @@
 # Heavy (tens of minutes on 2 cores): not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-llama=${LLAMA_BIN:-$HOME/.cache/qdist/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}
-model=${MODEL:-$HOME/.cache/qdist/smollm2-135m-instruct}
+source Benchmarks/llamacpp_env.sh
 out=${OUT:-/tmp/qdist-gguf-compare}
-bin=.build/release/qdist
-test=../shared/data/wikitext-2/test.txt
-windows=${WINDOWS:-40}
 mixes=("${@:-Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K TQ2_0}")
 read -r -a mixes <<< "${mixes[*]}"
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$llama:${LD_LIBRARY_PATH:-}"
 
 "$bin" convert "$model" "$out/qdist-F32.gguf" --gguf-type F32 --overwrite > /dev/null
 if [ -n "${CONVERT_PY:-}" ]; then
@@ -53,11 +43,6 @@ if [ -n "${IMATRIX:-}" ]; then
 else
   "$bin" imatrix --model "$model" --data ../shared/data/wikitext-2/valid.txt --samples 128 --output "$out/smollm2.imatrix.gguf" --overwrite > /dev/null 2>&1
 fi
-
-ppl_qdist() { "$bin" eval --model "$@" --data "$test" --windows "$windows" --second-half --json 2>/dev/null \
-  | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ppl"], 4))'; }
-ppl_llama() { "$llama/llama-perplexity" -m "$1" -f "$test" -c 512 --chunks "$windows" -t 2 2>&1 \
-  | sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
 
 printf '%-8s %-8s %8s %9s %9s %10s %10s %14s %11s\n' mix imatrix bpw qdist_s llama_s identical qdist_ppl qdist_llamacpp llama_ppl
 for mix in "${mixes[@]}"; do
