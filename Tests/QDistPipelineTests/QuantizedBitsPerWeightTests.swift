@@ -39,9 +39,7 @@ final class QuantizedBitsPerWeightTests: XCTestCase {
         let dir = try QdistProcess.temporaryDirectory(self)
         let model = try QdistProcess.tinyModel(in: dir, layers: 2, seed: 9)
         for (type, expected) in [("Q8_0", 8.5), ("Q4_0", 4.5)] {
-            let gguf = dir.appendingPathComponent("\(type).gguf")
-            let r = try QdistProcess.run(["convert", model.path, gguf.path, "--gguf-type", type, "--pure"])
-            XCTAssertEqual(r.status, 0, r.stderr)
+            let gguf = try QdistProcess.ggufExport(of: model, type: type, in: dir, extra: ["--pure"])
             let report = try inspect(gguf)
             XCTAssertEqual(report["bits_per_weight"]?.doubleValue, expected, type)
             XCTAssertEqual(report["quantized_linears"]?.intValue, 2 * 7, type)

@@ -116,6 +116,16 @@ public enum QdistProcess {
         return model
     }
 
+    /// `qdist convert model OUT.gguf --gguf-type type` into `dir/<name>` (default `<type>.gguf`),
+    /// plus `extra` flags. Fails the test when the command fails.
+    public static func ggufExport(of model: URL, type: String, in dir: URL, name: String? = nil, extra: [String] = [],
+                                  file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let gguf = dir.appendingPathComponent(name ?? "\(type).gguf")
+        let r = try run(["convert", model.path, gguf.path, "--gguf-type", type] + extra)
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        return gguf
+    }
+
     /// A fresh temporary directory, removed when the test ends.
     public static func temporaryDirectory(_ testCase: XCTestCase) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("qdist-test-\(UUID().uuidString)")

@@ -156,9 +156,7 @@ final class GGUFExportTests: XCTestCase {
     func testLlamaCppActivationsRoundEachLinearInputByItsStoredWeightType() throws {
         let dir = try QdistProcess.temporaryDirectory(self)
         let model = try QdistProcess.tinyModel(in: dir, layers: 2, seed: 4, hidden: 256, intermediate: 512)
-        let gguf = dir.appendingPathComponent("q4km.gguf")
-        var r = try QdistProcess.run(["convert", model.path, gguf.path, "--gguf-type", "Q4_K_M"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        let gguf = try QdistProcess.ggufExport(of: model, type: "Q4_K_M", in: dir)
         let checkpoint = try GGUFCheckpoint(url: gguf), source = LlamaCppActivationWeights(checkpoint)
         var seen = Set<GGMLActivationRounding>()
         for name in checkpoint.tensorNames where name.hasSuffix("_proj.weight") {
@@ -189,7 +187,7 @@ final class GGUFExportTests: XCTestCase {
         let twoRanks = try eval(gguf, ["--llamacpp-activations"], ranks: 2)
         XCTAssertEqual(twoRanks.result.status, 0, twoRanks.result.stderr)
         XCTAssertEqual(twoRanks.ppl, ppl, "the rounding is per token: the same perplexity with the windows split over two ranks")
-        r = try eval(model, ["--llamacpp-activations"]).result
+        let r = try eval(model, ["--llamacpp-activations"]).result
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("needs a .gguf model"), r.stderr)
     }
