@@ -32,7 +32,17 @@ struct QuantizeCommand: ParsableCommand {
               qdist quantize --config Configs/quantize/smollm2-awq-w4a16-asym.yaml --model models/smollm2
               qdist quantize --config Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml --model models/smollm2
               qdist quantize --config Configs/quantize/smollm2-gptq-gguf-q4_k_m.yaml --gguf-type Q3_K_M --imatrix smollm2.imatrix --output out/q3.gguf
+              qdist quantize --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --bits-per-weight 3.5 --plan-only
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
+
+            Mixed precision (--bits-per-weight 3.5, or budget: {bits_per_weight, candidates, \
+            metric, samples} in the recipe): a sensitivity pass forwards the float model on the \
+            first budget.samples windows (default 32), solves every targeted linear with every \
+            candidate scheme (W<bits> [g<group>] [sym|asym]) and scores it by its output error \
+            ‖(W − Ŵ)X‖²; an exact knapsack picks one candidate per linear under the budget, counting \
+            codes, scales, zero points and shape records as the file holds them. The plan is \
+            printed and kept in quantization_report.json; the output is compressed-tensors with \
+            one config group per chosen scheme. --plan-only stops after the plan.
 
             GGUF (--format gguf with scheme: GGUF): every tensor takes the block type of the \
             llama-quantize mix (--gguf-type); GPTQModifier chooses the codes on the scales \
@@ -82,6 +92,12 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How window offsets are drawn: splitmix64 (default) or python_random (Python's random.seed(seed); random.randint(0, tokens − seq_len) per window, the draw of llm-compressor reference scripts, for window-for-window comparisons).", valueName: "sampler"))
     var sampler: String?
 
+    @Option(name: .long, help: ArgumentHelp("Mixed precision: give each targeted linear one of the budget's candidate schemes (default \(BudgetConfig.defaultCandidates.joined(separator: ", "))), chosen by measured sensitivity, so the quantized linears take at most this many bits per weight all-in (overrides budget.bits_per_weight).", valueName: "bits"))
+    var bitsPerWeight: Double?
+
+    @Flag(name: .long, help: "With a budget: measure sensitivities, print the allocation and the predicted size (--json: the plan), and write nothing.")
+    var planOnly = false
+
     @Flag(name: .long, help: "Replace the output folder if it exists.")
     var overwrite = false
 
@@ -103,11 +119,24 @@ struct QuantizeCommand: ParsableCommand {
                                                    scheme: scheme, data: data, samples: samples, seqLen: seqLen,
                                                    seed: seed, sampler: sampler,
                                                    overwrite: overwrite, resume: !noResume, stopAfterBlock: stopAfterBlock,
-                                                   ggufType: ggufType, imatrix: imatrix)
+                                                   ggufType: ggufType, imatrix: imatrix, bitsPerWeight: bitsPerWeight, planOnly: planOnly)
             if let spec = injectFailure {
                 let parts = spec.split(separator: ":").compactMap { Int($0) }
                 guard parts.count == 2 else { throw ValidationError("--inject-failure takes RANK:BLOCK") }
                 job.injectedFailure = (parts[0], parts[1])
+            }
+            if planOnly, let budget = job.budget {
+                let plan = try SequentialQuantizer.planBudget(job, budget: budget, communicator: comm) { line in
+                    if comm.isMain && !json { print(line) }
+                }
+                guard comm.isMain else { return }
+                if json {
+                    print(String(decoding: plan.jsonValue.serialized(.pretty(sortKeys: false)), as: UTF8.self))
+                } else {
+                    print(String(format: "predicted size of the %d quantized linears: %.1f MB (%.4f bits per weight); nothing written",
+                                 plan.names.count, Double(plan.totalBits) / 8e6, plan.bitsPerWeight))
+                }
+                return
             }
             if comm.isMain && !json {
                 let what = job.plan.pruneOnly ? "\(job.plan.prunedFloat.count) linears pruned (float output)"

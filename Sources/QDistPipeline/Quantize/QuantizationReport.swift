@@ -40,6 +40,8 @@ public struct QuantizationReport: Sendable {
     public var peakAnonymousBytesPerRank: [Int] = []
     /// Seconds per rank in forward, solve, collectives and I/O.
     public var perRank: [[String: Double]] = []
+    /// The mixed-precision allocation of a budgeted job (`BudgetPlan.jsonValue`); nil otherwise.
+    public var budget: JSONValue? = nil
 
     public var jsonValue: JSONValue {
         .object([
@@ -54,6 +56,7 @@ public struct QuantizationReport: Sendable {
                 .object(r.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })
             })),
             (key: "smoothing", value: .array(smoothing)),
+        ] + (budget.map { [(key: "budget", value: $0)] } ?? []) + [
             (key: "layers", value: .array(layers.map(\.jsonValue))),
         ])
     }

@@ -8,7 +8,8 @@ public enum QuantizeJobSetup {
     public static func resolve(recipePath: String, model: String?, output: String?, format: String?, scheme: String?,
                                data: String?, samples: Int?, seqLen: Int?, seed: UInt64? = nil, sampler: String? = nil,
                                overwrite: Bool, resume: Bool = true,
-                               stopAfterBlock: Int? = nil, ggufType: String? = nil, imatrix: String? = nil) throws -> SequentialQuantizer.Job {
+                               stopAfterBlock: Int? = nil, ggufType: String? = nil, imatrix: String? = nil,
+                               bitsPerWeight: Double? = nil, planOnly: Bool = false) throws -> SequentialQuantizer.Job {
         var recipe = try QuantizeJobConfig.load(URL(fileURLWithPath: recipePath))
         if let format {
             guard let f = QuantizeJobConfig.OutputFormat(rawValue: format) else {
@@ -45,6 +46,11 @@ public enum QuantizeJobSetup {
         if recipe.format != .gguf && recipe.gguf != nil {
             throw QuantizePlanError(description: "\(recipePath): gguf: applies to format: gguf only")
         }
+        if let bitsPerWeight {
+            var budget = recipe.budget ?? BudgetConfig(bitsPerWeight: bitsPerWeight)
+            budget.bitsPerWeight = bitsPerWeight
+            recipe.budget = budget
+        }
         if let data { recipe.calibration.data = data }
         if let samples { recipe.calibration.samples = samples }
         if let seqLen { recipe.calibration.seqLen = seqLen }
@@ -58,7 +64,10 @@ public enum QuantizeJobSetup {
         guard let modelPath = (model ?? recipe.model).map(expand) else {
             throw QuantizePlanError(description: "\(recipePath): no model (set model: in the recipe or pass --model)")
         }
-        guard let outputPath = (output ?? recipe.output).map(expand) else {
+        if planOnly && recipe.budget == nil {
+            throw QuantizePlanError(description: "--plan-only prints a budget's allocation: give --bits-per-weight or budget: in \(recipePath)")
+        }
+        guard let outputPath = (output ?? recipe.output ?? (planOnly ? "-" : nil)).map(expand) else {
             throw QuantizePlanError(description: "\(recipePath): no output (set output: in the recipe or pass --output)")
         }
         if recipe.calibration.samples < 1 || recipe.calibration.seqLen < 2 {
@@ -66,8 +75,9 @@ public enum QuantizeJobSetup {
         }
         let out = URL(fileURLWithPath: outputPath)
         let inputs = [modelPath, recipePath].map { URL(fileURLWithPath: $0) } + (recipe.calibration.data.map { [URL(fileURLWithPath: expand($0))] } ?? [])
-        try recipe.format.row.checkOutput(out, inputs: inputs, overwrite: overwrite)
-        let calibrates = recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || (recipe.recipe.modifier?.weightGroups.contains { $0.inputActivations?.dynamic == false } ?? false)
+        // A plan-only run writes nothing, so any output path is fine.
+        if !planOnly { try recipe.format.row.checkOutput(out, inputs: inputs, overwrite: overwrite) }
+        let calibrates = recipe.budget != nil || recipe.recipe.solver.needsHessian || !recipe.recipe.smoothings.isEmpty || recipe.recipe.pruning != nil || (recipe.recipe.modifier?.weightGroups.contains { $0.inputActivations?.dynamic == false } ?? false)
         if calibrates, let d = recipe.calibration.data.map(expand), !FileManager.default.fileExists(atPath: d) {
             throw QuantizePlanError(description: "\(d): calibration data not found")
         }
@@ -75,9 +85,20 @@ public enum QuantizeJobSetup {
         let bundle = try ModelBundle.open(modelPath)
         let gguf = try recipe.gguf.map { try GGUFQuantizeTarget($0, model: bundle.config, modelPath: modelPath) }
         let plan = try QuantizationPlan(recipe: recipe.recipe, config: bundle.config, format: recipe.format, gguf: gguf)
+        let budget = try recipe.budget.map {
+            try QuantizationBudget($0, recipe: recipe.recipe, format: recipe.format, model: bundle.config,
+                                   calibrationSamples: recipe.calibration.samples)
+        }
+        if let budget {
+            // Every planned linear needs a candidate it fits (checked here, before the pass).
+            for entry in plan.entries where !budget.candidates.indices.contains(where: { budget.fits($0, entry) }) {
+                throw QuantizePlanError(description: "budget: no candidate fits \(entry.name) (\(entry.inFeatures) columns): add one whose group divides it, or a per-channel one")
+            }
+        }
         var job = SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
                                           calibration: recipe.calibration, output: out, overwrite: overwrite,
                                           recipeName: URL(fileURLWithPath: recipePath).lastPathComponent)
+        job.budget = budget
         job.resume = resume
         job.stopAfterBlock = stopAfterBlock
         job.modelPath = URL(fileURLWithPath: modelPath).standardizedFileURL.path

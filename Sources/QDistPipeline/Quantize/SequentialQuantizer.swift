@@ -42,6 +42,9 @@ public enum SequentialQuantizer {
         public var injectedFailure: (rank: Int, block: Int)? = nil
         /// The model path as given (part of the job's identity for resuming).
         public var modelPath: String = ""
+        /// Mixed precision under a bits-per-weight budget: `run` first measures each linear's
+        /// sensitivity and gives each entry its allocated scheme (`BudgetSensitivity`).
+        public var budget: QuantizationBudget? = nil
 
         public init(bundle: ModelBundle, plan: QuantizationPlan, format: QuantizeJobConfig.OutputFormat,
                     sequential: QuantizeJobConfig.SequentialMode, calibration: CalibrationConfig, output: URL,
@@ -76,9 +79,18 @@ public enum SequentialQuantizer {
 
     public static func run(_ job: Job, communicator comm: any Communicator, log: (String) -> Void) throws -> QuantizationReport {
         let start = Date()
+        var job = job
+        var report = QuantizationReport()
+        if let budget = job.budget {
+            // The plan comes first: the quantization pass (and its resume fingerprint) uses it.
+            let allocation = try planBudget(job, budget: budget, communicator: comm, log: log)
+            job.plan = try allocation.applied(to: job.plan)
+            job.budget = nil
+            report.budget = allocation.jsonValue
+            report.seconds["budget"] = allocation.seconds
+        }
         let config = job.bundle.config
         let rotary = LlamaModel.rotary(for: config)
-        var report = QuantizationReport()
         report.recipe = job.recipeName
         report.algorithm = job.plan.recipeName
         report.format = job.format.rawValue
@@ -184,6 +196,13 @@ public enum SequentialQuantizer {
         report.seconds["write"] = Date().timeIntervalSince(writeStart)
         report.seconds["total"] = Date().timeIntervalSince(start)
         return report
+    }
+
+    /// The allocation of `budget` for `job` (the sensitivity pass), the same on every rank.
+    public static func planBudget(_ job: Job, budget: QuantizationBudget, communicator comm: any Communicator,
+                                  log: (String) -> Void) throws -> BudgetPlan {
+        try checkCalibrationMemory(job, communicator: comm)
+        return try BudgetSensitivity.plan(job, budget: budget, communicator: comm, log: log)
     }
 
     /// Refuses, before anything is loaded, a calibration set whose activations cannot fit: each

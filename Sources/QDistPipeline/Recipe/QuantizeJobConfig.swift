@@ -10,6 +10,7 @@ import Foundation
 /// calibration: {data: ../shared/data/wikitext-2/valid.txt, samples: 128, seq_len: 512, seed: 0, sampler: splitmix64}
 /// sequential: block                 # block | linear | none
 /// gguf: {type: Q4_K_M}              # with format: gguf (and the recipe's scheme: GGUF)
+/// budget: {bits_per_weight: 3.5}     # mixed precision: one candidate scheme per linear (BudgetConfig)
 /// recipe:
 ///   GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16, block_size: 128, dampening_frac: 0.01}
 /// ```
@@ -23,6 +24,8 @@ public struct QuantizeJobConfig: Decodable, Sendable {
     public var recipe: RecipeConfig
     /// The mix and importance source of `format: gguf`.
     public var gguf: GGUFOutputConfig?
+    /// Mixed precision under a bits-per-weight budget (`BudgetConfig`).
+    public var budget: BudgetConfig?
 
     /// The checkpoint layout the quantized model is written in: a row of
     /// `CheckpointFormatTable`, named as `--format` names it.
@@ -66,7 +69,7 @@ public struct QuantizeJobConfig: Decodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, output, format, calibration, sequential, recipe, gguf
+        case model, output, format, calibration, sequential, recipe, gguf, budget
     }
 
     public init(from decoder: Decoder) throws {
@@ -79,6 +82,7 @@ public struct QuantizeJobConfig: Decodable, Sendable {
         sequential = try c.decodeIfPresent(SequentialMode.self, forKey: .sequential) ?? .block
         recipe = try c.decode(RecipeConfig.self, forKey: .recipe)
         gguf = try c.decodeIfPresent(GGUFOutputConfig.self, forKey: .gguf)
+        budget = try c.decodeIfPresent(BudgetConfig.self, forKey: .budget)
         if !format.row.carriesActivations && recipe.modifier?.quantizesActivations == true {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.format],
                 debugDescription: "the \(format) format cannot carry quantized activations (W8A8): use format: compressed-tensors"))

@@ -1,0 +1,119 @@
+import QDistQuant
+
+/// `budget:` of a quantize job: mixed precision under a bits-per-weight budget. Each linear the
+/// quantizing modifier targets gets one of `candidates`, chosen by measured sensitivity so that
+/// the quantized linears' all-in size (codes, scales, zero points, shape records — what
+/// `qdist inspect` reports as `bits_per_weight`) stays within `bits_per_weight`.
+///
+/// ```yaml
+/// budget:
+///   bits_per_weight: 3.5
+///   candidates: [W2 g64 asym, W3 g64 asym, W4 g64 asym, W8]
+///   metric: output_error          # or gptq_loss (GPTQModifier)
+///   samples: 32                   # calibration windows of the sensitivity pass
+/// ```
+/// A candidate is `W<bits>` (int, per output channel), then optionally `g<size>` (groups of
+/// that many input columns) and `sym` (default) or `asym`; or a weight-only scheme preset
+/// (`W4A16_ASYM`), optionally with `g<size>`. The quantizing modifier's targets, ignore,
+/// observer and act-order stay as the recipe says; its scheme is replaced per linear.
+public struct BudgetConfig: Decodable, Sendable, Equatable {
+    /// What a candidate costs a linear in error, summed over linears by the allocation.
+    public enum Metric: String, Decodable, Sendable, CaseIterable {
+        /// ‖(W − Ŵ)X‖² on the sensitivity windows: the linear's own output error with the
+        /// recipe's solver (GPTQ or round-to-nearest) and the candidate's grid.
+        case outputError = "output_error"
+        /// GPTQ's own loss for the candidate (GPTQModifier only).
+        case gptqLoss = "gptq_loss"
+    }
+
+    public var bitsPerWeight: Double
+    public var candidates: [String]
+    public var metric: Metric
+    /// Calibration windows the sensitivity pass forwards (the first of the job's windows);
+    /// nil: `min(32, calibration.samples)`.
+    public var samples: Int?
+
+    /// A spread from 2 to 8 bits at group 64 and 32, where SmolLM2-sized layers (576, 1536
+    /// columns) divide, plus per-channel 8 bits.
+    public static let defaultCandidates = ["W2 g64 asym", "W3 g64 asym", "W4 g64 asym", "W4 g32 asym", "W8"]
+
+    public init(bitsPerWeight: Double, candidates: [String] = BudgetConfig.defaultCandidates, metric: Metric = .outputError,
+                samples: Int? = nil) {
+        (self.bitsPerWeight, self.candidates, self.metric, self.samples) = (bitsPerWeight, candidates, metric, samples)
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case bitsPerWeight = "bits_per_weight", candidates, metric, samples
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        bitsPerWeight = try c.decode(Double.self, forKey: .bitsPerWeight)
+        candidates = try c.decodeIfPresent([String].self, forKey: .candidates) ?? Self.defaultCandidates
+        metric = try c.decodeIfPresent(Metric.self, forKey: .metric) ?? .outputError
+        samples = try c.decodeIfPresent(Int.self, forKey: .samples)
+        func fail(_ key: CodingKeys, _ message: String) -> DecodingError {
+            .dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: message))
+        }
+        do { try validate() } catch let e as QuantizePlanError {
+            let key: CodingKeys = e.description.hasPrefix("bits_per_weight") ? .bitsPerWeight
+                : e.description.hasPrefix("samples") ? .samples : .candidates
+            throw fail(key, e.description)
+        }
+    }
+
+    /// Throws the first problem (one line).
+    public func validate() throws {
+        guard bitsPerWeight.isFinite, bitsPerWeight > 0, bitsPerWeight <= 32 else {
+            throw QuantizePlanError(description: "bits_per_weight must be a number of bits per weight above 0 (e.g. 3.5), not \(bitsPerWeight)")
+        }
+        if let samples, samples < 1 { throw QuantizePlanError(description: "samples must be at least 1") }
+        guard !candidates.isEmpty else { throw QuantizePlanError(description: "candidates: give at least one scheme (e.g. [W3 g64 asym, W4 g64 asym])") }
+        var seen: Set<String> = []
+        for text in candidates {
+            let w = try Self.weights(of: text)
+            let key = "\(w.numBits) \(w.symmetric) \(w.groupSize ?? 0)"
+            if !seen.insert(key).inserted { throw QuantizePlanError(description: "candidates: '\(text)' repeats an earlier candidate") }
+        }
+    }
+
+    /// The weight arguments a candidate names (`W4 g64 asym`, `W8`, `W4A16_ASYM g64`).
+    public static func weights(of text: String) throws -> WeightArgsConfig {
+        let words = text.split(separator: " ").map(String.init)
+        func bad(_ why: String) -> QuantizePlanError {
+            QuantizePlanError(description: "candidates: '\(text)' \(why) (write W<bits> [g<group>] [sym|asym], e.g. 'W3 g64 asym', or a weight-only preset such as W4A16_ASYM)")
+        }
+        guard let head = words.first else { throw bad("is empty") }
+        var w: WeightArgsConfig
+        let isPreset = SchemePresets.weights(named: head) != nil
+        var symmetryGiven = false
+        if let preset = SchemePresets.weights(named: head) {
+            guard SchemePresets.inputActivations(named: head) == nil, preset.type == .int, preset.observer == .minmax else {
+                throw bad("is not a weight-only integer scheme")
+            }
+            w = preset
+        } else if head.first == "W" || head.first == "w", let bits = Int(head.dropFirst()) {
+            guard (2...8).contains(bits) else { throw bad("has \(bits) bits; int weights take 2 to 8") }
+            w = WeightArgsConfig(numBits: bits, symmetric: true, strategy: .channel)
+        } else {
+            throw bad("is not a scheme")
+        }
+        for word in words.dropFirst() {
+            switch word.lowercased() {
+            case "sym", "asym":
+                if isPreset { throw bad("takes its symmetry from the preset") }
+                if symmetryGiven { throw bad("says sym/asym twice") }
+                w.symmetric = word.lowercased() == "sym"
+                symmetryGiven = true
+            case let g where g.hasPrefix("g"):
+                guard let size = Int(g.dropFirst()), size > 0 else { throw bad("has a bad group '\(word)'") }
+                w.strategy = .group
+                w.groupSize = size
+            default:
+                throw bad("has an unknown word '\(word)'")
+            }
+        }
+        return w
+    }
+}
