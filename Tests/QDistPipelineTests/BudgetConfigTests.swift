@@ -37,13 +37,14 @@ final class BudgetConfigTests: XCTestCase {
         let job = try decode("budget: {bits_per_weight: 3.5}\n" + recipe)
         XCTAssertEqual(job.budget, BudgetConfig(bitsPerWeight: 3.5))
         XCTAssertEqual(job.budget?.candidates, BudgetConfig.defaultCandidates)
-        XCTAssertEqual(job.budget?.metric, .outputError)
+        XCTAssertEqual(job.budget?.metric, .fisher)
         let full = try decode("budget: {bits_per_weight: 4.25, candidates: [W3 g64 asym, W8], metric: gptq_loss, samples: 16}\n" + recipe)
         XCTAssertEqual(full.budget, BudgetConfig(bitsPerWeight: 4.25, candidates: ["W3 g64 asym", "W8"], metric: .gptqLoss, samples: 16))
         for (yaml, part) in [("budget: {bits_per_weight: 3.5, bits: 3}", "bits"), ("budget: {candidates: [W4]}", "bits_per_weight"),
                              ("budget: {bits_per_weight: 0}", "bits_per_weight"), ("budget: {bits_per_weight: 3, candidates: []}", "candidates"),
                              ("budget: {bits_per_weight: 3, candidates: [W4 g64, W4 g64 sym]}", "repeats"),
-                             ("budget: {bits_per_weight: 3, metric: kl2}", "metric"), ("budget: {bits_per_weight: 3, samples: 0}", "samples")] {
+                             ("budget: {bits_per_weight: 3, metric: kl2}", "metric"), ("budget: {bits_per_weight: 3, samples: 0}", "samples"),
+                             ("budget: {bits_per_weight: 3, metric: output_error, fisher_samples: 4}", "fisher_samples")] {
             XCTAssertThrowsError(try decode(yaml + "\n" + recipe), yaml) { e in
                 XCTAssertTrue("\(e)".contains(part), "\(yaml): \(e)")
                 XCTAssertFalse("\(e)".contains("\n"), "one line: \(e)")

@@ -22,13 +22,13 @@ final class BudgetQuantizeTests: XCTestCase {
         model = try QdistProcess.tinyModel(in: dir, layers: 2, seed: 21, hidden: 256, intermediate: 512)
     }
 
-    func recipe(bits: Double, samples: Int = 6, budgetSamples: Int? = nil) throws -> URL {
-        let url = dir.appendingPathComponent("budget-\(bits).yaml")
+    func recipe(bits: Double, samples: Int = 6, budgetSamples: Int? = nil, metric: String = "fisher") throws -> URL {
+        let url = dir.appendingPathComponent("budget-\(bits)-\(metric).yaml")
         try Data("""
             format: compressed-tensors
             sequential: linear
             calibration: {data: \(QdistProcess.wikitext("valid").path), samples: \(samples), seq_len: 128, seed: 3}
-            budget: {bits_per_weight: \(bits), candidates: [\(candidates.joined(separator: ", "))]\(budgetSamples.map { ", samples: \($0)" } ?? "")}
+            budget: {bits_per_weight: \(bits), candidates: [\(candidates.joined(separator: ", "))], metric: \(metric)\(budgetSamples.map { ", samples: \($0)" } ?? "")}
             recipe:
               GPTQModifier: {targets: [Linear], ignore: [lm_head], scheme: W4A16_ASYM}
             """.utf8).write(to: url)
@@ -85,7 +85,7 @@ final class BudgetQuantizeTests: XCTestCase {
     /// pass scored them in float32: that rounding moves the error by a few 0.1 ‰, far less than
     /// the gap to the neighbouring candidates, which the test also requires.
     func testOutputErrorIsTheFloat64OutputErrorOfTheWrittenWeights() throws {
-        let (out, report) = try quantize(try recipe(bits: 3.5, samples: 3, budgetSamples: 3), "measured")
+        let (out, report) = try quantize(try recipe(bits: 3.5, samples: 3, budgetSamples: 3, metric: "output_error"), "measured")
         let linears = try XCTUnwrap(report["budget"]?["linears"]?.arrayValue)
         let name = "model.layers.0.self_attn.q_proj"
         let entry = try XCTUnwrap(linears.first { $0["name"]?.stringValue == name })

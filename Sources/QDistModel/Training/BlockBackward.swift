@@ -107,11 +107,15 @@ struct TrainingBlock {
                                       residualInverseRMS: inverse2, gate: gate, up: up, adapters: tape))
     }
 
-    /// dL/dx from dL/d(output), and (dA, dB) for every adapter of the block.
-    func backward(_ a: BlockActivations, outputGradient dy: Tensor) -> (input: Tensor, adapters: [LoRATarget: (a: Tensor, b: Tensor)]) {
+    /// dL/dx from dL/d(output), and (dA, dB) for every adapter of the block. `linearOutput`, when
+    /// given, sees each linear's output gradient dL/dy (rows, out) as the backward reaches it.
+    func backward(_ a: BlockActivations, outputGradient dy: Tensor, linearOutput: ((LoRATarget, Tensor) -> Void)? = nil)
+        -> (input: Tensor, adapters: [LoRATarget: (a: Tensor, b: Tensor)])
+    {
         let w = weights
         var grads: [LoRATarget: (a: Tensor, b: Tensor)] = [:]
         func through(_ target: LoRATarget, _ g: Tensor, _ dx: inout Tensor) {
+            linearOutput?(target, g)
             if let ab = linearBackward(target, g, tape: a.adapters, inputGradient: &dx) { grads[target] = ab }
         }
         // MLP: out = residual + down(silu(gate(h2)) ⊙ up(h2)), h2 = norm(residual).

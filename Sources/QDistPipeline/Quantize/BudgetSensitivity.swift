@@ -9,8 +9,10 @@ import QDistTensor
 /// forwarded block by block on the first `budget.samples` calibration windows; each linear's
 /// input Hessian is formed (exact fixed-point sums, as in the quantization pass), and every
 /// (linear, candidate) pair is solved with the recipe's solver and scored on that Hessian —
-/// `output_error` is ‖(W − Ŵ)X‖² = tr(ΔW·H·ΔWᵀ), `gptq_loss` GPTQ's own loss. Then one candidate
-/// per linear is chosen under the budget (`QuantizationBudget.allocate`).
+/// `output_error` is ‖(W − Ŵ)X‖² = tr(ΔW·H·ΔWᵀ), `fisher` the same with each output row weighted
+/// by the loss's Fisher diagonal (one backward pass per window over the first `fisher_samples`
+/// windows first), `gptq_loss` GPTQ's own loss. Then one candidate per linear is chosen under
+/// the budget (`QuantizationBudget.allocate`).
 ///
 /// With P ranks: windows are split as in the quantization pass, each group's Hessian goes to the
 /// ranks that solve a pair reading it, pairs are dealt whole (never split by rows, so each
@@ -34,6 +36,8 @@ enum BudgetSensitivity {
         let embedding = try job.bundle.weights.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
         var activations = windows.indices.filter { $0 % comm.size == comm.rank }.map { LlamaModel.embed(windows[$0], table: embedding) }
         let rotary = LlamaModel.rotary(for: config)
+        let fisher = budget.metric == .fisher
+            ? try outputFisher(job, windows: Array(windows.prefix(budget.fisherSamples)), embedding: embedding, communicator: comm) : [:]
         var errors = [[Double]](repeating: [Double](repeating: 0, count: budget.candidates.count), count: entries.count)
         let index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
         let progress = ProgressReporter(label: "budget: sensitivity, block", total: config.numHiddenLayers, unit: "tokens", enabled: comm.isMain)
@@ -61,14 +65,13 @@ enum BudgetSensitivity {
                       let hessian = hessians[LinearGroup.containing(pair.entry.suffix)!], let layer = weights.linears[pair.entry.suffix] else {
                     throw QuantizePlanError(description: "budget: \(item.name) has no Hessian on rank \(comm.rank)")
                 }
-                var entry = pair.entry
-                entry.args = budget.candidates[pair.candidate].args
-                let solved = try SequentialQuantizer.solve(layer.weight, item: item, entry: entry, hessian: hessian, plan: job.plan)
-                let score = budget.metric == .gptqLoss ? (solved.gptqLoss ?? 0) : solved.errorQuadratic
+                let args = budget.candidates[pair.candidate].args
+                let score = try Self.score(layer.weight, args: args, hessian: hessian, solver: job.plan.solver, metric: budget.metric,
+                                           outputWeights: fisher[pair.entry.name])
                 guard score.isFinite else {
-                    throw QuantizePlanError(description: "budget: \(entry.name) with \(budget.candidates[pair.candidate].label) gave a non-finite error (non-finite calibration inputs?)")
+                    throw QuantizePlanError(description: "budget: \(pair.entry.name) with \(budget.candidates[pair.candidate].label) gave a non-finite error (non-finite calibration inputs?)")
                 }
-                mine[index[entry.name]! * budget.candidates.count + pair.candidate] = max(score, 0)
+                mine[index[pair.entry.name]! * budget.candidates.count + pair.candidate] = max(score, 0)
             }
             // Each pair was scored by one rank; the others contribute exact zeros.
             if comm.size > 1 { try comm.allreduce(&mine, op: .sum) }
@@ -85,6 +88,65 @@ enum BudgetSensitivity {
         plan.seconds = Date().timeIntervalSince(start)
         log(plan.summary())
         return plan
+    }
+
+    /// One candidate's error on one linear: the solver's quantized weight, dequantized from the
+    /// form the writer stores (so the error is the one the written model has, scales aside), scored
+    /// on the input Hessian — tr(ΔW·H·ΔWᵀ), each output row weighted by `outputWeights` (the
+    /// Fisher diagonal) when given — or GPTQ's own loss.
+    static func score(_ w: Tensor, args: QuantizationArgs, hessian: Tensor, solver: any LinearSolver,
+                      metric: BudgetConfig.Metric, outputWeights: [Double]? = nil) throws -> Double {
+        let (result, loss) = try solver.solve(w, hessian: hessian, args: args)
+        if metric == .gptqLoss { return max(loss ?? 0, 0) }
+        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: "budget", bias: nil, fractionalZeros: false)
+        let e = w - stored.dequantize()
+        let eh = Tensor.matmul(e, hessian)
+        var total = 0.0
+        for r in 0..<e.rows {
+            var row = 0.0
+            for c in 0..<e.columns { row += Double(eh.scalars[r * e.columns + c]) * Double(e.scalars[r * e.columns + c]) }
+            total += (outputWeights?[r] ?? 1) * row
+        }
+        return max(total, 0)
+    }
+
+    /// The Fisher diagonal of every planned linear's output (`LinearOutputFisher`) over
+    /// `windows`, summed in window order across ranks (the same bits for any P), keyed by name.
+    static func outputFisher(_ job: SequentialQuantizer.Job, windows: [[Int]], embedding: Tensor,
+                             communicator comm: any Communicator) throws -> [String: [Double]] {
+        let config = job.bundle.config
+        let source = job.bundle.weights
+        let head = config.tieWordEmbeddings || !source.contains("lm_head.weight") ? embedding
+            : try source.tensor("lm_head.weight", expectedShape: [config.vocabSize, config.hiddenSize])
+        let norm = try source.tensor("model.norm.weight", expectedShape: [config.hiddenSize])
+        let frozen = FrozenWeightClosures(embedding: { embedding }, finalNorm: { norm }, outputHead: { head },
+                                          block: { i, _ in try LlamaBlockWeights.load(block: i, from: source, config: config) })
+        let entries = job.plan.entries
+        let length = entries.reduce(0) { $0 + $1.outFeatures }
+        var perWindow: [[Double]] = []
+        let progress = ProgressReporter(label: "budget: fisher, window", total: windows.count, unit: "tokens", enabled: comm.isMain)
+        for i in windows.indices where i % comm.size == comm.rank {
+            let f = try LinearOutputFisher.measure(tokens: windows[i], config: config, frozen: frozen)
+            var flat: [Double] = []
+            flat.reserveCapacity(length)
+            for e in entries {
+                guard let target = LoRATarget(rawValue: String(e.suffix.split(separator: ".").last ?? "")),
+                      let squares = f.blocks[e.block][target], squares.count == e.outFeatures else {
+                    throw QuantizePlanError(description: "budget: no output gradient for \(e.name)")
+                }
+                flat += squares
+            }
+            perWindow.append(flat)
+            progress.update(done: i + 1, work: (i + 1) * windows[i].count)
+        }
+        let total = try WindowOrderedSum.vectors(perWindow, length: length, windows: windows.count, communicator: comm)
+        var out: [String: [Double]] = [:]
+        var offset = 0
+        for e in entries {
+            out[e.name] = Array(total[offset..<offset + e.outFeatures])
+            offset += e.outFeatures
+        }
+        return out
     }
 
     static func pairName(_ entry: QuantizationPlan.Entry, _ k: Int) -> String { "\(entry.name)#\(k)" }

@@ -20,6 +20,8 @@ public struct QuantizationBudget: Sendable {
     public var metric: BudgetConfig.Metric
     /// Calibration windows the sensitivity pass forwards.
     public var samples: Int
+    /// Windows of the Fisher's backward pass (`metric: fisher`; 0 otherwise).
+    public var fisherSamples: Int
     /// Bits of one stored scale (the writers' scale dtype: fp16 for an fp32 model, else its own).
     public var scaleBits: Int
 
@@ -60,7 +62,8 @@ public struct QuantizationBudget: Sendable {
         }
         bitsPerWeight = config.bitsPerWeight
         metric = config.metric
-        samples = min(config.samples ?? 32, calibrationSamples)
+        samples = min(config.samples ?? 16, calibrationSamples)
+        fisherSamples = config.metric == .fisher ? min(config.fisherSamples ?? 8, samples) : 0
         let floatType = DType.modelDType(torchDtype: model.torchDtype)
         scaleBits = 8 * (floatType == .f32 ? DType.f16 : floatType).byteSize
     }
@@ -190,6 +193,7 @@ public struct BudgetPlan: Sendable {
             (key: "bits_per_weight_planned", value: .number(bitsPerWeight)),
             (key: "metric", value: .string(budget.metric.rawValue)),
             (key: "windows", value: .integer(budget.samples)),
+            (key: "fisher_windows", value: .integer(budget.fisherSamples)),
             (key: "seconds", value: .number(seconds)),
             (key: "budget_bits", value: .integer(budgetBits)),
             (key: "planned_bits", value: .integer(totalBits)),

@@ -9,8 +9,9 @@ import QDistQuant
 /// budget:
 ///   bits_per_weight: 3.5
 ///   candidates: [W2 g64 asym, W3 g64 asym, W4 g64 asym, W8]
-///   metric: output_error          # or gptq_loss (GPTQModifier)
-///   samples: 32                   # calibration windows of the sensitivity pass
+///   metric: fisher                # or output_error, gptq_loss (GPTQModifier)
+///   samples: 16                   # calibration windows of the sensitivity pass (Hessians)
+///   fisher_samples: 8             # of those, the windows of the Fisher's backward pass
 /// ```
 /// A candidate is `W<bits>` (int, per output channel), then optionally `g<size>` (groups of
 /// that many input columns) and `sym` (default) or `asym`; or a weight-only scheme preset
@@ -24,26 +25,34 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         case outputError = "output_error"
         /// GPTQ's own loss for the candidate (GPTQModifier only).
         case gptqLoss = "gptq_loss"
+        /// The second-order estimate of the loss the candidate adds: Σ_j F_j·(ΔW·H·ΔWᵀ)_jj, with
+        /// F_j the summed squared loss gradient at output j of the float model
+        /// (`LinearOutputFisher`, from one backward pass per window over `fisher_samples`
+        /// windows). Comparable across linears and blocks, which the plain output error is not.
+        case fisher
     }
 
     public var bitsPerWeight: Double
     public var candidates: [String]
     public var metric: Metric
-    /// Calibration windows the sensitivity pass forwards (the first of the job's windows);
-    /// nil: `min(32, calibration.samples)`.
+    /// Calibration windows the sensitivity pass forwards for the Hessians (the first of the
+    /// job's windows); nil: `min(16, calibration.samples)`.
     public var samples: Int?
+    /// Windows of the `fisher` metric's backward pass (the first of those); nil: 8.
+    public var fisherSamples: Int?
 
     /// A spread from 2 to 8 bits at group 64 and 32, where SmolLM2-sized layers (576, 1536
     /// columns) divide, plus per-channel 8 bits.
     public static let defaultCandidates = ["W2 g64 asym", "W3 g64 asym", "W4 g64 asym", "W4 g32 asym", "W8"]
 
-    public init(bitsPerWeight: Double, candidates: [String] = BudgetConfig.defaultCandidates, metric: Metric = .outputError,
-                samples: Int? = nil) {
+    public init(bitsPerWeight: Double, candidates: [String] = BudgetConfig.defaultCandidates, metric: Metric = .fisher,
+                samples: Int? = nil, fisherSamples: Int? = nil) {
         (self.bitsPerWeight, self.candidates, self.metric, self.samples) = (bitsPerWeight, candidates, metric, samples)
+        self.fisherSamples = fisherSamples
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case bitsPerWeight = "bits_per_weight", candidates, metric, samples
+        case bitsPerWeight = "bits_per_weight", candidates, metric, samples, fisherSamples = "fisher_samples"
     }
 
     public init(from decoder: Decoder) throws {
@@ -51,14 +60,15 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         bitsPerWeight = try c.decode(Double.self, forKey: .bitsPerWeight)
         candidates = try c.decodeIfPresent([String].self, forKey: .candidates) ?? Self.defaultCandidates
-        metric = try c.decodeIfPresent(Metric.self, forKey: .metric) ?? .outputError
+        metric = try c.decodeIfPresent(Metric.self, forKey: .metric) ?? .fisher
         samples = try c.decodeIfPresent(Int.self, forKey: .samples)
+        fisherSamples = try c.decodeIfPresent(Int.self, forKey: .fisherSamples)
         func fail(_ key: CodingKeys, _ message: String) -> DecodingError {
             .dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: message))
         }
         do { try validate() } catch let e as QuantizePlanError {
             let key: CodingKeys = e.description.hasPrefix("bits_per_weight") ? .bitsPerWeight
-                : e.description.hasPrefix("samples") ? .samples : .candidates
+                : e.description.hasPrefix("samples") ? .samples : e.description.hasPrefix("fisher_samples") ? .fisherSamples : .candidates
             throw fail(key, e.description)
         }
     }
@@ -69,6 +79,8 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
             throw QuantizePlanError(description: "bits_per_weight must be a number of bits per weight above 0 (e.g. 3.5), not \(bitsPerWeight)")
         }
         if let samples, samples < 1 { throw QuantizePlanError(description: "samples must be at least 1") }
+        if let fisherSamples, fisherSamples < 1 { throw QuantizePlanError(description: "fisher_samples must be at least 1") }
+        if fisherSamples != nil && metric != .fisher { throw QuantizePlanError(description: "fisher_samples is for metric: fisher") }
         guard !candidates.isEmpty else { throw QuantizePlanError(description: "candidates: give at least one scheme (e.g. [W3 g64 asym, W4 g64 asym])") }
         var seen: Set<String> = []
         for text in candidates {
