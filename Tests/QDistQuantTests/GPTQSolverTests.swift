@@ -183,6 +183,31 @@ final class GPTQSolverTests: XCTestCase {
         }
     }
 
+    /// A budget's candidates solved together share one factorization; each result must still be
+    /// bit for bit the solve of that candidate alone (dead columns, act-order static and group,
+    /// per channel, asymmetric, 2 to 8 bits).
+    func testCandidatesSolvedTogetherEqualEachSolvedAlone() throws {
+        var (w, x, _) = layer(rows: 40, columns: 128, tokens: 512, seed: 12)
+        for t in 0..<x.rows { x[t, 5] = 0 }
+        let h = QuantTestData.hessian(x)
+        let candidates = [QuantizationArgs(numBits: 2, symmetric: false, strategy: .group, groupSize: 32, actorder: .static),
+                          QuantizationArgs(numBits: 3, symmetric: false, strategy: .group, groupSize: 64, actorder: .static),
+                          QuantizationArgs(numBits: 4, strategy: .group, groupSize: 32, actorder: .group),
+                          QuantizationArgs(numBits: 4, strategy: .group, groupSize: 32),
+                          QuantizationArgs(numBits: 8, strategy: .channel)]
+        let together = try GPTQSolver.quantizeWeightCandidates(w, hessian: h, candidates: candidates, blockSize: 32, dampening: 0.02)
+        XCTAssertEqual(together.count, candidates.count)
+        for (args, shared) in zip(candidates, together) {
+            let alone = try GPTQSolver.quantizeWeight(w, hessian: h, args: args, blockSize: 32, dampening: 0.02)
+            XCTAssertEqual(shared.codes, alone.codes, "\(args)")
+            XCTAssertEqual(shared.dequantized, alone.dequantized, "\(args)")
+            XCTAssertEqual(shared.loss, alone.loss, "\(args)")
+            XCTAssertEqual(shared.gIdx, alone.gIdx, "\(args)")
+            XCTAssertEqual(shared.deadColumns, 1)
+        }
+        XCTAssertGreaterThan(together[0].loss, together[4].loss, "2 bits lose more than 8")
+    }
+
     func testAnIndefiniteHessianTriggersTheExtraDampeningPath() throws {
         // Fewer tokens than columns: H is singular; subtracting 5 % of its mean diagonal makes it
         // indefinite, so 1 % dampening fails and 10 % succeeds.

@@ -15,9 +15,10 @@ import QDistTensor
 /// the budget (`QuantizationBudget.allocate`).
 ///
 /// With P ranks: windows are split as in the quantization pass, each group's Hessian goes to the
-/// ranks that solve a pair reading it, pairs are dealt whole (never split by rows, so each
-/// error is computed by one rank in one order) and the errors are summed across ranks with
-/// zeros elsewhere — exact — so the plan is the same for every P and thread count.
+/// ranks that solve a linear reading it, linears are dealt whole with all their candidates
+/// (never split by rows, so each error is computed by one rank in one order) and the errors are
+/// summed across ranks with zeros elsewhere — exact — so the plan is the same for every P and
+/// thread count.
 enum BudgetSensitivity {
     /// The allocation for `job` under `budget` (every rank returns the same plan).
     static func plan(_ job: SequentialQuantizer.Job, budget: QuantizationBudget, communicator comm: any Communicator,
@@ -36,8 +37,10 @@ enum BudgetSensitivity {
         let embedding = try job.bundle.weights.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
         var activations = windows.indices.filter { $0 % comm.size == comm.rank }.map { LlamaModel.embed(windows[$0], table: embedding) }
         let rotary = LlamaModel.rotary(for: config)
+        let fisherStart = Date()
         let fisher = budget.metric == .fisher
             ? try outputFisher(job, windows: Array(windows.prefix(budget.fisherSamples)), embedding: embedding, communicator: comm) : [:]
+        var timings = ["fisher": Date().timeIntervalSince(fisherStart), "forward": 0, "solve": 0]
         var errors = [[Double]](repeating: [Double](repeating: 0, count: budget.candidates.count), count: entries.count)
         let index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
         let progress = ProgressReporter(label: "budget: sensitivity, block", total: config.numHiddenLayers, unit: "tokens", enabled: comm.isMain)
@@ -45,40 +48,47 @@ enum BudgetSensitivity {
             let weights = try LlamaBlockWeights.load(block: b, from: job.bundle.weights, config: config)
             let block = LlamaBlock(index: b, weights: weights, config: config, rotary: rotary)
             let blockEntries = job.plan.entries(inBlock: b).values.sorted { $0.suffix < $1.suffix }
+            let forwardStart = Date()
             var calibration = LinearStageCalibration(activations: activations)
             activations = []
             let statistics = try SequentialQuantizer.collectStatistics(
                 stage: LinearGroup.allCases, entries: blockEntries, calibration: &calibration, block: block,
                 carryThroughStage: true, usesHessians: true, calibrationTokens: tokens, communicator: comm)
-            // Pairs (linear, candidate) dealt whole, costliest first.
-            var pairs: [(entry: QuantizationPlan.Entry, candidate: Int)] = []
-            for e in blockEntries { for k in budget.candidates.indices where budget.fits(k, e) { pairs.append((e, k)) } }
-            let assignment = SolveAssignment(linears: pairs.map { .init(name: pairName($0.entry, $0.candidate), rows: $0.entry.outFeatures,
-                                                                         columns: $0.entry.inFeatures, splittable: false) },
+            // Linears dealt whole with all their candidates (one factorization serves them all),
+            // costliest first.
+            let fitting = Dictionary(uniqueKeysWithValues: blockEntries.map { e in (e.name, budget.candidates.indices.filter { budget.fits($0, e) }) })
+            let assignment = SolveAssignment(linears: blockEntries.map { .init(name: $0.name, rows: $0.outFeatures * fitting[$0.name]!.count,
+                                                                               columns: $0.inFeatures, splittable: false) },
                                              ranks: comm.size, costModel: .hessianSolve)
-            let owners = Dictionary(grouping: pairs) { LinearGroup.containing($0.entry.suffix)! }
-                .mapValues { ps in Array(Set(ps.flatMap { assignment.owners(of: pairName($0.entry, $0.candidate)) })).sorted() }
+            let owners = Dictionary(grouping: blockEntries) { LinearGroup.containing($0.suffix)! }
+                .mapValues { es in Array(Set(es.flatMap { assignment.owners(of: $0.name) })).sorted() }
             let hessians = try HessianExchange.deliver(statistics.hessians, to: owners, communicator: comm)
+            timings["forward", default: 0] += Date().timeIntervalSince(forwardStart)
+            let solveStart = Date()
             var mine = [Double](repeating: 0, count: entries.count * budget.candidates.count)
             for item in assignment.items(of: comm.rank) {
-                guard let pair = pairs.first(where: { pairName($0.entry, $0.candidate) == item.name }),
-                      let hessian = hessians[LinearGroup.containing(pair.entry.suffix)!], let layer = weights.linears[pair.entry.suffix] else {
+                guard let entry = blockEntries.first(where: { $0.name == item.name }), let ks = fitting[item.name],
+                      let hessian = hessians[LinearGroup.containing(entry.suffix)!], let layer = weights.linears[entry.suffix] else {
                     throw QuantizePlanError(description: "budget: \(item.name) has no Hessian on rank \(comm.rank)")
                 }
-                let args = budget.candidates[pair.candidate].args
-                let score = try Self.score(layer.weight, args: args, hessian: hessian, solver: job.plan.solver, metric: budget.metric,
-                                           outputWeights: fisher[pair.entry.name])
-                guard score.isFinite else {
-                    throw QuantizePlanError(description: "budget: \(pair.entry.name) with \(budget.candidates[pair.candidate].label) gave a non-finite error (non-finite calibration inputs?)")
+                let scores = try Self.scores(layer.weight, args: ks.map { budget.candidates[$0].args }, hessian: hessian,
+                                             solver: job.plan.solver, metric: budget.metric, outputWeights: fisher[entry.name])
+                for (k, score) in zip(ks, scores) {
+                    guard score.isFinite else {
+                        throw QuantizePlanError(description: "budget: \(entry.name) with \(budget.candidates[k].label) gave a non-finite error (non-finite calibration inputs?)")
+                    }
+                    mine[index[entry.name]! * budget.candidates.count + k] = score
                 }
-                mine[index[pair.entry.name]! * budget.candidates.count + pair.candidate] = max(score, 0)
             }
+            timings["solve", default: 0] += Date().timeIntervalSince(solveStart)
             // Each pair was scored by one rank; the others contribute exact zeros.
             if comm.size > 1 { try comm.allreduce(&mine, op: .sum) }
             for (i, row) in errors.indices.enumerated() where entries[i].block == b {
                 for k in budget.candidates.indices { errors[row][k] = mine[i * budget.candidates.count + k] }
             }
+            let propagateStart = Date()
             activations = calibration.finish(block: block)
+            timings["forward", default: 0] += Date().timeIntervalSince(propagateStart)
             progress.update(done: b + 1, work: (b + 1) * tokens)
         }
         let fitted: [[Double?]] = entries.indices.map { i in
@@ -86,28 +96,30 @@ enum BudgetSensitivity {
         }
         var plan = try budget.allocate(entries, errors: fitted)
         plan.seconds = Date().timeIntervalSince(start)
+        plan.secondsByStep = timings
         log(plan.summary())
         return plan
     }
 
-    /// One candidate's error on one linear: the solver's quantized weight, dequantized from the
-    /// form the writer stores (so the error is the one the written model has, scales aside), scored
-    /// on the input Hessian — tr(ΔW·H·ΔWᵀ), each output row weighted by `outputWeights` (the
-    /// Fisher diagonal) when given — or GPTQ's own loss.
-    static func score(_ w: Tensor, args: QuantizationArgs, hessian: Tensor, solver: any LinearSolver,
-                      metric: BudgetConfig.Metric, outputWeights: [Double]? = nil) throws -> Double {
-        let (result, loss) = try solver.solve(w, hessian: hessian, args: args)
-        if metric == .gptqLoss { return max(loss ?? 0, 0) }
-        let stored = try QuantizedLinearWeights(quantizedWeight: result, name: "budget", bias: nil, fractionalZeros: false)
-        let e = w - stored.dequantize()
-        let eh = Tensor.matmul(e, hessian)
-        var total = 0.0
-        for r in 0..<e.rows {
-            var row = 0.0
-            for c in 0..<e.columns { row += Double(eh.scalars[r * e.columns + c]) * Double(e.scalars[r * e.columns + c]) }
-            total += (outputWeights?[r] ?? 1) * row
+    /// Each candidate's error on one linear: the solver's quantized weight (`solveCandidates`),
+    /// dequantized from the form the writer stores (so the error is the written model's, scales
+    /// aside), scored on the input Hessian — tr(ΔW·H·ΔWᵀ), each output row weighted by
+    /// `outputWeights` (the Fisher diagonal) when given — or GPTQ's own loss.
+    static func scores(_ w: Tensor, args: [QuantizationArgs], hessian: Tensor, solver: any LinearSolver,
+                       metric: BudgetConfig.Metric, outputWeights: [Double]? = nil) throws -> [Double] {
+        try solver.solveCandidates(w, hessian: hessian, args: args).map { result, loss in
+            if metric == .gptqLoss { return max(loss ?? 0, 0) }
+            let stored = try QuantizedLinearWeights(quantizedWeight: result, name: "budget", bias: nil, fractionalZeros: false)
+            let e = w - stored.dequantize()
+            let eh = Tensor.matmul(e, hessian)
+            var total = 0.0
+            for r in 0..<e.rows {
+                var row = 0.0
+                for c in 0..<e.columns { row += Double(eh.scalars[r * e.columns + c]) * Double(e.scalars[r * e.columns + c]) }
+                total += (outputWeights?[r] ?? 1) * row
+            }
+            return max(total, 0)
         }
-        return max(total, 0)
     }
 
     /// The Fisher diagonal of every planned linear's output (`LinearOutputFisher`) over
@@ -148,6 +160,4 @@ enum BudgetSensitivity {
         }
         return out
     }
-
-    static func pairName(_ entry: QuantizationPlan.Entry, _ k: Int) -> String { "\(entry.name)#\(k)" }
 }

@@ -38,6 +38,9 @@ public protocol LinearSolver: Sendable {
     /// solver that updates weights (GPTQ) encodes each block's scales from the original weights
     /// or from the weights as updated when it reaches the block.
     func solveGGML(_ w: Tensor, hessian: Tensor?, type: GGMLType, importance: [Float]?, actOrder: Bool, scales: GGMLBlockGPTQ.Scales) throws -> (bytes: [UInt8], loss: Double?)
+    /// `solve` of the same rows under each of `args` (a budget's candidates): element k is
+    /// `solve(w, hessian:, args: args[k])`; a solver may share work between them.
+    func solveCandidates(_ w: Tensor, hessian: Tensor?, args: [QuantizationArgs]) throws -> [(weight: QuantizedWeight, loss: Double?)]
 }
 
 extension LinearSolver {
@@ -51,6 +54,9 @@ extension LinearSolver {
     }
     public func solve(_ w: Tensor, hessian: Tensor?, args: QuantizationArgs, keepingZeros: Bool) throws -> (weight: QuantizedWeight, loss: Double?) {
         try solve(w, hessian: hessian, args: args)
+    }
+    public func solveCandidates(_ w: Tensor, hessian: Tensor?, args: [QuantizationArgs]) throws -> [(weight: QuantizedWeight, loss: Double?)] {
+        try args.map { try solve(w, hessian: hessian, args: $0) }
     }
 }
 
@@ -120,6 +126,13 @@ public struct GPTQLinearSolver: LinearSolver {
         let r = try GPTQSolver.quantizeWeight(w, hessian: hessian, args: args, blockSize: blockSize, dampening: dampening,
                                               preservingZeros: keepingZeros)
         return (r.weight, r.loss)
+    }
+
+    /// One factorization of the damped inverse Hessian for every candidate.
+    public func solveCandidates(_ w: Tensor, hessian: Tensor?, args: [QuantizationArgs]) throws -> [(weight: QuantizedWeight, loss: Double?)] {
+        guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
+        return try GPTQSolver.quantizeWeightCandidates(w, hessian: hessian, candidates: args, blockSize: blockSize, dampening: dampening)
+            .map { ($0.weight, $0.loss) }
     }
 
     /// GPTQ's codes on the scales llama.cpp's encoder chooses (`GGMLBlockGPTQ`).

@@ -141,6 +141,9 @@ public struct BudgetPlan: Sendable {
     public var budgetBits: Int
     /// Seconds the sensitivity pass took.
     public var seconds: Double = 0
+    /// Of those, on this rank: the Fisher's backward passes, the Hessians' forward, the
+    /// candidates' solves.
+    public var secondsByStep: [String: Double] = [:]
 
     /// All-in bits per weight of the planned linears: what `qdist inspect` will report.
     public var bitsPerWeight: Double { Double(totalBits) / Double(max(weights.reduce(0, +), 1)) }
@@ -170,8 +173,9 @@ public struct BudgetPlan: Sendable {
     /// choice per linear kind and block.
     public func summary() -> String {
         let total = Double(weights.reduce(0, +))
-        var lines = [String(format: "budget: %.3f bits per weight asked, %.4f planned (%d linears, %@ metric, %d windows, %.1f s)",
-                            budget.bitsPerWeight, bitsPerWeight, names.count, budget.metric.rawValue, budget.samples, seconds)]
+        var lines = [String(format: "budget: %.3f bits per weight asked, %.4f planned (%d linears, %@ metric, %d windows, %.1f s: fisher %.1f, forward %.1f, solves %.1f)",
+                            budget.bitsPerWeight, bitsPerWeight, names.count, budget.metric.rawValue, budget.samples, seconds,
+                            secondsByStep["fisher"] ?? 0, secondsByStep["forward"] ?? 0, secondsByStep["solve"] ?? 0)]
         for c in counts where c.linears > 0 {
             lines.append(String(format: "  %-14@ %4d linears, %5.1f %% of weights", c.label as NSString, c.linears, 100 * Double(c.weights) / total))
         }
@@ -195,6 +199,7 @@ public struct BudgetPlan: Sendable {
             (key: "windows", value: .integer(budget.samples)),
             (key: "fisher_windows", value: .integer(budget.fisherSamples)),
             (key: "seconds", value: .number(seconds)),
+            (key: "seconds_by_step", value: .object(secondsByStep.sorted { $0.key < $1.key }.map { (key: $0.key, value: .number($0.value)) })),
             (key: "budget_bits", value: .integer(budgetBits)),
             (key: "planned_bits", value: .integer(totalBits)),
             (key: "total_error", value: .number(totalError)),

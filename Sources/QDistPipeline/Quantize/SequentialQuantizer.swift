@@ -89,6 +89,7 @@ public enum SequentialQuantizer {
             report.budget = allocation.jsonValue
             report.seconds["budget"] = allocation.seconds
         }
+        let setupStart = Date()
         let config = job.bundle.config
         let rotary = LlamaModel.rotary(for: config)
         report.recipe = job.recipeName
@@ -121,7 +122,7 @@ public enum SequentialQuantizer {
             let embedding = try job.bundle.weights.tensor("model.embed_tokens.weight", expectedShape: [config.vocabSize, config.hiddenSize])
             activations = set.share(rank: comm.rank, size: comm.size).map { LlamaModel.embed($0, table: embedding) }
         }
-        report.seconds["calibration_setup"] = Date().timeIntervalSince(start)
+        report.seconds["calibration_setup"] = Date().timeIntervalSince(setupStart)
         let globalTokens = report.calibrationWindows * report.calibrationSeqLen
 
         // Without a forward pass nothing flows between blocks: deal the whole model at once.

@@ -101,6 +101,47 @@ public enum GPTQSolver {
                           order: prepared.order)
     }
 
+    /// GPTQ of the same weight and Hessian under several grids (mixed-precision sensitivity):
+    /// each result is exactly `quantizeWeight(w, hessian:, args: candidates[k], …)` with dynamic
+    /// group parameters' default, but the dead-column masking, permutation and Cholesky factor
+    /// of the damped inverse — two thirds of a solve at SmolLM2's shapes — are computed once per
+    /// act-order setting instead of once per candidate.
+    public static func quantizeWeightCandidates(
+        _ w: Tensor, hessian: Tensor, candidates: [QuantizationArgs], blockSize: Int = 128, dampening: Double = 0.01,
+        maxDampeningRetries: Int = 3
+    ) throws -> [GPTQResult] {
+        guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
+            throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
+        }
+        guard blockSize > 0, dampening >= 0 else {
+            throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
+        }
+        guard allFinite(w) else { throw GPTQError.nonFinite("weight") }
+        guard allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
+        var prepared: [Bool: (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)] = [:]
+        return try candidates.map { args in
+            do { try args.validateStructure() } catch { throw GPTQError.invalidArguments("\(error)") }
+            let grid = try QuantizationGrid(args)
+            let observer = args.makeWeightObserver()
+            let actOrder = args.actorder != nil
+            let p = try prepared[actOrder] ?? prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening,
+                                                      maxDampeningRetries: maxDampeningRetries)
+            prepared[actOrder] = p
+            var plan = GPTQPlan(args: args, rows: w.rows, columns: w.columns, groupParameters: .dynamic)
+            let order = p.order ?? Array(0..<w.columns)
+            if args.strategy != .group {
+                plan.setUpfront(grid.findParameters(w, observer: observer))
+            } else if plan.usesStaticParameters {
+                plan.setUpfront(grid.findParameters(args.actorder == .group ? permuteColumns(p.weight, order) : p.weight, observer: observer))
+            }
+            plan.order = order
+            let run = GPTQColumnLoop.run(weight: p.weight, order: plan.order, hinvUpper: p.factor, plan: plan,
+                                         grid: grid, observer: observer, blockSize: blockSize, keep: nil, prune: nil)
+            return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss, dampening: p.dampening,
+                              dampeningRetries: p.retries, deadColumns: p.deadColumns, order: p.order)
+        }
+    }
+
     /// What every GPTQ variant does before its column loop: dead inputs (H_ii = 0) get H_ii = 1
     /// and a zero weight column, the act-order permutation (descending diagonal, ties by index),
     /// and the upper Cholesky factor of the damped inverse, the dampening multiplied by 10 up to
