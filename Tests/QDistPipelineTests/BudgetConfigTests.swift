@@ -36,7 +36,7 @@ final class BudgetConfigTests: XCTestCase {
     func testBudgetKeyDecodesWithDefaultsAndRejectsMistakes() throws {
         let job = try decode("budget: {bits_per_weight: 3.5}\n" + recipe)
         XCTAssertEqual(job.budget, BudgetConfig(bitsPerWeight: 3.5))
-        XCTAssertEqual(job.budget?.candidates, BudgetConfig.defaultCandidates)
+        XCTAssertNil(job.budget?.candidates, "the format's defaults")
         XCTAssertEqual(job.budget?.metric, .fisher)
         let full = try decode("budget: {bits_per_weight: 4.25, candidates: [W3 g64 asym, W8], metric: gptq_loss, samples: 16}\n" + recipe)
         XCTAssertEqual(full.budget, BudgetConfig(bitsPerWeight: 4.25, candidates: ["W3 g64 asym", "W8"], metric: .gptqLoss, samples: 16))
@@ -78,6 +78,8 @@ final class BudgetConfigTests: XCTestCase {
         let model = try ModelConfiguration(json: try JSONParser.parse(#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128}"#), path: "config.json")
         let cases: [(String, QuantizeJobConfig.OutputFormat, String)] = [
             ("budget: {bits_per_weight: 4}\n" + recipe, .gptq, "compressed-tensors"),
+            ("budget: {bits_per_weight: 4, candidates: [Q4_0]}\n" + recipe, .compressedTensors, "format: gguf"),
+            ("budget: {bits_per_weight: 4, candidates: [W4 g32]}\nrecipe: {GPTQModifier: {scheme: GGUF}}", .gguf, "ggml block types"),
             ("budget: {bits_per_weight: 4}\nrecipe: {QuantizationModifier: {scheme: W8A8}}", .compressedTensors, "activations"),
             ("budget: {bits_per_weight: 4}\nrecipe: [{SmoothQuantModifier: {smoothing_strength: 0.5}}, {GPTQModifier: {scheme: W4A16}}]", .compressedTensors, "smooths"),
             ("budget: {bits_per_weight: 4, metric: gptq_loss}\nrecipe: {QuantizationModifier: {scheme: W4A16}}", .compressedTensors, "gptq_loss"),

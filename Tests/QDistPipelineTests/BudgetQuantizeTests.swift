@@ -168,4 +168,43 @@ final class BudgetQuantizeTests: XCTestCase {
         XCTAssertTrue(tooSmall.stderr.contains("cannot be met"), tooSmall.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "a refused budget leaves no output")
     }
+
+    /// `format: gguf` with a budget: each targeted linear takes one of the candidate block types
+    /// (the mix types everything else); the file holds exactly the plan's types, its decoder
+    /// linears cost what the plan predicted, it evaluates, and two ranks write the same bytes.
+    func testGGUFBudgetWritesEachLinearInItsPlannedBlockType() throws {
+        let recipe = dir.appendingPathComponent("gguf-budget.yaml")
+        try Data("""
+            format: gguf
+            gguf: {type: Q4_K_M}
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64, seed: 0}
+            budget: {bits_per_weight: 5.5, candidates: [Q4_0, Q5_0, Q8_0, Q4_K, Q6_K]}
+            recipe: {GPTQModifier: {scheme: GGUF, actorder: null}}
+            """.utf8).write(to: recipe)
+        let out = dir.appendingPathComponent("budget.gguf")
+        let r = try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let budget = try XCTUnwrap(try JSONParser.parse(r.stdout)["budget"])
+        let planned = try XCTUnwrap(budget["bits_per_weight_planned"]?.doubleValue)
+        XCTAssertLessThanOrEqual(planned, 5.5)
+        XCTAssertEqual(try bitsPerWeight(out), planned, accuracy: 1e-12)
+        let file = try GGUFFile(url: out)
+        let types = Dictionary(uniqueKeysWithValues: file.tensorInfos.map { ($0.name, $0.type.traits.name) })
+        var chosen: Set<String> = []
+        for l in try XCTUnwrap(budget["linears"]?.arrayValue) {
+            let name = try XCTUnwrap(l["name"]?.stringValue), scheme = try XCTUnwrap(l["scheme"]?.stringValue)
+            let gguf = try XCTUnwrap(GGUFTensorNames.gguf(fromHuggingFace: name + ".weight")?.name, name)
+            XCTAssertEqual(types[gguf], scheme, name)
+            chosen.insert(scheme)
+        }
+        XCTAssertGreaterThan(chosen.count, 1, "a budget between the candidates mixes them")
+        let e = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--seq-len", "64", "--windows", "2", "--json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(try XCTUnwrap(try JSONParser.parse(e.stdout)["ppl"]?.doubleValue).isFinite)
+
+        let two = dir.appendingPathComponent("budget-p2.gguf")
+        let r2 = try QdistProcess.run(["quantize", "--config", recipe.path, "--model", model.path, "--output", two.path], ranks: 2)
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertTrue(try Data(contentsOf: two) == Data(contentsOf: out), "two ranks write the same file")
+    }
 }

@@ -297,6 +297,24 @@ final class CurrentStackLoadTests: XCTestCase {
         assertSameLogits(report, "PEFT LoRA adapter")
     }
 
+    /// A budgeted (mixed-precision) folder: one config group per chosen scheme, layers named as
+    /// targets, different bit widths and group sizes side by side. Symmetric candidates, since
+    /// this stack refuses asymmetric folders (last test).
+    func testMixedPrecisionBudgetFolderWithAConfigGroupPerSchemeLoads() throws {
+        let out = try quantize("budget", """
+            format: compressed-tensors
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 64}
+            budget: {bits_per_weight: 5.5, candidates: [W3 g32, W4 g32, W8]}
+            recipe: {GPTQModifier: {actorder: static, config_groups: {g: {targets: [Linear], weights: {num_bits: 4, symmetric: true, strategy: group, group_size: 32}}}}}
+            """)
+        let config = try JSONParser.parse(String(decoding: try Data(contentsOf: out.appendingPathComponent("config.json")), as: UTF8.self))
+        let groups = try XCTUnwrap(config["quantization_config"]?["config_groups"]?.objectValue)
+        XCTAssertGreaterThanOrEqual(groups.count, 2, "a budget between the candidates mixes them: \(groups.map(\.key))")
+        let report = try load(out)
+        assertSameLogits(report, "mixed precision W3/W4/W8 under a 5.5-bit budget")
+        try assertTransformersDecompressesQdistsWeights(out, scratch: "budget-f32")
+    }
+
     /// Asymmetric pack-quantized folders — qdist's and llm-compressor's alike — do not load in
     /// this stack: compressed-tensors 0.20.1 builds the model's empty (meta) parameters with the
     /// zero point unpacked, (out, groups), while its own compressor stores it packed along the

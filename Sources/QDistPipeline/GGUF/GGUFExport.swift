@@ -56,11 +56,13 @@ public enum GGUFExport {
     /// keyed by Hugging Face tensor name, rows in Hugging Face order; they are written as given
     /// (Q/K rows permuted like the float weights) instead of being encoded here. `replacements`
     /// are float tensors (by Hugging Face name) that take the place of the model's own before
-    /// encoding: a smoothing's norms and the unquantized linears it scaled.
+    /// encoding: a smoothing's norms and the unquantized linears it scaled. `typeOverrides` (by
+    /// Hugging Face name) replace the mix's type of some tensors: a mixed-precision budget's
+    /// choices.
     public static func write(_ bundle: ModelBundle, to destination: URL, mix: GGUFMix, options: GGUFMix.Options = .init(),
                              imatrix: GGUFImatrix? = nil, imatrixPath: String? = nil, overwrite: Bool,
                              precomputed: [String: QuantizedLinearWeights.GGMLRows] = [:],
-                             replacements: [String: Tensor] = [:],
+                             replacements: [String: Tensor] = [:], typeOverrides: [String: GGMLType] = [:],
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = Date()
         try checkDestination(destination, input: URL(fileURLWithPath: bundle.path), overwrite: overwrite)
@@ -69,6 +71,7 @@ public enum GGUFExport {
         var mixOptions = options
         mixOptions.hasImportanceMatrix = imatrix != nil || options.hasImportanceMatrix
         let typed = try tensorTypes(config, path: bundle.path, mix: mix, options: mixOptions)
+            .map { (tensor: $0.tensor, type: typeOverrides[$0.tensor.huggingFace] ?? $0.type) }
         let planned = typed.map(\.tensor), chosen = typed.map(\.type)
         for (p, type) in typed {
             if let given = precomputed[p.huggingFace], given.type != type {

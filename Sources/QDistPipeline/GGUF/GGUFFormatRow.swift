@@ -52,7 +52,9 @@ struct GGUFRow: CheckpointFormatRow {
             }
             _ = try GGUFExport.write(job.bundle, to: job.output, mix: target.mix, options: target.options,
                                      imatrix: target.imatrixFile?.matrix, imatrixPath: target.imatrixFile?.path,
-                                     overwrite: job.overwrite, precomputed: solved, replacements: smoothed)
+                                     overwrite: job.overwrite, precomputed: solved, replacements: smoothed,
+                                     typeOverrides: Dictionary(job.plan.entries.compactMap { e in e.ggmlType.map { (e.name + ".weight", $0) } },
+                                                               uniquingKeysWith: { a, _ in a }))
             try FileManager.default.removeItem(at: progress.staging)
         }
         try comm.barrier()

@@ -71,8 +71,8 @@ enum BudgetSensitivity {
                       let hessian = hessians[LinearGroup.containing(entry.suffix)!], let layer = weights.linears[entry.suffix] else {
                     throw QuantizePlanError(description: "budget: \(item.name) has no Hessian on rank \(comm.rank)")
                 }
-                let scores = try Self.scores(layer.weight, args: ks.map { budget.candidates[$0].args }, hessian: hessian,
-                                             solver: job.plan.solver, metric: budget.metric, outputWeights: fisher[entry.name])
+                let scores = try Self.scores(layer.weight, candidates: ks.map { budget.candidates[$0] }, linear: entry.name, hessian: hessian,
+                                             plan: job.plan, metric: budget.metric, outputWeights: fisher[entry.name])
                 for (k, score) in zip(ks, scores) {
                     guard score.isFinite else {
                         throw QuantizePlanError(description: "budget: \(entry.name) with \(budget.candidates[k].label) gave a non-finite error (non-finite calibration inputs?)")
@@ -101,16 +101,29 @@ enum BudgetSensitivity {
         return plan
     }
 
-    /// Each candidate's error on one linear: the solver's quantized weight (`solveCandidates`),
-    /// dequantized from the form the writer stores (so the error is the written model's, scales
-    /// aside), scored on the input Hessian — tr(ΔW·H·ΔWᵀ), each output row weighted by
+    /// Each candidate's error on one linear: the solver's quantized weight (`solveCandidates`; a
+    /// ggml type through `solveGGML` with the job's importance vector and scales), dequantized
+    /// from the form the writer stores (so the error is the written model's, up to a folder's
+    /// scale dtype), scored on the input Hessian — tr(ΔW·H·ΔWᵀ), each output row weighted by
     /// `outputWeights` (the Fisher diagonal) when given — or GPTQ's own loss.
-    static func scores(_ w: Tensor, args: [QuantizationArgs], hessian: Tensor, solver: any LinearSolver,
+    static func scores(_ w: Tensor, candidates: [QuantizationBudget.Candidate], linear: String, hessian: Tensor, plan: QuantizationPlan,
                        metric: BudgetConfig.Metric, outputWeights: [Double]? = nil) throws -> [Double] {
-        try solver.solveCandidates(w, hessian: hessian, args: args).map { result, loss in
+        var solved: [(dequantized: Tensor, loss: Double?)?] = candidates.map { _ in nil }
+        let integer = candidates.indices.filter { candidates[$0].ggmlType == nil }
+        for (i, r) in zip(integer, try plan.solver.solveCandidates(w, hessian: hessian, args: integer.map { candidates[$0].args })) {
+            let stored = try QuantizedLinearWeights(quantizedWeight: r.weight, name: linear, bias: nil, fractionalZeros: false)
+            solved[i] = (stored.dequantize(), r.loss)
+        }
+        for i in candidates.indices {
+            guard let type = candidates[i].ggmlType else { continue }
+            let r = try plan.solver.solveGGML(w, hessian: hessian, type: type, importance: plan.gguf?.importance(forLinear: linear, hessian: hessian),
+                                              actOrder: candidates[i].args.actorder != nil, scales: plan.gguf?.scales ?? .original)
+            solved[i] = (Tensor(shape: w.shape, scalars: type.dequantize(r.bytes)), r.loss)
+        }
+        return try solved.map { entry in
+            guard let (dequantized, loss) = entry else { throw QuantizePlanError(description: "budget: \(linear): a candidate was not solved") }
             if metric == .gptqLoss { return max(loss ?? 0, 0) }
-            let stored = try QuantizedLinearWeights(quantizedWeight: result, name: "budget", bias: nil, fractionalZeros: false)
-            let e = w - stored.dequantize()
+            let e = w - dequantized
             let eh = Tensor.matmul(e, hessian)
             var total = 0.0
             for r in 0..<e.rows {

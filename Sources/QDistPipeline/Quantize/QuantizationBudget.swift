@@ -10,9 +10,12 @@ import QDistTensor
 public struct QuantizationBudget: Sendable {
     /// One candidate scheme.
     public struct Candidate: Sendable, Equatable {
-        /// As the recipe wrote it (`W3 g64 asym`).
+        /// As the recipe wrote it (`W3 g64 asym`, `Q4_K`).
         public var label: String
+        /// The weight arguments (for a ggml type: its code bits and sub-block, for reports).
         public var args: QuantizationArgs
+        /// The ggml block type of a `format: gguf` candidate; nil for compressed-tensors schemes.
+        public var ggmlType: GGMLType? = nil
     }
 
     public var bitsPerWeight: Double
@@ -26,15 +29,16 @@ public struct QuantizationBudget: Sendable {
     public var scaleBits: Int
 
     /// Checks the budget against the recipe: a weight-only integer recipe written as
-    /// compressed-tensors, with a solver that can be measured per candidate.
+    /// compressed-tensors (candidates: schemes) or GGUF (candidates: ggml block types), with a
+    /// solver that can be measured per candidate.
     public init(_ config: BudgetConfig, recipe: RecipeConfig, format: QuantizeJobConfig.OutputFormat,
                 model: ModelConfiguration, calibrationSamples: Int) throws {
         try config.validate()
         guard let modifier = recipe.modifier else {
             throw QuantizePlanError(description: "budget: the recipe only prunes; a budget needs a quantizing modifier (GPTQModifier or QuantizationModifier)")
         }
-        guard format == .compressedTensors else {
-            throw QuantizePlanError(description: "budget: mixed precision is written as compressed-tensors (one config group per scheme); \(format) cannot hold several schemes")
+        guard format == .compressedTensors || format == .gguf else {
+            throw QuantizePlanError(description: "budget: mixed precision is written as compressed-tensors (one config group per scheme) or GGUF (a block type per tensor); \(format) cannot hold several schemes")
         }
         if !recipe.smoothings.isEmpty || recipe.pruning != nil {
             throw QuantizePlanError(description: "budget: \(recipe.name) smooths or prunes before quantizing; a budget takes a recipe of one quantizing modifier")
@@ -50,7 +54,26 @@ public struct QuantizationBudget: Sendable {
             throw QuantizePlanError(description: "budget: metric gptq_loss needs GPTQModifier (\(recipe.name) has no GPTQ loss); use output_error")
         }
         let first = modifier.weightGroups.first?.weights
-        candidates = try config.candidates.map { text in
+        if format == .gguf {
+            let actOrder = modifier.actorderGiven ? modifier.actorder : solver.defaultActOrder
+            candidates = try (config.candidates ?? BudgetConfig.defaultGGUFCandidates).map { text in
+                guard let type = GGMLType(name: text) else {
+                    throw QuantizePlanError(description: "budget: format gguf takes ggml block types as candidates (Q4_0, Q5_K, …), not '\(text)'")
+                }
+                let layout = GGMLBlockCodes.layout(type)
+                guard layout != nil || !solver.needsHessian else {
+                    throw QuantizePlanError(description: "budget: \(type.traits.name) has no integer grid GPTQ can solve on; drop it from candidates")
+                }
+                var args = QuantizationArgs(numBits: layout?.bits ?? 2, type: .int, symmetric: true, strategy: .group,
+                                            groupSize: layout?.subBlock ?? type.traits.blockSize)
+                args.actorder = actOrder.map { _ in QuantizationArgs.ActivationOrdering.static }
+                return Candidate(label: type.traits.name, args: args, ggmlType: type)
+            }
+        } else {
+        candidates = try (config.candidates ?? BudgetConfig.defaultCandidates).map { text in
+            if GGMLType(name: text) != nil {
+                throw QuantizePlanError(description: "budget: '\(text)' is a ggml block type: those are candidates for format: gguf")
+            }
             var w = try BudgetConfig.weights(of: text)
             w.observer = first?.observer ?? .minmax
             if modifier.actorderGiven { w.actorder = modifier.actorder }
@@ -60,6 +83,7 @@ public struct QuantizationBudget: Sendable {
             }
             return Candidate(label: text, args: args)
         }
+        }
         bitsPerWeight = config.bitsPerWeight
         metric = config.metric
         samples = min(config.samples ?? 16, calibrationSamples)
@@ -68,14 +92,20 @@ public struct QuantizationBudget: Sendable {
         scaleBits = 8 * (floatType == .f32 ? DType.f16 : floatType).byteSize
     }
 
-    /// Whether candidate `k` can quantize `entry` (its group divides the columns).
+    /// Whether candidate `k` can quantize `entry` (its group, or block, divides the columns).
     public func fits(_ k: Int, _ entry: QuantizationPlan.Entry) -> Bool {
+        if let type = candidates[k].ggmlType { return entry.inFeatures % type.traits.blockSize == 0 }
         let a = candidates[k].args
         return a.strategy != .group || (a.groupSize.map { $0 > 0 && entry.inFeatures % $0 == 0 } ?? false)
     }
 
     /// Storage bits of `entry` under candidate `k`, as compressed-tensors pack-quantized holds it.
     public func bits(_ k: Int, _ entry: QuantizationPlan.Entry) throws -> Int {
+        if let type = candidates[k].ggmlType {
+            do { return try SchemeStorageCost.ggufBits(type, outFeatures: entry.outFeatures, inFeatures: entry.inFeatures) } catch {
+                throw QuantizePlanError(description: "budget: \(candidates[k].label): \(error)")
+            }
+        }
         let a = candidates[k].args
         let scheme = QuantizedLinearScheme(numBits: a.numBits, symmetric: a.symmetric, groupSize: a.strategy == .group ? a.groupSize : nil,
                                            actOrder: a.actorder == .group, perTensor: a.strategy == .tensor)
@@ -148,7 +178,8 @@ public struct BudgetPlan: Sendable {
     /// All-in bits per weight of the planned linears: what `qdist inspect` will report.
     public var bitsPerWeight: Double { Double(totalBits) / Double(max(weights.reduce(0, +), 1)) }
 
-    /// The plan with each entry's weight arguments replaced by its chosen candidate.
+    /// The plan with each entry's weight arguments (and, for GGUF, block type) replaced by its
+    /// chosen candidate.
     public func applied(to plan: QuantizationPlan) throws -> QuantizationPlan {
         var plan = plan
         let chosen = Dictionary(uniqueKeysWithValues: zip(names, choices))
@@ -156,7 +187,12 @@ public struct BudgetPlan: Sendable {
             guard let k = chosen[plan.entries[i].name] else {
                 throw QuantizePlanError(description: "budget: \(plan.entries[i].name) has no allocation")
             }
-            plan.entries[i].args = budget.candidates[k].args
+            let candidate = budget.candidates[k]
+            plan.entries[i].args = candidate.args
+            if let type = candidate.ggmlType {
+                plan.entries[i].ggmlType = type
+                plan.gguf?.types[plan.entries[i].name + ".weight"] = type
+            }
         }
         return plan
     }

@@ -63,7 +63,8 @@ public enum SequentialQuantizer {
                 (key: "algorithm", value: .string(plan.recipeName)),
                 (key: "smoothing", value: .array(plan.smoothings.map { .string(String(describing: $0)) })),
                 (key: "calibration", value: .string("\(calibration.data ?? "-") samples=\(calibration.samples) seq_len=\(calibration.seqLen) seed=\(calibration.seed)\(calibration.sampler == .splitmix64 ? "" : " sampler=" + calibration.sampler.rawValue)")),
-                (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)" + ($0.inputActivations.map { " input \($0)" } ?? "")) })),
+                (key: "plan", value: .array(plan.entries.map { .string("\($0.name) \($0.args)" + ($0.inputActivations.map { " input \($0)" } ?? "")
+                                                                    + ($0.ggmlType.map { " " + $0.traits.name } ?? "")) })),
             ])
         }
     }

@@ -1,3 +1,4 @@
+import QDistIO
 import QDistQuant
 
 /// `budget:` of a quantize job: mixed precision under a bits-per-weight budget. Each linear the
@@ -15,8 +16,10 @@ import QDistQuant
 /// ```
 /// A candidate is `W<bits>` (int, per output channel), then optionally `g<size>` (groups of
 /// that many input columns) and `sym` (default) or `asym`; or a weight-only scheme preset
-/// (`W4A16_ASYM`), optionally with `g<size>`. The quantizing modifier's targets, ignore,
-/// observer and act-order stay as the recipe says; its scheme is replaced per linear.
+/// (`W4A16_ASYM`), optionally with `g<size>`. With `format: gguf` candidates are ggml block
+/// types (`Q4_0`, `Q5_K`, …): the mix still types every other tensor. The quantizing modifier's
+/// targets, ignore, observer and act-order stay as the recipe says; its scheme (or the mix's
+/// type) is replaced per linear.
 public struct BudgetConfig: Decodable, Sendable, Equatable {
     /// What a candidate costs a linear in error, summed over linears by the allocation.
     public enum Metric: String, Decodable, Sendable, CaseIterable {
@@ -33,7 +36,8 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
     }
 
     public var bitsPerWeight: Double
-    public var candidates: [String]
+    /// nil: `defaultCandidates`, or `defaultGGUFCandidates` for `format: gguf`.
+    public var candidates: [String]?
     public var metric: Metric
     /// Calibration windows the sensitivity pass forwards for the Hessians (the first of the
     /// job's windows); nil: `min(16, calibration.samples)`.
@@ -44,8 +48,11 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
     /// A spread from 2 to 8 bits at group 64 and 32, where SmolLM2-sized layers (576, 1536
     /// columns) divide, plus per-channel 8 bits.
     public static let defaultCandidates = ["W2 g64 asym", "W3 g64 asym", "W4 g64 asym", "W4 g32 asym", "W8"]
+    /// llama.cpp's 32-wide block types (any row that is a multiple of 32) and its k-quants (rows
+    /// of 256k): a linear takes only those that divide its rows.
+    public static let defaultGGUFCandidates = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 
-    public init(bitsPerWeight: Double, candidates: [String] = BudgetConfig.defaultCandidates, metric: Metric = .fisher,
+    public init(bitsPerWeight: Double, candidates: [String]? = nil, metric: Metric = .fisher,
                 samples: Int? = nil, fisherSamples: Int? = nil) {
         (self.bitsPerWeight, self.candidates, self.metric, self.samples) = (bitsPerWeight, candidates, metric, samples)
         self.fisherSamples = fisherSamples
@@ -59,7 +66,7 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         bitsPerWeight = try c.decode(Double.self, forKey: .bitsPerWeight)
-        candidates = try c.decodeIfPresent([String].self, forKey: .candidates) ?? Self.defaultCandidates
+        candidates = try c.decodeIfPresent([String].self, forKey: .candidates)
         metric = try c.decodeIfPresent(Metric.self, forKey: .metric) ?? .fisher
         samples = try c.decodeIfPresent(Int.self, forKey: .samples)
         fisherSamples = try c.decodeIfPresent(Int.self, forKey: .fisherSamples)
@@ -81,11 +88,17 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         if let samples, samples < 1 { throw QuantizePlanError(description: "samples must be at least 1") }
         if let fisherSamples, fisherSamples < 1 { throw QuantizePlanError(description: "fisher_samples must be at least 1") }
         if fisherSamples != nil && metric != .fisher { throw QuantizePlanError(description: "fisher_samples is for metric: fisher") }
-        guard !candidates.isEmpty else { throw QuantizePlanError(description: "candidates: give at least one scheme (e.g. [W3 g64 asym, W4 g64 asym])") }
+        guard candidates?.isEmpty != true else { throw QuantizePlanError(description: "candidates: give at least one scheme (e.g. [W3 g64 asym, W4 g64 asym])") }
         var seen: Set<String> = []
-        for text in candidates {
-            let w = try Self.weights(of: text)
-            let key = "\(w.numBits) \(w.symmetric) \(w.groupSize ?? 0)"
+        for text in candidates ?? [] {
+            let key: String
+            if let type = GGMLType(name: text) {
+                guard type.traits.isQuantized else { throw QuantizePlanError(description: "candidates: '\(text)' is a float type, not a quantized block type") }
+                key = type.traits.name
+            } else {
+                let w = try Self.weights(of: text)
+                key = "\(w.numBits) \(w.symmetric) \(w.groupSize ?? 0)"
+            }
             if !seen.insert(key).inserted { throw QuantizePlanError(description: "candidates: '\(text)' repeats an earlier candidate") }
         }
     }
