@@ -207,4 +207,23 @@ final class BudgetQuantizeTests: XCTestCase {
         XCTAssertEqual(r2.status, 0, r2.stderr)
         XCTAssertTrue(try Data(contentsOf: two) == Data(contentsOf: out), "two ranks write the same file")
     }
+
+    /// The plan is on disk before the quantization pass (in the staging folder, so a job split
+    /// with --stop-after-block shows it), the resumed job keeps it, and the finished folder holds
+    /// it only in its report.
+    func testPlanIsStagedBeforeTheQuantizationPassAndKeptAcrossAResume() throws {
+        let recipe = try recipe(bits: 3.5)
+        let out = dir.appendingPathComponent("split")
+        let args = ["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path]
+        XCTAssertEqual(try QdistProcess.run(args + ["--stop-after-block", "0"]).status, 3)
+        let staged = dir.appendingPathComponent(".split.qdist-partial/budget_plan.json")
+        let plan = try JSONParser.parse(String(decoding: try Data(contentsOf: staged), as: UTF8.self))
+        XCTAssertEqual(plan["linears"]?.arrayValue?.count, 14)
+        let r = try QdistProcess.run(args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("resuming after block 0"), r.stdout)
+        let report = try JSONParser.parse(String(decoding: try Data(contentsOf: out.appendingPathComponent("quantization_report.json")), as: UTF8.self))
+        XCTAssertEqual(report["budget"]?["linears"], plan["linears"], "the same allocation after the resume")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("budget_plan.json").path))
+    }
 }

@@ -105,6 +105,11 @@ public enum SequentialQuantizer {
         if progressFolder.completedBlocks > 0 {
             log("quantize: resuming after block \(progressFolder.completedBlocks - 1) (recorded in \(progressFolder.staging.path))")
         }
+        if let plan = report.budget, comm.isMain {
+            // The allocation on disk before the quantization pass (the report repeats it at the end).
+            try AtomicFileWriter.write(Array(plan.serialized(.pretty(sortKeys: false))),
+                                       to: progressFolder.staging.appendingPathComponent("budget_plan.json"))
+        }
 
         // Round-to-nearest needs no activations unless it calibrates static input scales; GPTQ
         // calibrates on this rank's windows.

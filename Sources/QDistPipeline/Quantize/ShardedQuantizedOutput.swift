@@ -135,6 +135,9 @@ enum ShardedQuantizedOutput {
                                    to: staging.appendingPathComponent("quantization_report.json"))
         try fm.removeItem(at: progress.blocks)
         try fm.removeItem(at: staging.appendingPathComponent("job.json"))
+        // A budget's plan, kept while the job ran; the report holds it now.
+        let plan = staging.appendingPathComponent("budget_plan.json")
+        if fm.fileExists(atPath: plan.path) { try fm.removeItem(at: plan) }
         try OutputFolderGuard.mark(staging)
         try OutputFolderGuard.replace(job.output, overwrite: job.overwrite)
         do { try fm.moveItem(at: staging, to: job.output) } catch {
