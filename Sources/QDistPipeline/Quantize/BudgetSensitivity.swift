@@ -123,15 +123,7 @@ enum BudgetSensitivity {
         return try solved.map { entry in
             guard let (dequantized, loss) = entry else { throw QuantizePlanError(description: "budget: \(linear): a candidate was not solved") }
             if metric == .gptqLoss { return max(loss ?? 0, 0) }
-            let e = w - dequantized
-            let eh = Tensor.matmul(e, hessian)
-            var total = 0.0
-            for r in 0..<e.rows {
-                var row = 0.0
-                for c in 0..<e.columns { row += Double(eh.scalars[r * e.columns + c]) * Double(e.scalars[r * e.columns + c]) }
-                total += (outputWeights?[r] ?? 1) * row
-            }
-            return max(total, 0)
+            return max(SequentialQuantizer.quadratic(w - dequantized, hessian, rowWeights: outputWeights), 0)
         }
     }
 

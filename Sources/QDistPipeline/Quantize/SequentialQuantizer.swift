@@ -417,11 +417,20 @@ public enum SequentialQuantizer {
                      referenceErrorQuadratic: referenceError)
     }
 
-    /// Σ_ij (A·H)_ij · A_ij = tr(A H Aᵀ), in Double.
-    static func quadratic(_ a: Tensor, _ h: Tensor) -> Double {
+    /// Σ_ij (A·H)_ij · A_ij = tr(A H Aᵀ), in Double; with `rowWeights`, Σ_i w_i·(A H Aᵀ)_ii (a
+    /// budget's Fisher-weighted error).
+    static func quadratic(_ a: Tensor, _ h: Tensor, rowWeights: [Double]? = nil) -> Double {
         let ah = Tensor.matmul(a, h)
         var s = 0.0
-        for i in 0..<a.count { s += Double(ah.scalars[i]) * Double(a.scalars[i]) }
+        guard let rowWeights else {
+            for i in 0..<a.count { s += Double(ah.scalars[i]) * Double(a.scalars[i]) }
+            return s
+        }
+        for r in 0..<a.rows {
+            var row = 0.0
+            for c in 0..<a.columns { row += Double(ah.scalars[r * a.columns + c]) * Double(a.scalars[r * a.columns + c]) }
+            s += rowWeights[r] * row
+        }
         return s
     }
 }

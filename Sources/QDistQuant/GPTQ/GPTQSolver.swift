@@ -61,14 +61,7 @@ public enum GPTQSolver {
                 throw GPTQError.invalidArguments("sparsity \(p.sparsity) is not in [0, 1)")
             }
         }
-        guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
-            throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
-        }
-        guard blockSize > 0, dampening >= 0 else {
-            throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
-        }
-        guard allFinite(w) else { throw GPTQError.nonFinite("weight") }
-        guard allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
+        try checkInputs(w, hessian: hessian, blockSize: blockSize, dampening: dampening)
         let grid = try QuantizationGrid(args)
         let observer = observer ?? args.makeWeightObserver()
         let rows = w.rows, n = w.columns
@@ -110,14 +103,7 @@ public enum GPTQSolver {
         _ w: Tensor, hessian: Tensor, candidates: [QuantizationArgs], blockSize: Int = 128, dampening: Double = 0.01,
         maxDampeningRetries: Int = 3
     ) throws -> [GPTQResult] {
-        guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
-            throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
-        }
-        guard blockSize > 0, dampening >= 0 else {
-            throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
-        }
-        guard allFinite(w) else { throw GPTQError.nonFinite("weight") }
-        guard allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
+        try checkInputs(w, hessian: hessian, blockSize: blockSize, dampening: dampening)
         var prepared: [Bool: (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)] = [:]
         return try candidates.map { args in
             do { try args.validateStructure() } catch { throw GPTQError.invalidArguments("\(error)") }
@@ -140,6 +126,18 @@ public enum GPTQSolver {
             return GPTQResult(weight: run.weight, dequantized: run.dequantized, loss: run.loss, dampening: p.dampening,
                               dampeningRetries: p.retries, deadColumns: p.deadColumns, order: p.order)
         }
+    }
+
+    /// Shapes, settings and finiteness every GPTQ entry point requires.
+    static func checkInputs(_ w: Tensor, hessian: Tensor, blockSize: Int, dampening: Double) throws {
+        guard w.rank == 2, hessian.shape == [w.columns, w.columns] else {
+            throw GPTQError.shapeMismatch("weight \(w.shape) needs a [\(w.columns), \(w.columns)] Hessian, got \(hessian.shape)")
+        }
+        guard blockSize > 0, dampening >= 0 else {
+            throw GPTQError.invalidArguments("block size must be > 0 and dampening ≥ 0 (got \(blockSize), \(dampening))")
+        }
+        guard allFinite(w) else { throw GPTQError.nonFinite("weight") }
+        guard allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
     }
 
     /// What every GPTQ variant does before its column loop: dead inputs (H_ii = 0) get H_ii = 1
