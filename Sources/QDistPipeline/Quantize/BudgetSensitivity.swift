@@ -41,7 +41,7 @@ enum BudgetSensitivity {
         let fisher = budget.metric == .fisher
             ? try outputFisher(job, windows: Array(windows.prefix(budget.fisherSamples)), embedding: embedding, communicator: comm) : [:]
         var timings = ["fisher": Date().timeIntervalSince(fisherStart), "forward": 0, "solve": 0]
-        var errors = [[Double]](repeating: [Double](repeating: 0, count: budget.candidates.count), count: entries.count)
+        var errors = [[Double?]](repeating: [Double?](repeating: nil, count: budget.candidates.count), count: entries.count)
         let index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
         let progress = ProgressReporter(label: "budget: sensitivity, block", total: config.numHiddenLayers, unit: "tokens", enabled: comm.isMain)
         for b in 0..<config.numHiddenLayers {
@@ -56,7 +56,7 @@ enum BudgetSensitivity {
                 carryThroughStage: true, usesHessians: true, calibrationTokens: tokens, communicator: comm)
             // Linears dealt whole with all their candidates (one factorization serves them all),
             // costliest first.
-            let fitting = Dictionary(uniqueKeysWithValues: blockEntries.map { e in (e.name, budget.candidates.indices.filter { budget.fits($0, e) }) })
+            let fitting = Dictionary(uniqueKeysWithValues: try blockEntries.map { e in (e.name, try budget.fitting(e)) })
             let assignment = SolveAssignment(linears: blockEntries.map { .init(name: $0.name, rows: $0.outFeatures * fitting[$0.name]!.count,
                                                                                columns: $0.inFeatures, splittable: false) },
                                              ranks: comm.size, costModel: .hessianSolve)
@@ -83,18 +83,16 @@ enum BudgetSensitivity {
             timings["solve", default: 0] += Date().timeIntervalSince(solveStart)
             // Each pair was scored by one rank; the others contribute exact zeros.
             if comm.size > 1 { try comm.allreduce(&mine, op: .sum) }
-            for (i, row) in errors.indices.enumerated() where entries[i].block == b {
-                for k in budget.candidates.indices { errors[row][k] = mine[i * budget.candidates.count + k] }
+            for e in blockEntries {
+                let i = index[e.name]!
+                for k in fitting[e.name]! { errors[i][k] = mine[i * budget.candidates.count + k] }
             }
             let propagateStart = Date()
             activations = calibration.finish(block: block)
             timings["forward", default: 0] += Date().timeIntervalSince(propagateStart)
             progress.update(done: b + 1, work: (b + 1) * tokens)
         }
-        let fitted: [[Double?]] = entries.indices.map { i in
-            budget.candidates.indices.map { k in budget.fits(k, entries[i]) ? errors[i][k] : nil }
-        }
-        var plan = try budget.allocate(entries, errors: fitted)
+        var plan = try budget.allocate(entries, errors: errors)
         plan.seconds = Date().timeIntervalSince(start)
         plan.secondsByStep = timings
         log(plan.summary())

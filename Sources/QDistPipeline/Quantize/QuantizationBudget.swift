@@ -101,6 +101,16 @@ public struct QuantizationBudget: Sendable {
         }
     }
 
+    /// The candidates that can quantize `entry`, by index; throws when none can (checked when
+    /// the job is set up, before the sensitivity pass).
+    public func fitting(_ entry: QuantizationPlan.Entry) throws -> [Int] {
+        let ks = candidates.indices.filter { fits($0, entry) }
+        guard !ks.isEmpty else {
+            throw QuantizePlanError(description: "budget: no candidate fits \(entry.name) (\(entry.inFeatures) columns): add one whose group divides it, or a per-channel one")
+        }
+        return ks
+    }
+
     /// Whether candidate `k` can quantize `entry` (its group, or block, divides the columns).
     public func fits(_ k: Int, _ entry: QuantizationPlan.Entry) -> Bool {
         if let type = candidates[k].ggmlType { return entry.inFeatures % type.traits.blockSize == 0 }
@@ -141,7 +151,8 @@ public struct QuantizationBudget: Sendable {
                 which.append(k)
             }
             guard !options.isEmpty else {
-                throw QuantizePlanError(description: "budget: no candidate fits \(entry.name) (\(entry.inFeatures) columns): add one whose group divides it, or a per-channel one")
+                _ = try fitting(entry)
+                throw QuantizePlanError(description: "budget: \(entry.name) has no measured candidate")
             }
             layers.append(options)
             indices.append(which)

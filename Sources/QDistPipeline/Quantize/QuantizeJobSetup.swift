@@ -91,9 +91,7 @@ public enum QuantizeJobSetup {
         }
         if let budget {
             // Every planned linear needs a candidate it fits (checked here, before the pass).
-            for entry in plan.entries where !budget.candidates.indices.contains(where: { budget.fits($0, entry) }) {
-                throw QuantizePlanError(description: "budget: no candidate fits \(entry.name) (\(entry.inFeatures) columns): add one whose group divides it, or a per-channel one")
-            }
+            for entry in plan.entries { _ = try budget.fitting(entry) }
         }
         var job = SequentialQuantizer.Job(bundle: bundle, plan: plan, format: recipe.format, sequential: recipe.sequential,
                                           calibration: recipe.calibration, output: out, overwrite: overwrite,
