@@ -36,13 +36,16 @@ struct QuantizeCommand: ParsableCommand {
               mpirun -n 4 qdist quantize --config recipe.yaml --samples 32
 
             Mixed precision (--bits-per-weight 3.5, or budget: {bits_per_weight, candidates, \
-            metric, samples} in the recipe): a sensitivity pass forwards the float model on the \
-            first budget.samples windows (default 32), solves every targeted linear with every \
-            candidate scheme (W<bits> [g<group>] [sym|asym]) and scores it by its output error \
-            ‖(W − Ŵ)X‖²; an exact knapsack picks one candidate per linear under the budget, counting \
-            codes, scales, zero points and shape records as the file holds them. The plan is \
-            printed and kept in quantization_report.json; the output is compressed-tensors with \
-            one config group per chosen scheme. --plan-only stops after the plan.
+            metric, samples, fisher_samples} in the recipe): a sensitivity pass first measures the \
+            float model's loss gradient at every linear's output (fisher_samples windows, default \
+            8), then forwards it on the first budget.samples windows (default 16), solves every \
+            targeted linear with every candidate (W<bits> [g<group>] [sym|asym]; with --format gguf, \
+            block types such as Q4_0, Q5_K) and scores it by its Fisher-weighted output error \
+            (metric fisher; or output_error, gptq_loss). An exact knapsack picks one candidate per \
+            linear under the budget, counting codes, scales, zero points and shape records as the \
+            file holds them. The plan is printed and kept in quantization_report.json; the output \
+            is compressed-tensors with one config group per chosen scheme, or a GGUF with a block \
+            type per tensor. --plan-only stops after the plan.
 
             GGUF (--format gguf with scheme: GGUF): every tensor takes the block type of the \
             llama-quantize mix (--gguf-type); GPTQModifier chooses the codes on the scales \
