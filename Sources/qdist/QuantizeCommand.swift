@@ -41,7 +41,8 @@ struct QuantizeCommand: ParsableCommand {
             8), then forwards it on the first budget.samples windows (default 16), solves every \
             targeted linear with every candidate (W<bits> [g<group>] [sym|asym]; with --format gguf, \
             block types such as Q4_0, Q5_K) and scores it by its Fisher-weighted output error \
-            (metric fisher; or output_error, gptq_loss). An exact knapsack picks one candidate per \
+            (metric fisher; kl takes the Fisher of labels sampled from the model; or output_error, \
+            gptq_loss). An exact knapsack picks one candidate per \
             linear under the budget, counting codes, scales, zero points and shape records as the \
             file holds them. The plan is printed and kept in quantization_report.json; the output \
             is compressed-tensors with one config group per chosen scheme, or a GGUF with a block \

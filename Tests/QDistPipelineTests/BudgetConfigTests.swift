@@ -40,6 +40,8 @@ final class BudgetConfigTests: XCTestCase {
         XCTAssertEqual(job.budget?.metric, .fisher)
         let full = try decode("budget: {bits_per_weight: 4.25, candidates: [W3 g64 asym, W8], metric: gptq_loss, samples: 16}\n" + recipe)
         XCTAssertEqual(full.budget, BudgetConfig(bitsPerWeight: 4.25, candidates: ["W3 g64 asym", "W8"], metric: .gptqLoss, samples: 16))
+        let kl = try decode("budget: {bits_per_weight: 3, metric: kl, fisher_samples: 4}\n" + recipe)
+        XCTAssertEqual(kl.budget, BudgetConfig(bitsPerWeight: 3, metric: .kl, fisherSamples: 4))
         for (yaml, part) in [("budget: {bits_per_weight: 3.5, bits: 3}", "bits"), ("budget: {candidates: [W4]}", "bits_per_weight"),
                              ("budget: {bits_per_weight: 0}", "bits_per_weight"), ("budget: {bits_per_weight: 3, candidates: []}", "candidates"),
                              ("budget: {bits_per_weight: 3, candidates: [W4 g64, W4 g64 sym]}", "repeats"),

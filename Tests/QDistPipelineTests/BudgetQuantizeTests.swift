@@ -136,6 +136,22 @@ final class BudgetQuantizeTests: XCTestCase {
         }
     }
 
+    /// `metric: kl` samples each window's labels from the float model: the labels follow the
+    /// window, not the rank that measures it, so 1 and 3 ranks plan alike; and the plan is not
+    /// the empirical Fisher's (the scores differ).
+    func testKLMetricPlansTheSameForAnyRanksAndScoresOtherwiseThanFisher() throws {
+        let recipe = try recipe(bits: 3.5, metric: "kl")
+        let (_, reference) = try quantize(recipe, "kl-p1")
+        let (_, threeRanks) = try quantize(recipe, "kl-p3", ranks: 3)
+        let plan = try XCTUnwrap(reference["budget"]?["linears"])
+        XCTAssertEqual(threeRanks["budget"]?["linears"], plan)
+        XCTAssertEqual(reference["budget"]?["metric"]?.stringValue, "kl")
+        let (_, fisher) = try quantize(try self.recipe(bits: 3.5), "fisher-p1")
+        let errors = { (report: JSONValue) in (report["budget"]?["linears"]?.arrayValue ?? []).map { $0["errors"] } }
+        XCTAssertEqual(errors(reference).count, errors(fisher).count)
+        XCTAssertNotEqual(errors(reference), errors(fisher))
+    }
+
     /// `--bits-per-weight` alone sets a budget on a plain recipe; `--plan-only` prints the plan
     /// and writes nothing; without a budget `--plan-only` is refused.
     func testBitsPerWeightFlagAndPlanOnlyWriteNothing() throws {

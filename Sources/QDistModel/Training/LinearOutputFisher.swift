@@ -14,10 +14,24 @@ public struct LinearOutputFisher: Sendable {
     /// Per block, per linear: Σ_t (∂L/∂y_tj)² for each output j.
     public var blocks: [[LoRATarget: [Double]]]
 
-    /// Forward and backward of `tokens` (labels = the tokens themselves) through the frozen
-    /// model, block inputs checkpointed and each block recomputed for its backward, as training
-    /// does; nothing is trained.
-    public static func measure(tokens: [Int], config: ModelConfiguration, frozen: some FrozenWeightProvider) throws -> LinearOutputFisher {
+    /// Which next-token labels the loss is taken against.
+    public enum Labels: Sendable, Equatable {
+        /// The sequence's own next tokens: the empirical Fisher.
+        case data
+        /// One label per position sampled from the model's predictive distribution with this
+        /// seed (`CausalLMLoss.sampledTargets`): a one-sample Monte Carlo estimate of the true
+        /// Fisher, the curvature of KL(model ‖ perturbed model). Labels drawn independently per
+        /// position have zero-mean, uncorrelated scores, so the square of the summed loss's
+        /// gradient at a position estimates Σ over the tokens it reaches of their own squared
+        /// gradients; with the data's labels those cross terms do not cancel.
+        case sampled(seed: UInt64)
+    }
+
+    /// Forward and backward of `tokens` (labels as `labels` says) through the frozen model,
+    /// block inputs checkpointed and each block recomputed for its backward, as training does;
+    /// nothing is trained.
+    public static func measure(tokens: [Int], config: ModelConfiguration, frozen: some FrozenWeightProvider,
+                               labels: Labels = .data) throws -> LinearOutputFisher {
         let packed = LlamaTrainingGraph.PackedBatch([TrainingSequence(tokens: tokens)])
         let blocks = config.numHiddenLayers, epsilon = Float(config.rmsNormEps)
         let table = RotaryTable(LlamaModel.rotary(for: config), positions: packed.longest)
@@ -39,7 +53,13 @@ public struct LinearOutputFisher: Sendable {
         let finalNorm = try frozen.finalNormWeight()
         let (h, inverse) = RMSNorm.forward(x, weight: finalNorm, epsilon: epsilon)
         // The summed loss (scale 1): the Fisher of the sequence, not of a mean.
-        let head = CausalLMLoss.headLoss(hidden: h, head: try frozen.outputHeadWeight(), targets: packed.targets, gradientScale: 1)
+        let headWeight = try frozen.outputHeadWeight()
+        let targets: [Int]
+        switch labels {
+        case .data: targets = packed.targets
+        case .sampled(let seed): targets = CausalLMLoss.sampledTargets(hidden: h, head: headWeight, targets: packed.targets, seed: seed)
+        }
+        let head = CausalLMLoss.headLoss(hidden: h, head: headWeight, targets: targets, gradientScale: 1)
         guard let hidden = head.hiddenGradient else { return result }
         var dx = RMSNorm.backward(x, weight: finalNorm, inverseRMS: inverse, outputGradient: hidden)
         for i in stride(from: blocks - 1, through: 0, by: -1) {

@@ -38,8 +38,9 @@ enum BudgetSensitivity {
         var activations = windows.indices.filter { $0 % comm.size == comm.rank }.map { LlamaModel.embed(windows[$0], table: embedding) }
         let rotary = LlamaModel.rotary(for: config)
         let fisherStart = Date()
-        let fisher = budget.metric == .fisher
-            ? try outputFisher(job, windows: Array(windows.prefix(budget.fisherSamples)), embedding: embedding, communicator: comm) : [:]
+        let fisher = budget.metric.weighsByFisher
+            ? try outputFisher(job, windows: Array(windows.prefix(budget.fisherSamples)), embedding: embedding,
+                               sampledLabels: budget.metric == .kl, communicator: comm) : [:]
         var timings = ["fisher": Date().timeIntervalSince(fisherStart), "forward": 0, "solve": 0]
         var errors = [[Double?]](repeating: [Double?](repeating: nil, count: budget.candidates.count), count: entries.count)
         let index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
@@ -127,7 +128,9 @@ enum BudgetSensitivity {
 
     /// The Fisher diagonal of every planned linear's output (`LinearOutputFisher`) over
     /// `windows`, summed in window order across ranks (the same bits for any P), keyed by name.
-    static func outputFisher(_ job: SequentialQuantizer.Job, windows: [[Int]], embedding: Tensor,
+    /// With `sampledLabels`, window i's labels are drawn from the float model with a seed fixed
+    /// by the calibration seed and i (`labelSeed`): the same labels on whichever rank.
+    static func outputFisher(_ job: SequentialQuantizer.Job, windows: [[Int]], embedding: Tensor, sampledLabels: Bool,
                              communicator comm: any Communicator) throws -> [String: [Double]] {
         let config = job.bundle.config
         let source = job.bundle.weights
@@ -141,7 +144,8 @@ enum BudgetSensitivity {
         var perWindow: [[Double]] = []
         let progress = ProgressReporter(label: "budget: fisher, window", total: windows.count, unit: "tokens", enabled: comm.isMain)
         for i in windows.indices where i % comm.size == comm.rank {
-            let f = try LinearOutputFisher.measure(tokens: windows[i], config: config, frozen: frozen)
+            let labels: LinearOutputFisher.Labels = sampledLabels ? .sampled(seed: labelSeed(job.calibration.seed, window: i)) : .data
+            let f = try LinearOutputFisher.measure(tokens: windows[i], config: config, frozen: frozen, labels: labels)
             var flat: [Double] = []
             flat.reserveCapacity(length)
             for e in entries {
@@ -162,5 +166,11 @@ enum BudgetSensitivity {
             offset += e.outFeatures
         }
         return out
+    }
+
+    /// The seed of window i's sampled labels: distinct per window, fixed by the calibration seed.
+    static func labelSeed(_ calibrationSeed: UInt64, window i: Int) -> UInt64 {
+        var g = SeededGenerator(seed: calibrationSeed &* 0x1_0000_0001 &+ UInt64(i))
+        return g.next()
     }
 }

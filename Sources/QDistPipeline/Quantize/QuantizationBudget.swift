@@ -23,7 +23,7 @@ public struct QuantizationBudget: Sendable {
     public var metric: BudgetConfig.Metric
     /// Calibration windows the sensitivity pass forwards.
     public var samples: Int
-    /// Windows of the Fisher's backward pass (`metric: fisher`; 0 otherwise).
+    /// Windows of the Fisher's backward pass (`metric: fisher` or `kl`; 0 otherwise).
     public var fisherSamples: Int
     /// Bits of one stored scale (the writers' scale dtype: fp16 for an fp32 model, else its own).
     public var scaleBits: Int
@@ -59,7 +59,7 @@ public struct QuantizationBudget: Sendable {
         bitsPerWeight = config.bitsPerWeight
         metric = config.metric
         samples = min(config.samples ?? 16, calibrationSamples)
-        fisherSamples = config.metric == .fisher ? min(config.fisherSamples ?? 8, samples) : 0
+        fisherSamples = config.metric.weighsByFisher ? min(config.fisherSamples ?? 8, samples) : 0
         let floatType = DType.modelDType(torchDtype: model.torchDtype)
         scaleBits = 8 * (floatType == .f32 ? DType.f16 : floatType).byteSize
     }

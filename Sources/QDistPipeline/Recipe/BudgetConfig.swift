@@ -10,7 +10,7 @@ import QDistQuant
 /// budget:
 ///   bits_per_weight: 3.5
 ///   candidates: [W2 g64 asym, W3 g64 asym, W4 g64 asym, W8]
-///   metric: fisher                # or output_error, gptq_loss (GPTQModifier)
+///   metric: fisher                # or kl, output_error, gptq_loss (GPTQModifier)
 ///   samples: 16                   # calibration windows of the sensitivity pass (Hessians)
 ///   fisher_samples: 8             # of those, the windows of the Fisher's backward pass
 /// ```
@@ -33,6 +33,15 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         /// (`LinearOutputFisher`, from one backward pass per window over `fisher_samples`
         /// windows). Comparable across linears and blocks, which the plain output error is not.
         case fisher
+        /// The same estimate with the float model's true Fisher in place of the empirical one:
+        /// the backward pass takes labels sampled from the model's own next-token distribution
+        /// (one per position, seeded), so F_j estimates the Gauss–Newton curvature — the second
+        /// order term of KL(float model ‖ quantized model) — rather than squared gradients of
+        /// the data's loss.
+        case kl
+
+        /// Whether the metric weights output rows by a Fisher diagonal (a backward pass first).
+        public var weighsByFisher: Bool { self == .fisher || self == .kl }
     }
 
     public var bitsPerWeight: Double
@@ -42,7 +51,7 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
     /// Calibration windows the sensitivity pass forwards for the Hessians (the first of the
     /// job's windows); nil: `min(16, calibration.samples)`.
     public var samples: Int?
-    /// Windows of the `fisher` metric's backward pass (the first of those); nil: 8.
+    /// Windows of the `fisher` and `kl` metrics' backward pass (the first of those); nil: 8.
     public var fisherSamples: Int?
 
     /// A spread from 2 to 8 bits at group 64 and 32, where SmolLM2-sized layers (576, 1536
@@ -87,7 +96,7 @@ public struct BudgetConfig: Decodable, Sendable, Equatable {
         }
         if let samples, samples < 1 { throw QuantizePlanError(description: "samples must be at least 1") }
         if let fisherSamples, fisherSamples < 1 { throw QuantizePlanError(description: "fisher_samples must be at least 1") }
-        if fisherSamples != nil && metric != .fisher { throw QuantizePlanError(description: "fisher_samples is for metric: fisher") }
+        if fisherSamples != nil && !metric.weighsByFisher { throw QuantizePlanError(description: "fisher_samples is for metric: fisher or kl") }
         guard candidates?.isEmpty != true else { throw QuantizePlanError(description: "candidates: give at least one scheme (e.g. [W3 g64 asym, W4 g64 asym])") }
         var seen: Set<String> = []
         for text in candidates ?? [] {
