@@ -108,7 +108,7 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: "Discard the blocks an interrupted run of this job recorded, instead of resuming after them.")
+    @Flag(name: .long, help: "Discard the blocks (and a budget's plan) an interrupted run of this job recorded, instead of resuming after them.")
     var noResume = false
 
     @Option(name: .customLong("inject-failure"), help: ArgumentHelp(visibility: .hidden))

@@ -225,19 +225,32 @@ final class BudgetQuantizeTests: XCTestCase {
     }
 
     /// The plan is on disk before the quantization pass (in the staging folder, so a job split
-    /// with --stop-after-block shows it), the resumed job keeps it, and the finished folder holds
-    /// it only in its report.
+    /// with --stop-after-block shows it), the resumed job takes it without measuring again, a
+    /// rerun with another budget is refused before measuring, and the finished folder holds the
+    /// plan only in its report.
     func testPlanIsStagedBeforeTheQuantizationPassAndKeptAcrossAResume() throws {
         let recipe = try recipe(bits: 3.5)
         let out = dir.appendingPathComponent("split")
         let args = ["quantize", "--config", recipe.path, "--model", model.path, "--output", out.path]
-        XCTAssertEqual(try QdistProcess.run(args + ["--stop-after-block", "0"]).status, 3)
+        let first = try QdistProcess.run(args + ["--stop-after-block", "0"])
+        XCTAssertEqual(first.status, 3, first.stderr)
+        XCTAssertFalse(first.stdout.contains("is reused"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("bits per weight asked"), "the plan is printed: \(first.stdout)")
         let staged = dir.appendingPathComponent(".split.qdist-partial/budget_plan.json")
         let plan = try JSONParser.parse(String(decoding: try Data(contentsOf: staged), as: UTF8.self))
         XCTAssertEqual(plan["linears"]?.arrayValue?.count, 14)
+        XCTAssertNotNil(plan["resume_key"]?["job"], "the staged plan names the job it was made for")
+
+        let other = try QdistProcess.run(args + ["--bits-per-weight", "4.5"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("another budget or recipe") && other.stderr.contains("--no-resume"), other.stderr)
+        XCTAssertFalse(other.stdout.contains("bits per weight asked"), "refused before measuring: \(other.stdout)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staged.path), "the refused run leaves the staged job as it was")
+
         let r = try QdistProcess.run(args)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("resuming after block 0"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("plan staged by the earlier run is reused"), r.stdout)
         let report = try JSONParser.parse(String(decoding: try Data(contentsOf: out.appendingPathComponent("quantization_report.json")), as: UTF8.self))
         XCTAssertEqual(report["budget"]?["linears"], plan["linears"], "the same allocation after the resume")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("budget_plan.json").path))

@@ -82,9 +82,20 @@ public enum SequentialQuantizer {
         let start = Date()
         var job = job
         var report = QuantizationReport()
+        var stagedPlan: JSONValue? = nil
         if let budget = job.budget {
             // The plan comes first: the quantization pass (and its resume fingerprint) uses it.
-            let allocation = try planBudget(job, budget: budget, communicator: comm, log: log)
+            // A resumed job takes the plan its first run staged.
+            let key = StagedBudgetPlan.resumeKey(job, budget: budget)
+            let allocation: BudgetPlan
+            if let staged = try StagedBudgetPlan.restore(job, budget: budget, communicator: comm) {
+                allocation = staged
+                log("budget: the plan staged by the earlier run is reused (delete \(QuantizeProgressFolder.stagingURL(for: job.output).path) or pass --no-resume to measure again)")
+                log(staged.summary())
+            } else {
+                allocation = try planBudget(job, budget: budget, communicator: comm, log: log)
+            }
+            stagedPlan = StagedBudgetPlan.contents(allocation, key: key)
             job.plan = try allocation.applied(to: job.plan)
             job.budget = nil
             report.budget = allocation.jsonValue
@@ -105,10 +116,10 @@ public enum SequentialQuantizer {
         if progressFolder.completedBlocks > 0 {
             log("quantize: resuming after block \(progressFolder.completedBlocks - 1) (recorded in \(progressFolder.staging.path))")
         }
-        if let plan = report.budget, comm.isMain {
+        if let plan = stagedPlan, comm.isMain {
             // The allocation on disk before the quantization pass (the report repeats it at the end).
             try AtomicFileWriter.write(Array(plan.serialized(.pretty(sortKeys: false))),
-                                       to: progressFolder.staging.appendingPathComponent("budget_plan.json"))
+                                       to: progressFolder.staging.appendingPathComponent(StagedBudgetPlan.fileName))
         }
 
         // Round-to-nearest needs no activations unless it calibrates static input scales; GPTQ

@@ -136,7 +136,7 @@ enum ShardedQuantizedOutput {
         try fm.removeItem(at: progress.blocks)
         try fm.removeItem(at: staging.appendingPathComponent("job.json"))
         // A budget's plan, kept while the job ran; the report holds it now.
-        let plan = staging.appendingPathComponent("budget_plan.json")
+        let plan = staging.appendingPathComponent(StagedBudgetPlan.fileName)
         if fm.fileExists(atPath: plan.path) { try fm.removeItem(at: plan) }
         try OutputFolderGuard.mark(staging)
         try OutputFolderGuard.replace(job.output, overwrite: job.overwrite)
