@@ -115,6 +115,31 @@ final class GGMLBlockGPTQTests: XCTestCase {
         }
     }
 
+    /// A budget's block types solved together (one factorization) give each type's bytes, loss
+    /// and dequantized weights exactly as solving it alone, with and without act-order and with
+    /// the two-pass scales.
+    func testTypesSolvedTogetherEqualEachSolvedAlone() throws {
+        var x = QuantTestData.correlatedInputs(tokens: 1024, columns: 256, seed: 8)
+        for t in 0..<x.rows { x[t, 3] = 0 }
+        let h = QuantTestData.hessian(x)
+        let w = QuantTestData.gaussian(16, 256, std: 0.05, seed: 21, outlierFraction: 0.01)
+        let importance = (0..<256).map { Float(h[$0, $0]) }
+        let types: [GGMLType] = [.q4_0, .q5_1, .q8_0, .q3_K, .q4_K, .q6_K]
+        for (actOrder, scales) in [(false, GGMLBlockGPTQ.Scales.original), (true, .original), (true, .refined)] {
+            let together = try GGMLBlockGPTQ.quantizeCandidates(w, hessian: h, types: types, importance: importance, actOrder: actOrder,
+                                                                scales: scales, blockSize: 64, dampening: 0.02)
+            XCTAssertEqual(together.count, types.count)
+            for (type, shared) in zip(types, together) {
+                let alone = try GGMLBlockGPTQ.quantize(w, hessian: h, type: type, importance: importance, actOrder: actOrder,
+                                                       scales: scales, blockSize: 64, dampening: 0.02)
+                XCTAssertEqual(shared.bytes, alone.bytes, "\(type.traits.name) act-order \(actOrder) \(scales)")
+                XCTAssertEqual(shared.loss, alone.loss, "\(type.traits.name)")
+                XCTAssertEqual(shared.dequantized, alone.dequantized, "\(type.traits.name)")
+            }
+            XCTAssertGreaterThan(together[3].loss, together[5].loss, "Q3_K loses more than Q6_K")
+        }
+    }
+
     func testRefusesATypeWithoutAGridAndARowThatIsNotWholeBlocks() {
         let w = QuantTestData.gaussian(4, 96, seed: 1)
         var h = Tensor(shape: [96, 96], scalars: [Float](repeating: 0, count: 96 * 96))

@@ -113,11 +113,18 @@ enum BudgetSensitivity {
             let stored = try QuantizedLinearWeights(quantizedWeight: r.weight, name: linear, bias: nil, fractionalZeros: false)
             solved[i] = (stored.dequantize(), r.loss)
         }
-        for i in candidates.indices {
-            guard let type = candidates[i].ggmlType else { continue }
-            let r = try plan.solver.solveGGML(w, hessian: hessian, type: type, importance: plan.gguf?.importance(forLinear: linear, hessian: hessian),
-                                              actOrder: candidates[i].args.actorder != nil, scales: plan.gguf?.scales ?? .original)
-            solved[i] = (Tensor(shape: w.shape, scalars: type.dequantize(r.bytes)), r.loss)
+        let typed = candidates.indices.filter { candidates[$0].ggmlType != nil }
+        // Block-type candidates share the recipe's act-order; they are solved together by it.
+        for actOrder in [false, true] {
+            let group = typed.filter { (candidates[$0].args.actorder != nil) == actOrder }
+            guard !group.isEmpty else { continue }
+            let types = group.compactMap { candidates[$0].ggmlType }
+            let results = try plan.solver.solveGGMLCandidates(w, hessian: hessian, types: types,
+                                                              importance: plan.gguf?.importance(forLinear: linear, hessian: hessian),
+                                                              actOrder: actOrder, scales: plan.gguf?.scales ?? .original)
+            for (i, (type, r)) in zip(group, zip(types, results)) {
+                solved[i] = (Tensor(shape: w.shape, scalars: type.dequantize(r.bytes)), r.loss)
+            }
         }
         return try solved.map { entry in
             guard let (dequantized, loss) = entry else { throw QuantizePlanError(description: "budget: \(linear): a candidate was not solved") }

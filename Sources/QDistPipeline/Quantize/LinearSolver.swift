@@ -41,6 +41,10 @@ public protocol LinearSolver: Sendable {
     /// `solve` of the same rows under each of `args` (a budget's candidates): element k is
     /// `solve(w, hessian:, args: args[k])`; a solver may share work between them.
     func solveCandidates(_ w: Tensor, hessian: Tensor?, args: [QuantizationArgs]) throws -> [(weight: QuantizedWeight, loss: Double?)]
+    /// `solveGGML` of the same rows to each of `types`: element k is `solveGGML(…, type:
+    /// types[k], …)`; a solver may share work between them.
+    func solveGGMLCandidates(_ w: Tensor, hessian: Tensor?, types: [GGMLType], importance: [Float]?, actOrder: Bool,
+                             scales: GGMLBlockGPTQ.Scales) throws -> [(bytes: [UInt8], loss: Double?)]
 }
 
 extension LinearSolver {
@@ -57,6 +61,10 @@ extension LinearSolver {
     }
     public func solveCandidates(_ w: Tensor, hessian: Tensor?, args: [QuantizationArgs]) throws -> [(weight: QuantizedWeight, loss: Double?)] {
         try args.map { try solve(w, hessian: hessian, args: $0) }
+    }
+    public func solveGGMLCandidates(_ w: Tensor, hessian: Tensor?, types: [GGMLType], importance: [Float]?, actOrder: Bool,
+                                    scales: GGMLBlockGPTQ.Scales) throws -> [(bytes: [UInt8], loss: Double?)] {
+        try types.map { try solveGGML(w, hessian: hessian, type: $0, importance: importance, actOrder: actOrder, scales: scales) }
     }
 }
 
@@ -142,6 +150,14 @@ public struct GPTQLinearSolver: LinearSolver {
         let r = try GGMLBlockGPTQ.quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder,
                                            scales: scales, blockSize: blockSize, dampening: dampening)
         return (r.bytes, r.loss)
+    }
+
+    /// One factorization of the damped inverse Hessian for every block type.
+    public func solveGGMLCandidates(_ w: Tensor, hessian: Tensor?, types: [GGMLType], importance: [Float]?, actOrder: Bool,
+                                    scales: GGMLBlockGPTQ.Scales) throws -> [(bytes: [UInt8], loss: Double?)] {
+        guard let hessian else { throw QuantizePlanError(description: "GPTQ needs the calibration Hessian of its input") }
+        return try GGMLBlockGPTQ.quantizeCandidates(w, hessian: hessian, types: types, importance: importance, actOrder: actOrder,
+                                                    scales: scales, blockSize: blockSize, dampening: dampening).map { ($0.bytes, $0.loss) }
     }
 }
 

@@ -55,6 +55,34 @@ public enum GGMLBlockGPTQ {
     public static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
                                 scales: Scales = .original, blockSize: Int = 128, dampening: Double = 0.01,
                                 maxDampeningRetries: Int = 3, threads: Int = 1) throws -> Result {
+        try quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder, scales: scales, blockSize: blockSize,
+                     dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads, prepared: nil)
+    }
+
+    /// `quantize` of the same weight and Hessian to each of `types` (a budget's candidates):
+    /// element k is exactly `quantize(w, hessian:, type: types[k], …)`, but the dead-column
+    /// masking, act-order permutation and Cholesky factor of the damped inverse are computed
+    /// once for all of them.
+    public static func quantizeCandidates(_ w: Tensor, hessian: Tensor, types: [GGMLType], importance: [Float]?, actOrder: Bool,
+                                          scales: Scales = .original, blockSize: Int = 128, dampening: Double = 0.01,
+                                          maxDampeningRetries: Int = 3, threads: Int = 1) throws -> [Result] {
+        var prepared: GPTQSolver.Prepared? = nil
+        return try types.map { type in
+            try quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder, scales: scales, blockSize: blockSize,
+                         dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads) { make in
+                if let prepared { return prepared }
+                let p = try make()
+                prepared = p
+                return p
+            }
+        }
+    }
+
+    /// `quantize`, its factorization obtained through `prepared` (given the function that
+    /// computes it) when a caller shares one between types.
+    static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
+                         scales: Scales, blockSize: Int, dampening: Double, maxDampeningRetries: Int, threads: Int,
+                         prepared share: ((() throws -> GPTQSolver.Prepared) throws -> GPTQSolver.Prepared)?) throws -> Result {
         guard let layout = GGMLBlockCodes.layout(type) else {
             throw GPTQError.invalidArguments("\(type.traits.name) has no integer grid GPTQ can solve on")
         }
@@ -78,8 +106,8 @@ public enum GGMLBlockGPTQ {
             throw GPTQError.shapeMismatch("\(importance.count) importance values for \(n) input columns")
         }
         let initial = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: importance, threads: threads) }
-        let prepared = try GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening,
-                                              maxDampeningRetries: maxDampeningRetries)
+        let make = { try GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening, maxDampeningRetries: maxDampeningRetries) }
+        let prepared = try share.map { try $0(make) } ?? make()
         let order = prepared.order ?? Array(0..<n)
         // The loop's own grid is not used (the column quantizer replaces it); a static plan
         // keeps it from computing parameters.

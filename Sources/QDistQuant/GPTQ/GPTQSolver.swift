@@ -104,7 +104,7 @@ public enum GPTQSolver {
         maxDampeningRetries: Int = 3
     ) throws -> [GPTQResult] {
         try checkInputs(w, hessian: hessian, blockSize: blockSize, dampening: dampening)
-        var prepared: [Bool: (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)] = [:]
+        var prepared: [Bool: Prepared] = [:]
         return try candidates.map { args in
             do { try args.validateStructure() } catch { throw GPTQError.invalidArguments("\(error)") }
             let grid = try QuantizationGrid(args)
@@ -140,14 +140,18 @@ public enum GPTQSolver {
         guard allFinite(hessian) else { throw GPTQError.nonFinite("Hessian") }
     }
 
+    /// `prepare`'s result: the dead-masked weight, the processing order (nil: columns in
+    /// order), the upper Cholesky factor of the damped inverse, the dampening used and its
+    /// retries, the number of dead columns.
+    typealias Prepared = (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)
+
     /// What every GPTQ variant does before its column loop: dead inputs (H_ii = 0) get H_ii = 1
     /// and a zero weight column, the act-order permutation (descending diagonal, ties by index),
     /// and the upper Cholesky factor of the damped inverse, the dampening multiplied by 10 up to
     /// `maxDampeningRetries` times while H is not positive definite. `beforeFactor` sees the
     /// dead-masked weight and the processing order (static group parameters are taken there).
     static func prepare(_ w: Tensor, hessian: Tensor, actOrder: Bool, dampening: Double, maxDampeningRetries: Int,
-                        beforeFactor: (Tensor, [Int]) throws -> Void = { _, _ in }) throws
-        -> (weight: Tensor, order: [Int]?, factor: Tensor, dampening: Double, retries: Int, deadColumns: Int)
+                        beforeFactor: (Tensor, [Int]) throws -> Void = { _, _ in }) throws -> Prepared
     {
         let rows = w.rows, n = w.columns
         var h = hessian, weight = w
