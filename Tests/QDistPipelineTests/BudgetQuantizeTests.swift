@@ -78,6 +78,34 @@ final class BudgetQuantizeTests: XCTestCase {
         }
     }
 
+    /// HQQ with integer zero points (`integer_zero: true`, compressed-tensors) plans too: each
+    /// candidate is HQQ's own solve at its bits and group, without calibration windows in the
+    /// solve (the Hessian and Fisher still score it), and the folder costs the plan.
+    func testHQQWithIntegerZerosPlansAndWritesWhatItPlanned() throws {
+        let url = dir.appendingPathComponent("budget-hqq.yaml")
+        try Data("""
+            format: compressed-tensors
+            calibration: {data: \(QdistProcess.wikitext("valid").path), samples: 4, seq_len: 128, seed: 3}
+            budget: {bits_per_weight: 3.2, candidates: [W2 g64 asym, W3 g64 asym, W4 g64 asym]}
+            recipe:
+              HQQModifier: {targets: [Linear], ignore: [lm_head], num_bits: 4, group_size: 64, integer_zero: true}
+            """.utf8).write(to: url)
+        let (out, report) = try quantize(url, "hqq")
+        let budget = try XCTUnwrap(report["budget"])
+        let planned = try XCTUnwrap(budget["bits_per_weight_planned"]?.doubleValue)
+        XCTAssertEqual(try bitsPerWeight(out), planned, accuracy: 1e-12)
+        XCTAssertLessThanOrEqual(planned, 3.2)
+        let linears = try XCTUnwrap(budget["linears"]?.arrayValue)
+        XCTAssertGreaterThan(Set(linears.compactMap { $0["scheme"]?.stringValue }).count, 1, "a budget between the candidates mixes them")
+        for l in linears {
+            let errors = try XCTUnwrap(l["errors"]?.arrayValue).compactMap(\.doubleValue)
+            XCTAssertEqual(errors, errors.sorted(by: >), "W2 ≥ W3 ≥ W4")
+        }
+        let e = try QdistProcess.run(["eval", "--model", out.path, "--data", QdistProcess.wikitext("test").path, "--seq-len", "64", "--windows", "2", "--json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(try XCTUnwrap(try JSONParser.parse(e.stdout)["ppl"]?.doubleValue).isFinite)
+    }
+
     /// The sensitivity pass's output error of block 0's q_proj is ‖(W − Ŵ)X‖² · 2/windows,
     /// recomputed here in Float64 from the embedding rows, the RMSNorm and the written weights
     /// (with all windows measured, block 0's q/k/v see the same inputs in both passes, so the
