@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Mixed precision under a bits-per-weight budget on SmolLM2 (not in CI): the uniform GPTQ
-# schemes (W2 g64, W3 g64, W4 g64 asymmetric, W8 per channel) and budgeted runs of the same
-# recipe at each budget, all with 128 × 512 calibration windows; every folder's all-in bits per
-# weight from `qdist inspect`, its wikitext-2 test ppl (40 × 512 windows) and its time. Prints a
-# markdown table with, for each budget, the straight line between the uniform W3 and W4 points
-# and the ratio of the sensitivity pass to the uniform W4 run measured in the same script.
+# Mixed precision under a bits-per-weight budget on SmolLM2 (not in CI): uniform GPTQ schemes
+# (W3 g64 and W4 g64 asymmetric — the line's two points —, W2 g64, W8 per channel, and the
+# uniform schemes just above each budget: W2 g16 asym, W3 per channel sym/asym, W4 g64 sym) and
+# budgeted runs of the same recipe (3.0 bits with the wider candidate list of
+# smollm2-gptq-budget-3bit.yaml), all with 128 × 512 calibration windows; every folder's all-in
+# bits per weight from `qdist inspect`, its wikitext-2 test ppl (40 × 512 windows) and its time.
+# Prints a markdown table with, for each budget, the straight line between the uniform W3 and
+# W4 points, the nearest uniform run at or above its size, and the ratio of the sensitivity pass
+# to the uniform W4 run measured in the same script.
 #   Benchmarks/budget_smollm2.sh [BUDGETS="3.0 3.5 4.25"] [WINDOWS=40]
 # Env: MODEL (the converted SmolLM2 folder), QDIST (binary), KEEP=DIR keeps the folders there,
 # EXTRA="…" more `qdist quantize` flags for the budgeted runs.
@@ -43,9 +46,20 @@ run W4 --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml
 run W3 --config Configs/quantize/smollm2-gptq-w3a16-asym.yaml
 run W2 --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --scheme W2A16
 run W8 --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --scheme W8A16
+# uniform NAME WEIGHTS: the W4 recipe with its weights line replaced.
+uniform() {
+  sed "s/weights: {.*}/weights: {$2, observer: minmax}/" Configs/quantize/smollm2-gptq-w4a16-asym.yaml > "$tmp/$1.yaml"
+  run "$1" --config "$tmp/$1.yaml"
+}
+uniform "W2 g16 asym" "num_bits: 2, type: int, symmetric: false, strategy: group, group_size: 16"
+uniform "W3 channel sym" "num_bits: 3, type: int, symmetric: true, strategy: channel"
+uniform "W3 channel asym" "num_bits: 3, type: int, symmetric: false, strategy: channel"
+uniform "W4 g64 sym" "num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 64"
 for b in $budgets; do
+  config=Configs/quantize/smollm2-gptq-w4a16-asym.yaml
+  [ "$b" = 3.0 ] && config=Configs/quantize/smollm2-gptq-budget-3bit.yaml
   # shellcheck disable=SC2086
-  run "budget-$b" --config Configs/quantize/smollm2-gptq-w4a16-asym.yaml --bits-per-weight "$b" ${EXTRA:-}
+  run "budget-$b" --config "$config" --bits-per-weight "$b" ${EXTRA:-}
 done
 
 python3 - "$rows" <<'PY'
@@ -53,14 +67,14 @@ import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
 w3, w4 = rows["W3"], rows["W4"]
 line = lambda b: w3["ppl"] + (w4["ppl"] - w3["ppl"]) * (b - w3["bits_per_weight"]) / (w4["bits_per_weight"] - w3["bits_per_weight"])
-print("| run | bits/weight (all-in) | ppl | W3–W4 line at this size | best uniform of this size or larger | time | sensitivity pass / uniform W4 time |")
+print("| run | bits/weight (all-in) | ppl | W3–W4 line at this size | nearest uniform at or above this size | time | sensitivity pass / uniform W4 time |")
 print("|---|---|---|---|---|---|---|")
 uniform = [r for n, r in rows.items() if not n.startswith("budget")]
 for name, r in rows.items():
     b = r["bits_per_weight"]
     larger = [u for u in uniform if u["bits_per_weight"] >= b - 1e-9 and u is not r]
-    best = min(larger, key=lambda u: u["ppl"]) if larger else None
+    nearest = min(larger, key=lambda u: u["bits_per_weight"]) if larger else None
     ratio = "%.2f" % (r["budget_seconds"] / w4["seconds"]) if r.get("budget_seconds") else ""
-    uniform_cell = "%s %.3f" % (best["name"], best["ppl"]) if best else "-"
+    uniform_cell = "%s (%.4f) %.3f" % (nearest["name"], nearest["bits_per_weight"], nearest["ppl"]) if nearest else "-"
     print("| %s | %.4f | %.3f | %.3f | %s | %.0f s | %s |" % (name, b, r["ppl"], line(b), uniform_cell, r["seconds"], ratio))
 PY

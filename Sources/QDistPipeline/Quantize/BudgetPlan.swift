@@ -61,7 +61,9 @@ public struct BudgetPlan: Sendable {
                             budget.bitsPerWeight, bitsPerWeight, names.count, budget.metric.rawValue, budget.samples, seconds,
                             secondsByStep["fisher"] ?? 0, secondsByStep["forward"] ?? 0, secondsByStep["solve"] ?? 0)]
         for c in counts where c.linears > 0 {
-            lines.append(String(format: "  %-14@ %4d linears, %5.1f %% of weights", c.label as NSString, c.linears, 100 * Double(c.weights) / total))
+            // %-14@ does not pad an object: pad the label itself.
+            let label = c.label.count < 14 ? c.label + String(repeating: " ", count: 14 - c.label.count) : c.label
+            lines.append("  " + label + String(format: " %4d linears, %5.1f %% of weights", c.linears, 100 * Double(c.weights) / total))
         }
         // One row per block: the candidate of each linear, in the block's order.
         let blocks = Dictionary(grouping: names.indices) { names[$0].split(separator: ".").dropFirst(2).first.map(String.init) ?? "" }
