@@ -36,11 +36,13 @@ enum StagedBudgetPlan {
         guard job.resume else { return nil }
         let key = resumeKey(job, budget: budget)
         var bytes: [UInt8] = []
+        var restored: BudgetPlan? = nil
         var refusal: String? = nil
         if comm.isMain {
             let staging = QuantizeProgressFolder.stagingURL(for: job.output)
             if let data = try? Data(contentsOf: staging.appendingPathComponent(fileName)) {
-                if (try? plan(from: Array(data), key: key, job: job, budget: budget)) != nil {
+                restored = try? plan(from: Array(data), key: key, job: job, budget: budget)
+                if restored != nil {
                     bytes = Array(data)
                 } else if QuantizeProgressFolder.recordIsIntact(staging.appendingPathComponent("blocks"), 0) {
                     // Its blocks were quantized under another plan: say so now, not after a
@@ -55,7 +57,7 @@ enum StagedBudgetPlan {
         guard count[0] > 0 else { return nil }
         if !comm.isMain { bytes = [UInt8](repeating: 0, count: count[0]) }
         try comm.broadcast(&bytes, root: 0)
-        return try plan(from: bytes, key: key, job: job, budget: budget)
+        return try restored ?? plan(from: bytes, key: key, job: job, budget: budget)
     }
 
     /// The plan in `bytes` if it was made under `key`: its measured errors re-allocated (the
