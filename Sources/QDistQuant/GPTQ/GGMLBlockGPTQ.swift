@@ -55,8 +55,9 @@ public enum GGMLBlockGPTQ {
     public static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
                                 scales: Scales = .original, blockSize: Int = 128, dampening: Double = 0.01,
                                 maxDampeningRetries: Int = 3, threads: Int = 1) throws -> Result {
-        try quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder, scales: scales, blockSize: blockSize,
-                     dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads, prepared: nil)
+        var unshared: GPTQSolver.Prepared? = nil
+        return try quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder, scales: scales, blockSize: blockSize,
+                            dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads, sharing: &unshared)
     }
 
     /// `quantize` of the same weight and Hessian to each of `types` (a budget's candidates):
@@ -66,23 +67,18 @@ public enum GGMLBlockGPTQ {
     public static func quantizeCandidates(_ w: Tensor, hessian: Tensor, types: [GGMLType], importance: [Float]?, actOrder: Bool,
                                           scales: Scales = .original, blockSize: Int = 128, dampening: Double = 0.01,
                                           maxDampeningRetries: Int = 3, threads: Int = 1) throws -> [Result] {
-        var prepared: GPTQSolver.Prepared? = nil
+        var shared: GPTQSolver.Prepared? = nil
         return try types.map { type in
             try quantize(w, hessian: hessian, type: type, importance: importance, actOrder: actOrder, scales: scales, blockSize: blockSize,
-                         dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads) { make in
-                if let prepared { return prepared }
-                let p = try make()
-                prepared = p
-                return p
-            }
+                         dampening: dampening, maxDampeningRetries: maxDampeningRetries, threads: threads, sharing: &shared)
         }
     }
 
-    /// `quantize`, its factorization obtained through `prepared` (given the function that
-    /// computes it) when a caller shares one between types.
+    /// `quantize` with the factorization taken from `prepared` when set, and left there (after
+    /// the inputs are validated) when not, for the next type of the same weight.
     static func quantize(_ w: Tensor, hessian: Tensor, type: GGMLType, importance: [Float]?, actOrder: Bool,
                          scales: Scales, blockSize: Int, dampening: Double, maxDampeningRetries: Int, threads: Int,
-                         prepared share: ((() throws -> GPTQSolver.Prepared) throws -> GPTQSolver.Prepared)?) throws -> Result {
+                         sharing prepared: inout GPTQSolver.Prepared?) throws -> Result {
         guard let layout = GGMLBlockCodes.layout(type) else {
             throw GPTQError.invalidArguments("\(type.traits.name) has no integer grid GPTQ can solve on")
         }
@@ -106,9 +102,10 @@ public enum GGMLBlockGPTQ {
             throw GPTQError.shapeMismatch("\(importance.count) importance values for \(n) input columns")
         }
         let initial = try w.withUnsafeBufferPointer { try GGMLQuantize.quantize(type, rows: $0, rowLength: n, importance: importance, threads: threads) }
-        let make = { try GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening, maxDampeningRetries: maxDampeningRetries) }
-        let prepared = try share.map { try $0(make) } ?? make()
-        let order = prepared.order ?? Array(0..<n)
+        let factorized = try prepared ?? GPTQSolver.prepare(w, hessian: hessian, actOrder: actOrder, dampening: dampening,
+                                                            maxDampeningRetries: maxDampeningRetries)
+        prepared = factorized
+        let order = factorized.order ?? Array(0..<n)
         // The loop's own grid is not used (the column quantizer replaces it); a static plan
         // keeps it from computing parameters.
         let args = QuantizationArgs(numBits: 8, type: .int, symmetric: true, strategy: .channel)
@@ -116,7 +113,7 @@ public enum GGMLBlockGPTQ {
         plan.order = order
         var grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: initial, importance: importance,
                                     updated: scales == .updated, recording: scales == .refined)
-        var run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
+        var run = GPTQColumnLoop.run(weight: factorized.weight, order: order, hinvUpper: factorized.factor, plan: plan,
                                      grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
                                      columnQuantizer: grid)
         if let failure = grid.failure { throw failure }
@@ -127,7 +124,7 @@ public enum GGMLBlockGPTQ {
             let rescaled = try GGMLQuantize.quantize(type, updatedWeights, rowLength: n, importance: importance)
             grid = BlockGridColumns(type: type, layout: layout, rows: rows, columns: n, bytes: rescaled, importance: importance,
                                     updated: false, recording: false)
-            run = GPTQColumnLoop.run(weight: prepared.weight, order: order, hinvUpper: prepared.factor, plan: plan,
+            run = GPTQColumnLoop.run(weight: factorized.weight, order: order, hinvUpper: factorized.factor, plan: plan,
                                      grid: try QuantizationGrid(args), observer: args.makeWeightObserver(), blockSize: blockSize,
                                      columnQuantizer: grid)
         }
@@ -144,7 +141,7 @@ public enum GGMLBlockGPTQ {
             }
         }
         return Result(bytes: bytes, dequantized: run.dequantized, loss: run.loss,
-                      dampening: prepared.dampening, dampeningRetries: prepared.retries)
+                      dampening: factorized.dampening, dampeningRetries: factorized.retries)
     }
 }
 
